@@ -1,0 +1,66 @@
+"""Assemble the FastAPI application from settings: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+from geo import __version__, problems
+from geo.catalogue import Catalogue
+from geo.pagecache import PageCache
+from geo.responses import OPENAPI, JSONResponse
+from geo.routers import downloads, features, map, transactions
+from geo.settings import Settings
+from geo.store import GeoJSONFileStore, ProjectStore
+
+log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> ProjectStore:
+    """The project store the settings ask for."""
+    if settings.database_url:
+        raise NotImplementedError("The PostGIS store is not available yet; unset GEO_DATABASE_URL.")
+    return GeoJSONFileStore(settings.projects)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application. Opening a corrupt store raises StoreCorrupt: the service won't start."""
+    settings = settings or Settings()
+    store = open_store(settings)
+    catalogue = Catalogue(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        catalogue.warm()
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="Afghanistan infrastructure & project mapper",
+        version=__version__,
+        description="Provinces, the Salang Pass tunnels and infrastructure projects as OGC API - Features.",
+        openapi_url=None, docs_url=None, redoc_url=None,
+        default_response_class=JSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.catalogue = catalogue
+    app.state.map_cache = PageCache()
+    problems.install(app)
+
+    @app.get("/api", include_in_schema=False)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi(), media_type=OPENAPI)
+
+    @app.get("/api.html", include_in_schema=False)
+    def openapi_page() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api", title=app.title)
+
+    for module in (features, transactions, downloads, map):
+        app.include_router(module.router)
+    return app

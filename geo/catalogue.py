@@ -1,0 +1,190 @@
+"""The collections the service offers, and where each one's features come from."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from shapely.geometry.base import BaseGeometry
+
+from geo import provinces
+from geo.errors import InvalidInput, LayerUnavailable, NotFound
+from geo.featuretable import FeatureTable, IntArray
+from geo.models import Category, Status
+from geo.query import Filters
+from geo.settings import Settings
+from geo.spatial import Placement, ProvinceIndex, in_bbox
+from geo.store.base import PROJECT_FILTERS, ProjectStore
+
+log = logging.getLogger(__name__)
+
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "status": tuple(s.value for s in Status),
+    "category": tuple(c.value for c in Category),
+}
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Metadata of one collection, and the function that yields its current features."""
+
+    id: str
+    title: str
+    description: str
+    keywords: tuple[str, ...]
+    load: Callable[[], FeatureTable] = field(repr=False)
+    # Query parameter -> property column it filters on.
+    filters: dict[str, str] = field(default_factory=dict)
+    temporal: tuple[str, str] | None = None
+    editable: bool = False
+    licence: str = ""
+    attribution: str = ""
+
+    def table(self) -> FeatureTable:
+        """The current features (raises LayerUnavailable when the source cannot be had)."""
+        return self.load()
+
+    def select(self, table: FeatureTable, filters: Filters) -> IntArray:
+        """Indices of the features that pass `filters`, after checking they apply here."""
+        unknown = sorted(set(filters.equals) - set(self.filters))
+        if unknown:
+            allowed = ", ".join(self.filters) or "none"
+            raise InvalidInput(
+                f"{self.id} cannot be filtered by {', '.join(unknown)} (its filters: {allowed})",
+                errors=[{"field": u, "message": f"not a filter of {self.id}"} for u in unknown])
+        for param, values in filters.equals.items():
+            vocabulary = VOCABULARIES.get(param) if self.id == "projects" else None
+            bad = [v for v in values if vocabulary is not None and v not in vocabulary]
+            if bad:
+                raise InvalidInput(f"{param}: {', '.join(bad)} is not one of {', '.join(vocabulary or ())}",
+                                   errors=[{"field": param, "message": f"unknown value {b!r}"} for b in bad])
+        equals = {self.filters[p]: v for p, v in filters.equals.items()}
+        interval = filters.interval if self.temporal else None
+        return table.select(bbox=filters.bbox, equals=equals, interval=interval)
+
+
+class StaticLayer:
+    """A layer read from a file once and kept in memory; retried on later requests if it failed."""
+
+    def __init__(self, name: str, read: Callable[[], dict[str, Any]],
+                 filters: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self._read = read
+        self._filters = filters
+        self._table: FeatureTable | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> FeatureTable:
+        """The layer's table, loading it on first use."""
+        table = self._table
+        if table is None:
+            with self._lock:
+                if self._table is None:
+                    doc = self._read()
+                    self._table = FeatureTable(tuple(doc["features"]), version=f"{self.name}-1",
+                                               filter_columns=self._filters)
+                table = self._table
+        return table
+
+
+def _read_geojson(path: Path) -> Callable[[], dict[str, Any]]:
+    def read() -> dict[str, Any]:
+        try:
+            doc: dict[str, Any] = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise LayerUnavailable(f"The layer file {path} cannot be read ({exc}).") from exc
+        return doc
+    return read
+
+
+def _read_cached_provinces(settings: Settings) -> Callable[[], dict[str, Any]]:
+    def read() -> dict[str, Any]:
+        # At request time only the cache is read: a download belongs to start-up or `geo data fetch`.
+        if not provinces.cache_path(settings).is_file():
+            raise LayerUnavailable(f"The provinces layer has not been obtained yet. {provinces.FIX_HINT}")
+        return provinces.load(settings)
+    return read
+
+
+class Catalogue:
+    """All collections, by id, plus the province index that places new projects."""
+
+    def __init__(self, settings: Settings, store: ProjectStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._provinces = StaticLayer("provinces", _read_cached_provinces(settings), ("code",))
+        self._index: ProvinceIndex | None = None
+        self.collections: dict[str, Collection] = {
+            c.id: c for c in (
+                Collection(
+                    id="provinces", title="Provinces of Afghanistan",
+                    description="The 34 provinces (ADM1) with ISO 3166-2:AF codes, names and areas "
+                                "(geoBoundaries gbOpen, boundary year 2007).",
+                    keywords=("Afghanistan", "provinces", "ADM1", "boundaries"),
+                    load=self._provinces, filters={"province": "code"},
+                    licence="Public Domain", attribution="geoBoundaries (Runfola et al.), source Wikimedia"),
+                Collection(
+                    id="salang", title="Salang Pass tunnels",
+                    description="The Salang road tunnel (1964) and the proposed second tunnel, with "
+                                "names, dates, lengths and sources. Geometry is approximate.",
+                    keywords=("Salang", "tunnel", "Hindu Kush", "transport"),
+                    load=StaticLayer("salang", _read_geojson(settings.layers_dir / "salang.geojson"),
+                                     ("status",)),
+                    filters={"status": "status"},
+                    licence="CC BY-SA 4.0 (facts from Wikipedia and news sources named per feature)",
+                    attribution="See each feature's sources"),
+                Collection(
+                    id="projects", title="Infrastructure projects",
+                    description="Proposed and ongoing infrastructure and social-infrastructure projects "
+                                "(schools, health, housing, water, energy, transport) with their status.",
+                    keywords=("projects", "infrastructure", "schools", "health", "housing"),
+                    load=store.snapshot, filters={f: f for f in PROJECT_FILTERS},
+                    temporal=("start_date", "end_date"),
+                    editable=store.editable, licence="CC BY 4.0",
+                    attribution="Contributors to this service; sources per project"),
+            )
+        }
+
+    def get(self, collection_id: str) -> Collection:
+        """The collection with this id, or a 404."""
+        try:
+            return self.collections[collection_id]
+        except KeyError:
+            raise NotFound(f"There is no collection {collection_id!r}; the collections are "
+                           f"{', '.join(self.collections)}.") from None
+
+    def warm(self) -> None:
+        """Obtain the provinces (mirror or download) and load the static layers, logging failures."""
+        try:
+            provinces.fetch(self.settings)
+        except LayerUnavailable as exc:
+            log.warning("provinces unavailable: %s", exc.detail)
+        for collection in self.collections.values():
+            try:
+                collection.table()
+            except LayerUnavailable as exc:
+                log.warning("collection %s unavailable: %s", collection.id, exc.detail)
+
+    def place(self, geom: BaseGeometry) -> Placement:
+        """Place a geometry in a province; without the provinces layer, only check the country box."""
+        index = self._index
+        if index is None:
+            try:
+                table = self._provinces()
+            except LayerUnavailable:
+                return Placement(in_bbox(geom), None)
+            index = self._index = ProvinceIndex(table.ids, list(table.geometries))
+        return index.place(geom)
+
+    def province_names(self) -> dict[str, str]:
+        """Province codes mapped to names (empty when the layer is unavailable)."""
+        try:
+            table = self._provinces()
+        except LayerUnavailable:
+            return {}
+        return {f["id"]: f["properties"]["name"] for f in table.features}

@@ -1,0 +1,65 @@
+"""The `geo` command: run the service, obtain the data."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from geo import provinces
+from geo.errors import LayerUnavailable, StoreCorrupt
+from geo.settings import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from geo.app import create_app
+
+    try:
+        app = create_app(Settings())
+    except StoreCorrupt as exc:
+        print(f"geo: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    settings = Settings()
+    try:
+        path = provinces.fetch(settings, force=args.force)
+    except LayerUnavailable as exc:
+        print(f"geo: {exc.detail}", file=sys.stderr)
+        return 1
+    record = provinces.provenance(settings) or {}
+    print(f"provinces: {path} (from {record.get('retrieved_from')}, sha256 {record.get('sha256')})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `geo` command."""
+    parser = argparse.ArgumentParser(prog="geo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
+    data = sub.add_parser("data", help="manage source data")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="obtain, check, normalise and cache the provinces")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
+    fetch.set_defaults(func=_fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `geo` command."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

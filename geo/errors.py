@@ -1,0 +1,78 @@
+"""One error hierarchy for the service; `geo.problems` maps it to RFC 9457 responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GeoError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status: int = 500
+    title: str = "Internal error"
+    type_slug: str = "internal"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+class InvalidInput(GeoError):
+    """The request is malformed: a parameter or body field is wrong (the fields say which)."""
+
+    status, title, type_slug = 400, "Invalid input", "invalid-input"
+
+
+class InvalidFeature(GeoError):
+    """A feature body is well-formed JSON but breaks the project rules."""
+
+    status, title, type_slug = 422, "Invalid feature", "invalid-feature"
+
+
+class NotFound(GeoError):
+    """The collection or feature does not exist."""
+
+    status, title, type_slug = 404, "Not found", "not-found"
+
+
+class Unauthorized(GeoError):
+    """A write came without a valid API key."""
+
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+
+class WritesDisabled(GeoError):
+    """No API key is configured, so the service refuses every write."""
+
+    status, title, type_slug = 403, "Writes are disabled", "writes-disabled"
+
+
+class PayloadTooLarge(GeoError):
+    """The request body is over the configured limit."""
+
+    status, title, type_slug = 413, "Payload too large", "payload-too-large"
+
+
+class UnsupportedMediaType(GeoError):
+    """The request body is not JSON."""
+
+    status, title, type_slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class LayerUnavailable(GeoError):
+    """A layer's source data cannot be had right now; the detail says how to fix it."""
+
+    status, title, type_slug = 503, "Layer unavailable", "layer-unavailable"
+
+
+class ReadOnly(GeoError):
+    """The collection cannot be written."""
+
+    status, title, type_slug = 405, "Method not allowed", "read-only"
+
+
+class StoreCorrupt(Exception):
+    """The store on disk cannot be read; the service refuses to start rather than overwrite it."""

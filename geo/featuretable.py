@@ -1,0 +1,149 @@
+"""An immutable, indexed snapshot of one layer's features, built for fast reads.
+
+Each feature is serialised once to bytes; a page of items is a join of cached bytes. Spatial
+queries go through a shapely STRtree and attribute filters through numpy arrays, so no request
+loops over features in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import shapely
+from shapely import STRtree
+
+IntArray = npt.NDArray[np.intp]
+
+
+def _to_day(value: Any) -> np.datetime64:
+    """Parse a date or datetime property into a numpy instant; missing or bad values are NaT."""
+    if value in (None, ""):
+        return np.datetime64("NaT", "s")
+    try:
+        text = str(value).replace("Z", "+00:00")
+        parsed = datetime.fromisoformat(text) if "T" in text else datetime.combine(
+            date.fromisoformat(text[:10]), datetime.min.time())
+    except ValueError:
+        return np.datetime64("NaT", "s")
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return np.datetime64(parsed, "s")
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """The features of one layer at one version, with their indexes and cached encodings."""
+
+    features: tuple[dict[str, Any], ...]
+    version: str
+    filter_columns: tuple[str, ...] = ()
+    temporal: tuple[str, str] | None = None
+    ids: tuple[str, ...] = field(init=False)
+    encoded: tuple[bytes, ...] = field(init=False)
+    geometries: npt.NDArray[np.object_] = field(init=False)
+    columns: dict[str, npt.NDArray[np.object_]] = field(init=False)
+    starts: npt.NDArray[np.datetime64] = field(init=False)
+    ends: npt.NDArray[np.datetime64] = field(init=False)
+    position: dict[str, int] = field(init=False)
+    tree: STRtree = field(init=False)
+
+    def __post_init__(self) -> None:
+        feats = self.features
+        # frozen=True protects readers; object.__setattr__ is how a frozen dataclass fills derived fields.
+        put = object.__setattr__
+        put(self, "ids", tuple(str(f["id"]) for f in feats))
+        put(self, "encoded", tuple(orjson.dumps(f) for f in feats))
+        geoms = shapely.from_geojson([orjson.dumps(f["geometry"]) for f in feats]) if feats else np.array(
+            [], dtype=object)
+        put(self, "geometries", np.asarray(geoms, dtype=object))
+        put(self, "columns", {
+            name: np.array([f["properties"].get(name) for f in feats], dtype=object)
+            for name in self.filter_columns
+        })
+        if self.temporal:
+            start, end = self.temporal
+            put(self, "starts", np.array([_to_day(f["properties"].get(start)) for f in feats],
+                                         dtype="datetime64[s]"))
+            put(self, "ends", np.array([_to_day(f["properties"].get(end)) for f in feats],
+                                       dtype="datetime64[s]"))
+        else:
+            put(self, "starts", np.array([], dtype="datetime64[s]"))
+            put(self, "ends", np.array([], dtype="datetime64[s]"))
+        put(self, "position", {fid: i for i, fid in enumerate(self.ids)})
+        put(self, "tree", STRtree(self.geometries))
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @classmethod
+    def empty(cls, version: str = "0") -> FeatureTable:
+        """A table with no features."""
+        return cls((), version)
+
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """The bounding box of all features, or None when there are none."""
+        if not len(self):
+            return None
+        xmin, ymin, xmax, ymax = shapely.total_bounds(self.geometries)
+        return float(xmin), float(ymin), float(xmax), float(ymax)
+
+    def interval(self) -> tuple[str | None, str | None]:
+        """The temporal extent (earliest start, latest end) as ISO strings, or (None, None)."""
+        if not self.temporal or not len(self):
+            return None, None
+        both = np.concatenate([self.starts, self.ends])
+        valid = both[~np.isnat(both)]
+        if not len(valid):
+            return None, None
+        return (str(valid.min()) + "Z", str(valid.max()) + "Z")
+
+    def get(self, fid: str) -> dict[str, Any] | None:
+        """The feature with this id, or None."""
+        i = self.position.get(fid)
+        return None if i is None else self.features[i]
+
+    def select(self, *, bbox: Sequence[float] | None = None,
+               equals: Mapping[str, Iterable[str]] | None = None,
+               interval: tuple[np.datetime64 | None, np.datetime64 | None] | None = None,
+               ) -> IntArray:
+        """Indices (in layer order) of features matching every given filter."""
+        mask = np.ones(len(self), dtype=bool)
+        if bbox is not None and len(self):
+            hits = self.tree.query(shapely.box(bbox[0], bbox[1], bbox[2], bbox[3]), predicate="intersects")
+            spatial = np.zeros(len(self), dtype=bool)
+            spatial[hits] = True
+            mask &= spatial
+        for name, wanted in (equals or {}).items():
+            column = self.columns.get(name)
+            if column is None:
+                continue
+            mask &= np.isin(column, list(wanted))
+        if interval is not None and self.temporal:
+            lo, hi = interval
+            # A feature matches when its [start, end] overlaps the query interval; a missing end
+            # means "still going", a missing start means "unknown", which never matches.
+            has = ~np.isnat(self.starts)
+            ends = np.where(np.isnat(self.ends), np.datetime64("9999-12-31", "s"), self.ends)
+            ok = has.copy()
+            if hi is not None:
+                ok &= self.starts <= hi
+            if lo is not None:
+                ok &= ends >= lo
+            mask &= ok
+        return np.flatnonzero(mask)
+
+    def join(self, indices: Iterable[int]) -> bytes:
+        """The cached encodings of these features, comma-joined (the inside of a JSON array)."""
+        enc = self.encoded
+        return b",".join([enc[i] for i in indices])
+
+    def feature_collection(self, indices: Iterable[int], extra: Mapping[str, Any] | None = None) -> bytes:
+        """A GeoJSON FeatureCollection of the given features, with extra top-level members."""
+        head = {"type": "FeatureCollection", **(extra or {})}
+        return orjson.dumps(head)[:-1] + b',"features":[' + self.join(indices) + b"]}"

@@ -1,0 +1,79 @@
+"""The project vocabulary and the pydantic model of what a client may send."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+
+class Category(StrEnum):
+    """What a project builds."""
+
+    school = "school"
+    health = "health"
+    housing = "housing"
+    water = "water"
+    energy = "energy"
+    transport = "transport"
+    other = "other"
+
+
+class Status(StrEnum):
+    """Where a project stands; the order is the usual life cycle."""
+
+    proposed = "proposed"
+    planned = "planned"
+    approved = "approved"
+    under_construction = "under_construction"
+    completed = "completed"
+    suspended = "suspended"
+    cancelled = "cancelled"
+
+
+# Properties only the server sets: a client may send them back (a GIS client echoes whole
+# features) but they are ignored, never trusted.
+SERVER_FIELDS = frozenset({"id", "province", "province_name", "created_at", "updated_at", "status_history"})
+
+ShortText = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class ProjectProperties(BaseModel):
+    """The properties of a project as a client writes them."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: ShortText = Field(description="Name of the project.")
+    name_prs: ShortText | None = Field(None, description="Name in Dari.")
+    name_ps: ShortText | None = Field(None, description="Name in Pashto.")
+    category: Category
+    status: Status
+    description: str | None = Field(None, max_length=10_000)
+    budget_usd: float | None = Field(None, ge=0, le=1e12, description="Budget in US dollars.")
+    funders: list[ShortText] | None = Field(None, max_length=50)
+    start_date: date | None = None
+    end_date: date | None = None
+    source_url: HttpUrl | None = None
+    source_note: str | None = Field(None, max_length=2_000)
+    geometry_quality: Literal["exact", "approximate"] | None = Field(
+        None, description="How good the geometry is; say `approximate` for a guessed location.")
+
+    @field_validator("budget_usd")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> ProjectProperties:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+    def to_properties(self) -> dict[str, Any]:
+        """JSON-ready properties, leaving out what was not given."""
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,42 @@
+"""Service settings, read from `GEO_*` environment variables only when asked to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; all optional (see DESIGN.md, "Settings")."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_", extra="ignore")
+
+    projects: Path = Field(Path("projects.geojson"), description="The projects GeoJSON store.")
+    layers_dir: Path = Field(Path("layers"), description="Folder of the static layers.")
+    data_mirror: Path | None = Field(
+        None, description="Folder holding source files by their original names, used instead of downloading."
+    )
+    api_keys: str | None = Field(
+        None, description="Comma-separated API keys accepted for writes, or @path of a file of keys."
+    )
+    database_url: str | None = Field(None, description="postgresql://... to use the PostGIS store.")
+    max_body_bytes: int = Field(1_000_000, gt=0, description="Largest request body accepted for writes.")
+    default_limit: int = Field(10, gt=0, description="Items per page when `limit` is not given.")
+    max_limit: int = Field(10_000, gt=0, description="Largest `limit` accepted.")
+    allow_download: bool = Field(True, description="Whether source data may be downloaded at all.")
+    download_timeout_s: float = Field(30.0, gt=0, description="Timeout for fetching source data.")
+
+    @field_validator("data_mirror", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An exported-but-empty variable means "not set", not "the current folder".
+        return None if value == "" else value
+
+    def keys(self) -> frozenset[str]:
+        """Return the accepted API keys (from the list, or from the file named by `@path`)."""
+        raw = self.api_keys or ""
+        if raw.startswith("@"):
+            raw = Path(raw[1:]).read_text(encoding="utf-8").replace("\n", ",")
+        return frozenset(k.strip() for k in raw.split(",") if k.strip() and not k.strip().startswith("#"))

@@ -1,0 +1,6 @@
+"""Project stores: one interface, a GeoJSON-file implementation (and a PostGIS one to come)."""
+
+from geo.store.base import ProjectStore
+from geo.store.geojson_file import GeoJSONFileStore
+
+__all__ = ["GeoJSONFileStore", "ProjectStore"]

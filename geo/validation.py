@@ -1,0 +1,99 @@
+"""Check a project feature sent by a client, field by field, and say what is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import shapely
+from pydantic import ValidationError
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+
+from geo.errors import InvalidFeature, InvalidInput
+from geo.models import SERVER_FIELDS, ProjectProperties
+from geo.spatial import Placement, swapped
+
+GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+
+Placer = Callable[[BaseGeometry], Placement]
+
+
+@dataclass(frozen=True)
+class CheckedFeature:
+    """A feature that passed every check: clean properties, its geometry, and where it lies."""
+
+    properties: dict[str, Any]
+    geometry: dict[str, Any]
+    province: str | None
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body, or say where the JSON breaks."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The body is not valid JSON: {exc}",
+                           errors=[{"field": "body", "message": str(exc)}]) from exc
+
+
+def _fail(field: str, message: str) -> InvalidFeature:
+    return InvalidFeature(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def check_geometry(raw: Any) -> BaseGeometry:
+    """Turn a GeoJSON geometry into a valid shapely geometry, or raise with the reason."""
+    if not isinstance(raw, dict):
+        raise _fail("geometry", "a GeoJSON geometry object is required")
+    kind = raw.get("type")
+    if kind not in GEOMETRY_TYPES:
+        raise _fail("geometry.type", f"must be one of {', '.join(GEOMETRY_TYPES)}, not {kind!r}")
+    try:
+        geom = shapely.from_geojson(orjson.dumps({"type": kind, "coordinates": raw.get("coordinates")}))
+    except (shapely.errors.GEOSException, ValueError, TypeError, orjson.JSONEncodeError) as exc:
+        raise _fail("geometry.coordinates", f"cannot be read as a {kind}: {exc}") from exc
+    if geom is None or geom.is_empty:
+        raise _fail("geometry.coordinates", "the geometry is empty")
+    coords = shapely.get_coordinates(geom, include_z=True)
+    if not np.isfinite(coords[:, :2]).all():
+        raise _fail("geometry.coordinates", "coordinates must be finite numbers")
+    xs, ys = coords[:, 0], coords[:, 1]
+    if (abs(xs) > 180).any() or (abs(ys) > 90).any():
+        raise _fail("geometry.coordinates",
+                    "coordinates are WGS84 [longitude, latitude] in degrees (longitude within ±180, "
+                    "latitude within ±90)")
+    if not geom.is_valid:
+        raise _fail("geometry", f"the geometry is not valid: {explain_validity(geom)}")
+    return geom
+
+
+def check_feature(body: Any, place: Placer) -> CheckedFeature:
+    """Validate a GeoJSON Feature for the projects layer and place it in a province."""
+    if not isinstance(body, dict):
+        raise _fail("body", "a GeoJSON Feature object is required")
+    if body.get("type") != "Feature":
+        raise _fail("type", f"must be 'Feature', not {body.get('type')!r}")
+    geom = check_geometry(body.get("geometry"))
+    raw_props = body.get("properties")
+    if not isinstance(raw_props, dict):
+        raise _fail("properties", "an object with at least name, category and status is required")
+    props = {k: v for k, v in raw_props.items() if k not in SERVER_FIELDS}
+    try:
+        clean = ProjectProperties.model_validate(props).to_properties()
+    except ValidationError as exc:
+        errors = [{"field": "properties." + ".".join(str(p) for p in e["loc"]) if e["loc"]
+                   else "properties", "message": e["msg"]} for e in exc.errors()]
+        raise InvalidFeature("; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                             errors=errors) from exc
+    placement = place(geom)
+    if not placement.inside:
+        message = "the geometry lies outside Afghanistan"
+        if place(swapped(geom)).inside:
+            message += ("; the coordinates look like [latitude, longitude]: GeoJSON wants "
+                        "[longitude, latitude] (RFC 7946), so swap them")
+        raise _fail("geometry", message)
+    geometry = orjson.loads(shapely.to_geojson(geom))
+    return CheckedFeature(clean, geometry, placement.province)

@@ -1,0 +1,139 @@
+"""The read side of OGC API - Features, through HTTP."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import AUTH, point_feature
+
+
+def _rels(doc: dict[str, object]) -> dict[str, dict[str, str]]:
+    return {ln["rel"]: ln for ln in doc["links"]}  # type: ignore[attr-defined]
+
+
+def test_landing_page_links(client: TestClient) -> None:
+    doc = client.get("/").json()
+    rels = _rels(doc)
+    for rel in ("self", "service-desc", "service-doc", "conformance", "data"):
+        assert rel in rels
+    assert client.get(urlparse(rels["service-desc"]["href"]).path).json()["paths"]
+    html = client.get("/", headers={"Accept": "text/html"})
+    assert html.headers["content-type"].startswith("text/html") and "/map" in html.text
+    assert client.get("/?f=html").headers["content-type"].startswith("text/html")
+
+
+def test_conformance_lists_core_and_geojson(client: TestClient) -> None:
+    classes = client.get("/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in classes
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in classes
+
+
+def test_collections_have_extents_and_links(client: TestClient) -> None:
+    doc = client.get("/collections").json()
+    assert [c["id"] for c in doc["collections"]] == ["provinces", "salang", "projects"]
+    for coll in doc["collections"]:
+        minx, miny, maxx, maxy = coll["extent"]["spatial"]["bbox"][0]
+        assert 60 < minx <= maxx < 75.5 and 29 < miny < maxy < 38.6
+        rels = {ln["rel"] for ln in coll["links"]}
+        assert {"self", "items", "enclosure"} <= rels
+        assert client.get(f"/collections/{coll['id']}").json()["id"] == coll["id"]
+    provinces = client.get("/collections/provinces").json()
+    assert provinces["extent"]["spatial"]["bbox"][0][0] == pytest.approx(60.5, abs=0.1)
+
+
+def test_paging_with_next_and_prev(client: TestClient) -> None:
+    seen: list[str] = []
+    url: str | None = "/collections/provinces/items?limit=10"
+    pages = 0
+    while url:
+        page = client.get(url).json()
+        assert page["numberMatched"] == 34
+        assert page["numberReturned"] == len(page["features"])
+        seen += [f["id"] for f in page["features"]]
+        links = _rels(page)
+        if pages:
+            assert "prev" in links
+        url = links["next"]["href"] if "next" in links else None
+        pages += 1
+    assert pages == 4 and len(seen) == 34 == len(set(seen))
+    last = client.get("/collections/provinces/items?limit=10&offset=30").json()
+    prev = parse_qs(urlparse(_rels(last)["prev"]["href"]).query)
+    assert prev["offset"] == ["20"] and prev["limit"] == ["10"]
+
+
+def test_default_limit_and_clamping(client: TestClient) -> None:
+    assert client.get("/collections/provinces/items").json()["numberReturned"] == 10
+    assert client.get("/collections/provinces/items?limit=1000000").json()["numberReturned"] == 34
+
+
+def test_bbox_filters_provinces(client: TestClient) -> None:
+    # A small box around Kabul city.
+    doc = client.get("/collections/provinces/items", params={"bbox": "69.1,34.5,69.2,34.55"}).json()
+    assert [f["id"] for f in doc["features"]] == ["AF-KAB"]
+    doc = client.get("/collections/provinces/items", params={"province": "AF-PAR,AF-BGL"}).json()
+    assert sorted(f["id"] for f in doc["features"]) == ["AF-BGL", "AF-PAR"]
+
+
+def test_property_and_time_filters_on_projects(client: TestClient) -> None:
+    client.post("/collections/projects/items", headers=AUTH, json=point_feature(
+        name="Herat clinic", lon=62.2, lat=34.35, category="health", status="planned",
+        start_date="2027-01-01", end_date="2028-06-30"))
+    doc = client.get("/collections/projects/items", params={"category": "health"}).json()
+    assert [f["properties"]["name"] for f in doc["features"]] == ["Herat clinic"]
+    doc = client.get("/collections/projects/items", params={"status": "proposed,planned",
+                                                            "province": "AF-HER"}).json()
+    assert doc["numberMatched"] == 1
+    assert client.get("/collections/projects/items", params={"status": "completed"}).json()[
+        "numberMatched"] == 0
+    # The Salang reconstruction started in 2023 with no end date: it is still running.
+    dated = client.get("/collections/projects/items", params={"datetime": "2028-07-01/.."}).json()
+    assert [f["properties"]["name"] for f in dated["features"]] == ["Salang highway reconstruction"]
+    dated = client.get("/collections/projects/items", params={"datetime": "2027-06-01/2027-06-30"}).json()
+    assert [f["properties"]["name"] for f in dated["features"]] == ["Salang highway reconstruction",
+                                                                    "Herat clinic"]
+    before = client.get("/collections/projects/items", params={"datetime": "2020-01-01/2022-12-31"}).json()
+    assert before["numberMatched"] == 0
+    since = client.get("/collections/projects/items", params={"datetime": "2023-07-12"}).json()
+    assert [f["id"] for f in since["features"]] == ["salang-highway-reconstruction"]
+
+
+def test_single_item_and_404(client: TestClient) -> None:
+    doc = client.get("/collections/provinces/items/AF-KAB").json()
+    assert doc["properties"]["name"] == "Kabul"
+    assert {"self", "collection"} <= set(_rels(doc))
+    missing = client.get("/collections/provinces/items/AF-XXX")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert "AF-XXX" in missing.json()["detail"]
+    assert client.get("/collections/nope/items").status_code == 404
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"bbox": "1,2,3"}, "bbox"),
+    ({"bbox": "a,b,c,d"}, "bbox"),
+    ({"bbox": "70,35,69,36"}, "bbox"),
+    ({"bbox": "0,-100,1,1"}, "bbox"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"offset": "-1"}, "offset"),
+    ({"datetime": "yesterday"}, "datetime"),
+    ({"datetime": "2024-01-01/2023-01-01"}, "datetime"),
+    ({"status": "done"}, "status"),
+    ({"category": "school,castle"}, "category"),
+])
+def test_bad_parameters_are_problems_naming_the_field(client: TestClient, params: dict[str, str],
+                                                       field: str) -> None:
+    response = client.get("/collections/projects/items", params=params)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 400 and problem["title"] and problem["type"]
+    assert any(field in e["field"] for e in problem["errors"])
+
+
+def test_filter_that_does_not_apply_is_refused(client: TestClient) -> None:
+    response = client.get("/collections/provinces/items", params={"status": "proposed"})
+    assert response.status_code == 400 and "province" in response.json()["detail"]

@@ -1,0 +1,109 @@
+"""The GeoJSON-file store: atomic, durable, shared between processes, and never overwriting a bad file."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from geo.app import create_app
+from geo.errors import StoreCorrupt
+from geo.settings import Settings
+from geo.store import GeoJSONFileStore
+from tests.conftest import AUTH, ROOT, point_feature
+
+
+def _feature(fid: str) -> dict[str, object]:
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [69.1, 34.5]},
+            "properties": {"name": fid, "category": "water", "status": "planned"}}
+
+
+def test_write_then_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    store = GeoJSONFileStore(path)
+    assert len(store.snapshot()) == 0 and not path.exists()
+    store.add(_feature("a"))
+    store.add(_feature("b"))
+    assert GeoJSONFileStore(path).snapshot().ids == ("a", "b")
+    # Human-readable: one feature per line; no temporary files left behind.
+    assert path.read_text().count("\n") >= 3
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'{"type": "FeatureCollection", "features": [', "not valid JSON"),
+    (b'{"type": "Feature"}', "not a GeoJSON FeatureCollection"),
+    (b'{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null, '
+     b'"properties": {}}]}', "has no string 'id'"),
+    (b'{"type": "FeatureCollection", "features": [{"type": "Feature", "id": "a", "geometry": {}, '
+     b'"properties": {}}, {"type": "Feature", "id": "a", "geometry": {}, "properties": {}}]}',
+     "features\\[1\\] repeats the id 'a'"),
+])
+def test_corrupt_store_is_refused_and_left_untouched(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "p.geojson"
+    path.write_bytes(content)
+    with pytest.raises(StoreCorrupt, match=reason):
+        GeoJSONFileStore(path)
+    with pytest.raises(StoreCorrupt):
+        create_app(Settings(projects=path, layers_dir=tmp_path))
+    assert path.read_bytes() == content
+
+
+def test_another_process_sees_writes(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    first, second = GeoJSONFileStore(path), GeoJSONFileStore(path)
+    first.add(_feature("a"))
+    assert second.snapshot().ids == ("a",)
+    second.add(_feature("b"))
+    assert first.snapshot().ids == ("a", "b")
+
+
+def _writer(path: str, prefix: str, count: int) -> None:
+    store = GeoJSONFileStore(Path(path))
+    for n in range(count):
+        store.add(_feature(f"{prefix}-{n}"))
+
+
+def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), f"w{i}", 15)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    ids = GeoJSONFileStore(path).snapshot().ids
+    assert len(ids) == 45 and len(set(ids)) == 45
+
+
+def test_a_failed_write_leaves_the_last_acknowledged_state(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "p.geojson"
+    store = GeoJSONFileStore(path)
+    store.add(_feature("a"))
+    before = path.read_bytes()
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("geo.fsutil.os.replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        store.add(_feature("b"))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert store.snapshot().ids == ("a",)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_created_project_is_on_disk_when_acknowledged(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        created = client.post("/collections/projects/items", json=point_feature(), headers=AUTH).json()
+    on_disk = orjson.loads(settings.projects.read_bytes())
+    assert created["id"] in [f["id"] for f in on_disk["features"]]
+    # The shipped seed projects are still there, first, in their order.
+    shipped = orjson.loads((ROOT / "projects.geojson").read_bytes())
+    assert [f["id"] for f in on_disk["features"][:-1]] == [f["id"] for f in shipped["features"]]
