@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from geo import __version__, problems
 from geo.catalogue import Catalogue
+from geo.errors import StoreUnavailable
 from geo.pagecache import PageCache
 from geo.responses import OPENAPI, JSONResponse
 from geo.routers import downloads, features, map, transactions
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 def open_store(settings: Settings) -> ProjectStore:
     """The project store the settings ask for."""
     if settings.database_url:
-        raise NotImplementedError("The PostGIS store is not available yet; unset GEO_DATABASE_URL.")
+        # Refuse rather than silently fall back to the file: the operator asked for a database.
+        raise StoreUnavailable("GEO_DATABASE_URL is set, but this version has only the GeoJSON-file "
+                               "store; unset GEO_DATABASE_URL to use GEO_PROJECTS.")
     return GeoJSONFileStore(settings.projects)
 
 

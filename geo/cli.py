@@ -7,7 +7,7 @@ import logging
 import sys
 
 from geo import provinces
-from geo.errors import LayerUnavailable, StoreCorrupt
+from geo.errors import LayerUnavailable, StoreCorrupt, StoreUnavailable
 from geo.settings import Settings
 
 
@@ -18,7 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(Settings())
-    except StoreCorrupt as exc:
+    except (StoreCorrupt, StoreUnavailable) as exc:
         print(f"geo: refusing to start: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info")

@@ -76,3 +76,7 @@ class ReadOnly(GeoError):
 
 class StoreCorrupt(Exception):
     """The store on disk cannot be read; the service refuses to start rather than overwrite it."""
+
+
+class StoreUnavailable(Exception):
+    """The configured store cannot be opened; the service refuses to start."""

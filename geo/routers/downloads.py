@@ -10,13 +10,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from geo.errors import NotFound
+from geo.formats import MEDIA_TYPES
 from geo.query import Filters, filters_dependency
-from geo.responses import GEOJSON
 from geo.routers.deps import CatalogueDep
 
 router = APIRouter(tags=["Downloads"])
-
-FORMATS = {"geojson": GEOJSON}
 
 
 def download_name(layer: str, filters: Filters, extension: str) -> str:
@@ -37,11 +35,11 @@ def download(
 ) -> Response:
     """The layer as a file, with the same filters as items."""
     layer, _, fmt = name.partition(".")
-    if fmt not in FORMATS:
-        raise NotFound(f"Unknown format {fmt!r}; the formats are {', '.join(FORMATS)}.")
+    if fmt not in MEDIA_TYPES:
+        raise NotFound(f"Unknown format {fmt!r}; the formats are {', '.join(MEDIA_TYPES)}.")
     coll = catalogue.get(layer)
     table = coll.table()
     chosen = coll.select(table, filters)
     body = table.feature_collection(chosen, {"name": layer})
     disposition = f'attachment; filename="{download_name(layer, filters, fmt)}"'
-    return Response(body, media_type=FORMATS[fmt], headers={"Content-Disposition": disposition})
+    return Response(body, media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": disposition})

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from geo.catalogue import Collection
 from geo.errors import LayerUnavailable, NotFound
+from geo.formats import MEDIA_TYPES
 from geo.html import link_list, page, wants_html
 from geo.query import Filters, filters_dependency
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
@@ -23,7 +24,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 ]
-DOWNLOAD_FORMATS = {"geojson": GEOJSON}
 
 FormatParam = Annotated[str | None, Query(description="`json` or `html`; by default from Accept.")]
 
@@ -85,7 +85,7 @@ def collection_doc(collection: Collection, base: str) -> dict[str, Any]:
     links += [
         {"href": f"{base}/layers/{collection.id}.{fmt}", "rel": "enclosure", "type": media,
          "title": f"Download {collection.title} ({fmt})"}
-        for fmt, media in DOWNLOAD_FORMATS.items()
+        for fmt, media in MEDIA_TYPES.items()
     ]
     return {
         "id": collection.id, "title": collection.title, "description": collection.description,

@@ -1,0 +1,46 @@
+"""HTTP validators: strong ETags from content versions, and 304 answers to conditional GETs."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
+from fastapi import Request
+from starlette.responses import Response
+
+
+def make_etag(*parts: object) -> str:
+    """A strong ETag for a representation identified by `parts` (versions, filters, format)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+    return f'"{digest}"'
+
+
+def validators(etag: str, last_modified: datetime | None = None) -> dict[str, str]:
+    """The `ETag` (and `Last-Modified`) headers for a response."""
+    headers = {"ETag": etag}
+    if last_modified is not None:
+        headers["Last-Modified"] = format_datetime(last_modified.astimezone(UTC), usegmt=True)
+    return headers
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+def not_modified(request: Request, etag: str, last_modified: datetime | None = None) -> Response | None:
+    """A 304 response when the client's copy is current (If-None-Match, else If-Modified-Since)."""
+    headers = validators(etag, last_modified)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        return Response(status_code=304, headers=headers) if _etag_matches(if_none_match, etag) else None
+    since = request.headers.get("if-modified-since")
+    if since and last_modified is not None:
+        try:
+            client_time = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return None
+        if last_modified.replace(microsecond=0) <= client_time:
+            return Response(status_code=304, headers=headers)
+    return None
