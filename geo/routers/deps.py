@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers: the catalogue, a collection by path id, base URLs."""
+"""Dependencies shared by the routers: the catalogue, a collection by path id, base URLs.
+
+They are `async def` although they never await: FastAPI runs plain `def` dependencies in a thread
+pool, and that hop costs more than the work they do.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,19 @@ from geo.catalogue import Catalogue, Collection
 from geo.settings import Settings
 
 
-def get_catalogue(request: Request) -> Catalogue:
+async def get_catalogue(request: Request) -> Catalogue:
     """The app's catalogue."""
     catalogue: Catalogue = request.app.state.catalogue
     return catalogue
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_collection(
+async def get_collection(
     catalogue: Annotated[Catalogue, Depends(get_catalogue)],
     collection_id: Annotated[str, Path(description="A collection: provinces, salang or projects.")],
 ) -> Collection:

@@ -1,0 +1,116 @@
+"""Benchmark the read path: start-up time and item-page throughput against a bare ASGI app.
+
+Run: GEO_DATA_MIRROR=../shared/data .venv/bin/python bench/bench_items.py [--projects 10000]
+Needs `wrk` (Debian package) for the load; prints requests/s, latency and the ratio to the reference
+(a bare ASGI app serving the same bytes as the items page, on the same uvicorn, in the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.synth import synthetic_projects, write_store  # noqa: E402
+from geo import provinces  # noqa: E402
+from geo.settings import Settings  # noqa: E402
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start(app: str, env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], float]:
+    """Start uvicorn on `app`; return the process and the seconds until it answered."""
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level",
+                             "warning", "--no-access-log"], cwd=ROOT, env={**os.environ, **env})
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/collections", timeout=1).read()
+            return proc, time.perf_counter() - began
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"{app} exited with {proc.returncode}") from None
+            time.sleep(0.02)
+
+
+def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
+    """Requests per second and mean latency (ms) from wrk."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
+    assert lat is not None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[lat.group(2)]
+    return rps, float(lat.group(1)) * scale
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--projects", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("install wrk (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="bench-items-"))
+    layers = work / "layers"
+    layers.mkdir()
+    shutil.copy(ROOT / "layers" / "salang.geojson", layers)
+    mirror = Path(os.environ.get("GEO_DATA_MIRROR", ROOT.parent / "shared" / "data"))
+    settings = Settings(layers_dir=layers, data_mirror=mirror, projects=work / "projects.geojson")
+    provinces.fetch(settings)
+    features = synthetic_projects(args.projects, settings)
+    write_store(settings.projects, features)
+    env = {"GEO_PROJECTS": str(settings.projects), "GEO_LAYERS_DIR": str(layers),
+           "GEO_DATA_MIRROR": str(mirror)}
+    port = free_port()
+    server, startup = start("server:app", env, port)
+    base = f"http://127.0.0.1:{port}"
+    page = urllib.request.urlopen(f"{base}/collections/projects/items?limit=10").read()
+    (work / "body.json").write_bytes(page)
+    ref_port = free_port()
+    reference, _ = start("bench.bare_asgi:app", {"BENCH_BODY": str(work / "body.json")}, ref_port)
+    try:
+        cases = {
+            "reference: bare ASGI, same bytes": f"http://127.0.0.1:{ref_port}/",
+            "items, limit=10": f"{base}/collections/projects/items?limit=10",
+            "items, limit=10, offset=5000": f"{base}/collections/projects/items?limit=10&offset=5000",
+            "items, bbox (Kabul region)": f"{base}/collections/projects/items?bbox=68.5,34,69.8,35",
+            "items, status+category": f"{base}/collections/projects/items?status=proposed&category=school",
+            "items, limit=1000": f"{base}/collections/projects/items?limit=1000",
+            "one item": f"{base}/collections/projects/items/{features[1234]['id']}",
+        }
+        print(f"{args.projects:,} projects; server start-up to first answer: {startup:.2f} s")
+        print(f"{'case':40} {'req/s':>9} {'mean ms':>8} {'vs ref':>7}")
+        ref_rps = 0.0
+        for name, url in cases.items():
+            rps, latency = wrk(url, args.seconds, args.connections)
+            ref_rps = ref_rps or rps
+            print(f"{name:40} {rps:9.0f} {latency:8.2f} {rps / ref_rps:7.2f}")
+    finally:
+        for proc in (server, reference):
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
