@@ -26,7 +26,8 @@ def synthetic_projects(count: int, settings: Settings, seed: int = 42) -> list[d
     while len(features) < count:
         lon, lat = rng.uniform(61.0, 74.5), rng.uniform(29.5, 38.4)
         status = rng.choice(statuses).value
-        body = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(lon, 5), round(lat, 5)]},
+        point = {"type": "Point", "coordinates": [round(lon, 5), round(lat, 5)]}
+        body = {"type": "Feature", "geometry": point,
                 "properties": {"name": f"{rng.choice(NAMES)} {len(features)}",
                                "category": rng.choice(categories).value, "status": status,
                                "budget_usd": rng.randrange(10_000, 50_000_000),
