@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import orjson
 import pycountry
 import shapely
@@ -82,6 +81,9 @@ def _obtain_source(settings: Settings) -> tuple[bytes, str]:
 
 def normalise(raw: bytes) -> dict[str, Any]:
     """Check the source (34 valid polygons, the ISO codes) and return the normalised layer."""
+    # Imported here: geopandas is needed only when the source is (re)normalised, not at start-up.
+    import geopandas as gpd
+
     try:
         frame = gpd.read_file(raw, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable data
