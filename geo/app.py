@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalogue = catalogue
     app.state.map_cache = PageCache()
+    app.state.download_clock = downloads.VersionClock()
     problems.install(app)
 
     @app.get("/api", include_in_schema=False)

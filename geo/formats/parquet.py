@@ -1,0 +1,14 @@
+"""GeoParquet, written by geopandas with pyarrow (this GDAL has no Parquet driver)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geo.formats.gdal import frame
+from geo.formats.selection import Selection
+
+
+def write_parquet(sel: Selection, path: Path) -> None:
+    """GeoParquet 1.1 with WKB geometry and a per-row bbox column, so readers can skip row groups."""
+    frame(sel.columns, sel.geometries).to_parquet(path, index=False, compression="zstd",
+                                                  write_covering_bbox=True)

@@ -1,0 +1,42 @@
+"""What a download holds: one layer's chosen features, and the options that change its bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from geo.featuretable import FeatureTable, IntArray
+from geo.formats.columns import Column, flatten
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The features of `layer` at `indices` of `table`; `bom` asks CSV for a byte-order mark."""
+
+    layer: str
+    table: FeatureTable
+    indices: IntArray
+    bom: bool = False
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        """The chosen features (as stored; not copied)."""
+        feats = self.table.features
+        return [feats[i] for i in self.indices]
+
+    @property
+    def geometries(self) -> npt.NDArray[np.object_]:
+        """The chosen features' shapely geometries (parsed once, when the table was built)."""
+        return self.table.geometries[self.indices]
+
+    @cached_property
+    def columns(self) -> list[Column]:
+        """The chosen features' attributes as typed columns."""
+        return flatten(self.features)
