@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from geo import provinces
-from geo.errors import LayerUnavailable, StoreCorrupt, StoreUnavailable
+from geo.errors import GeoError, LayerUnavailable, StoreCorrupt, StoreUnavailable
 from geo.settings import Settings
 
 
@@ -37,6 +38,20 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from geo.formats.export import export_layer
+
+    options = {"status": args.status, "category": args.category, "province": args.province,
+               "bbox": args.bbox, "datetime": args.datetime, "filter": args.filter}
+    try:
+        count = export_layer(Settings(), args.layer, args.file, options, bom=args.bom)
+    except GeoError as exc:
+        print(f"geo: {exc.detail}", file=sys.stderr)
+        return 2 if exc.status < 500 else 1
+    print(f"{args.layer}: {count} features written to {args.file}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `geo` command."""
     parser = argparse.ArgumentParser(prog="geo", description=__doc__)
@@ -50,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = data_sub.add_parser("fetch", help="obtain, check, normalise and cache the provinces")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     fetch.set_defaults(func=_fetch)
+    export = sub.add_parser("export", help="write a layer to a file (format from the extension: "
+                                           "geojson, geojsonseq, csv, kml, gpkg, fgb, parquet, shp.zip)")
+    export.add_argument("layer", help="provinces, salang or projects")
+    export.add_argument("file", type=Path, help="where to write, e.g. projects.gpkg")
+    for option in ("status", "category", "province", "bbox", "datetime", "filter"):
+        export.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
+    export.add_argument("--bom", action="store_true", help="CSV: start with a byte-order mark (Excel)")
+    export.set_defaults(func=_export)
     return parser
 
 

@@ -110,8 +110,10 @@ def write_shp_zip(sel: Selection, path: Path) -> None:
     for family, rows in present.items():
         stem = sel.layer if len(present) == 1 else f"{sel.layer}_{family}"
         part = [Column(c.name, c.kind, [c.values[i] for i in rows]) for c in columns]
+        # A Shapefile of points holds Point or MultiPoint, not both: promote when they are mixed.
+        promote = family == "points" and bool((type_ids[rows] == 4).any())
         pyogrio.write_dataframe(frame(part, geoms[rows], names), folder / f"{stem}.shp", layer=stem,
-                                driver="ESRI Shapefile", encoding="UTF-8")
+                                driver="ESRI Shapefile", encoding="UTF-8", promote_to_multi=promote or None)
     with (folder / f"{sel.layer}_fields.csv").open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["shapefile_field", "full_name", "type", "values_cut_to_254_bytes"])
