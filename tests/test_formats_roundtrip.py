@@ -48,7 +48,7 @@ EXTRA_PROJECTS: list[dict[str, Any]] = [
     {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
         [[62.19, 34.34], [62.21, 34.34], [62.21, 34.36], [62.19, 34.36], [62.19, 34.34]]]},
      "properties": {"name": "Herat housing", "name_prs": "مسکن هرات", "category": "housing",
-                    "status": "planned", "budget_usd": 1000000.0, "description": "@SUM(1,2) " + "ا" * 200,
+                    "status": "planned", "budget_usd": 1000000.0, "description": "@SUM(1,2) " + "مسکن " * 70,
                     "start_date": "2027-01-01", "end_date": "2029-12-31"}},
     {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[67.05, 36.70], [67.15, 36.72]]},
      "properties": {"name": "-Mazar ring road", "name_ps": "د مزار کړۍ سړک", "category": "transport",
