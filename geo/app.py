@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from starlette.middleware.gzip import GZipMiddleware
 
-from geo import __version__, problems
+from geo import __version__, openapi, problems
 from geo.catalogue import Catalogue
+from geo.cors import CORSMiddleware
 from geo.errors import StoreUnavailable
 from geo.pagecache import PageCache
 from geo.responses import OPENAPI, JSONResponse
@@ -29,6 +32,11 @@ def open_store(settings: Settings) -> ProjectStore:
         raise StoreUnavailable("GEO_DATABASE_URL is set, but this version has only the GeoJSON-file "
                                "store; unset GEO_DATABASE_URL to use GEO_PROJECTS.")
     return GeoJSONFileStore(settings.projects)
+
+
+def _set_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    app.openapi_schema = openapi.build(app, settings)
+    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.map_cache = PageCache()
     app.state.download_clock = downloads.VersionClock()
     problems.install(app)
+    # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
+    app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
+    # gzip for clients that ask; level 5 trades a little size for much less CPU than the default 9.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    app.add_middleware(CORSMiddleware, write_origins=settings.write_origins())
 
     @app.get("/api", include_in_schema=False)
     def openapi_document() -> JSONResponse:

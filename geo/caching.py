@@ -9,6 +9,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 from fastapi import Request
 from starlette.responses import Response
 
+from geo.errors import GeoError
+
 
 def make_etag(*parts: object) -> str:
     """A strong ETag for a representation identified by `parts` (versions, filters, format)."""
@@ -44,3 +46,27 @@ def not_modified(request: Request, etag: str, last_modified: datetime | None = N
         if last_modified.replace(microsecond=0) <= client_time:
             return Response(status_code=304, headers=headers)
     return None
+
+
+class PreconditionFailed(GeoError):
+    """`If-Match` named a version of the resource that is no longer current."""
+
+    status, title, type_slug = 412, "Precondition failed", "precondition-failed"
+
+
+def feature_etag(encoded: bytes) -> str:
+    """The ETag of one stored feature: a digest of its encoding (other features' writes leave it alone)."""
+    return make_etag("feature", encoded)
+
+
+def check_if_match(header: str | None, etag: str) -> None:
+    """Raise PreconditionFailed unless `If-Match` is absent or names `etag` (or `*`)."""
+    if header is None:
+        return
+    # If-Match uses the strong comparison (RFC 9110 13.1.1): a weak tag never matches.
+    candidates = [c.strip() for c in header.split(",")]
+    if "*" not in candidates and etag not in candidates:
+        raise PreconditionFailed(
+            f"The feature has changed since you read it (its ETag is now {etag}); GET it again and "
+            "re-apply your change.", headers={"ETag": etag},
+            errors=[{"field": "If-Match", "message": "does not match the current ETag"}])

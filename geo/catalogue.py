@@ -9,14 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from shapely.geometry.base import BaseGeometry
 
-from geo import provinces
+from geo import cql, provinces
 from geo.errors import InvalidInput, LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable, IntArray
-from geo.models import Category, Status
+from geo.models import Category, ProjectProperties, Status
 from geo.query import Filters
+from geo.queryables import PROJECT_QUERYABLES, Queryable, infer
 from geo.settings import Settings
 from geo.spatial import Placement, ProvinceIndex, in_bbox
 from geo.store.base import PROJECT_FILTERS, ProjectStore
@@ -44,10 +46,23 @@ class Collection:
     editable: bool = False
     licence: str = ""
     attribution: str = ""
+    # The typed queryables; None: inferred from the layer's data.
+    queryables: tuple[Queryable, ...] | None = None
 
     def table(self) -> FeatureTable:
         """The current features (raises LayerUnavailable when the source cannot be had)."""
         return self.load()
+
+    def queryables_of(self, table: FeatureTable) -> tuple[Queryable, ...]:
+        """What CQL2 filters and sortby may name in this collection."""
+        return self.queryables if self.queryables is not None else infer(table.features)
+
+    def property_names(self, table: FeatureTable) -> frozenset[str]:
+        """Every property `properties=` may ask for."""
+        declared = {q.name for q in self.queryables or ()}
+        if self.editable:
+            declared |= set(ProjectProperties.model_fields) | {"status_history"}
+        return frozenset(declared) | table.property_names()
 
     def select(self, table: FeatureTable, filters: Filters) -> IntArray:
         """Indices of the features that pass `filters`, after checking they apply here."""
@@ -65,7 +80,35 @@ class Collection:
                                    errors=[{"field": param, "message": f"unknown value {b!r}"} for b in bad])
         equals = {self.filters[p]: v for p, v in filters.equals.items()}
         interval = filters.interval if self.temporal else None
-        return table.select(bbox=filters.bbox, equals=equals, interval=interval)
+        chosen = table.select(bbox=filters.bbox, equals=equals, interval=interval)
+        if filters.properties is not None:
+            self._check_properties(table, filters.properties)
+        if filters.ids is not None:
+            wanted = [i for fid in filters.ids if (i := table.position.get(fid)) is not None]
+            chosen = chosen[np.isin(chosen, wanted)]
+        if filters.cql is None and not filters.sortby:
+            return chosen
+        frame = table.frame(self.queryables_of(table))
+        if filters.cql is not None:
+            chosen = chosen[cql.evaluate(filters.cql, frame)[chosen]]
+        if filters.sortby:
+            unknown = [name for name, _ in filters.sortby if name not in frame.kinds]
+            if unknown:
+                raise InvalidInput(
+                    f"sortby: {', '.join(unknown)} cannot be sorted on (sortable: {', '.join(frame.kinds)})",
+                    errors=[{"field": "sortby", "message": f"{u!r} is not a queryable"} for u in unknown])
+            # lexsort takes the least significant key first and is stable: ties keep layer order.
+            keys = [frame.rank(name, desc)[chosen] for name, desc in reversed(filters.sortby)]
+            chosen = chosen[np.lexsort(keys)]
+        return chosen
+
+    def _check_properties(self, table: FeatureTable, wanted: tuple[str, ...]) -> None:
+        known = self.property_names(table)
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise InvalidInput(f"properties: {', '.join(unknown)} is not a property of {self.id}",
+                               errors=[{"field": "properties", "message": f"unknown property {u!r}"}
+                                       for u in unknown])
 
 
 class StaticLayer:
@@ -144,7 +187,7 @@ class Catalogue:
                                 "(schools, health, housing, water, energy, transport) with their status.",
                     keywords=("projects", "infrastructure", "schools", "health", "housing"),
                     load=store.snapshot, filters={f: f for f in PROJECT_FILTERS},
-                    temporal=("start_date", "end_date"),
+                    temporal=("start_date", "end_date"), queryables=PROJECT_QUERYABLES,
                     editable=store.editable, licence="CC BY 4.0",
                     attribution="Contributors to this service; sources per project"),
             )

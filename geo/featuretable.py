@@ -7,6 +7,7 @@ loops over features in Python.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,6 +18,9 @@ import numpy.typing as npt
 import orjson
 import shapely
 from shapely import STRtree
+
+from geo.frame import Frame
+from geo.queryables import Queryable
 
 IntArray = npt.NDArray[np.intp]
 
@@ -44,6 +48,8 @@ class FeatureTable:
     version: str
     filter_columns: tuple[str, ...] = ()
     temporal: tuple[str, str] | None = None
+    # When this version was written (the store file's mtime); None when unknown.
+    modified: datetime | None = None
     ids: tuple[str, ...] = field(init=False)
     encoded: tuple[bytes, ...] = field(init=False)
     geometries: npt.NDArray[np.object_] = field(init=False)
@@ -52,6 +58,8 @@ class FeatureTable:
     ends: npt.NDArray[np.datetime64] = field(init=False)
     position: dict[str, int] = field(init=False)
     tree: STRtree = field(init=False)
+    _frames: dict[tuple[Queryable, ...], Frame] = field(init=False, repr=False, compare=False)
+    _frames_lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         feats = self.features
@@ -77,6 +85,8 @@ class FeatureTable:
             put(self, "ends", np.array([], dtype="datetime64[s]"))
         put(self, "position", {fid: i for i, fid in enumerate(self.ids)})
         put(self, "tree", STRtree(self.geometries))
+        put(self, "_frames", {})
+        put(self, "_frames_lock", threading.Lock())
 
     def __len__(self) -> int:
         return len(self.features)
@@ -138,12 +148,40 @@ class FeatureTable:
             mask &= ok
         return np.flatnonzero(mask)
 
-    def join(self, indices: Iterable[int]) -> bytes:
-        """The cached encodings of these features, comma-joined (the inside of a JSON array)."""
-        enc = self.encoded
-        return b",".join([enc[i] for i in indices])
+    def frame(self, queryables: tuple[Queryable, ...]) -> Frame:
+        """Typed columns of these properties, built on first use and kept (CQL2 and sortby run on it)."""
+        frame = self._frames.get(queryables)
+        if frame is None:
+            with self._frames_lock:
+                frame = self._frames.get(queryables)
+                if frame is None:
+                    frame = self._frames[queryables] = Frame.build(self.features, self.ids,
+                                                                   self.geometries, queryables)
+        return frame
 
-    def feature_collection(self, indices: Iterable[int], extra: Mapping[str, Any] | None = None) -> bytes:
+    def property_names(self) -> frozenset[str]:
+        """Every property name that some feature has."""
+        return frozenset(k for f in self.features for k in f["properties"])
+
+    def join(self, indices: Iterable[int], properties: Sequence[str] | None = None) -> bytes:
+        """The encodings of these features, comma-joined (the inside of a JSON array).
+
+        Without `properties` the cached bytes are joined; with it only these features are re-encoded,
+        keeping just the named properties.
+        """
+        if properties is None:
+            enc = self.encoded
+            return b",".join([enc[i] for i in indices])
+        return b",".join([orjson.dumps(self.selected(i, properties)) for i in indices])
+
+    def selected(self, index: int, properties: Sequence[str]) -> dict[str, Any]:
+        """Feature `index` with only the named properties."""
+        feature = self.features[index]
+        props = feature["properties"]
+        return {**feature, "properties": {k: props[k] for k in properties if k in props}}
+
+    def feature_collection(self, indices: Iterable[int], extra: Mapping[str, Any] | None = None,
+                           properties: Sequence[str] | None = None) -> bytes:
         """A GeoJSON FeatureCollection of the given features, with extra top-level members."""
         head = {"type": "FeatureCollection", **(extra or {})}
-        return orjson.dumps(head)[:-1] + b',"features":[' + self.join(indices) + b"]}"
+        return orjson.dumps(head)[:-1] + b',"features":[' + self.join(indices, properties) + b"]}"

@@ -34,3 +34,50 @@ def link_list(links: list[dict[str, Any]]) -> str:
         f'<small>({escape(str(ln["rel"]))}, {escape(str(ln.get("type", "")))})</small></li>'
         for ln in links)
     return f"<ul>{items}</ul>"
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    # Long descriptions would swamp the table; the full text is in the feature's own page.
+    return escape(text if len(text) <= 120 else text[:117] + "...")
+
+
+def collections_body(collections: list[dict[str, Any]], href: str) -> str:
+    """The collections (under `href`) as a list with their descriptions and items links."""
+    rows = "".join(
+        f'<li><a href="{escape(href)}/{escape(c["id"])}?f=html">{escape(c["title"])}</a> '
+        f'(<a href="{escape(href)}/{escape(c["id"])}/items?f=html">items</a>)<br>'
+        f'<small>{escape(c["description"])}</small></li>'
+        for c in collections)
+    return f"<ul>{rows}</ul>"
+
+
+def collection_body(doc: dict[str, Any], href: str) -> str:
+    """One collection (at `href`): its description, extent and links."""
+    bbox = ", ".join(f"{v:.4f}" for v in doc["extent"]["spatial"]["bbox"][0])
+    return (f"<p>{escape(doc['description'])}</p><p>Extent: <code>{escape(bbox)}</code></p>"
+            f"<p>Licence: {escape(doc.get('license', ''))}</p>"
+            f'<p><a href="{escape(href)}/items?f=html">Browse the items</a></p>' + link_list(doc["links"]))
+
+
+def features_table(features: list[dict[str, Any]], item_href: str) -> str:
+    """Features as a table: a link to each, then its scalar properties."""
+    names: list[str] = []
+    for feature in features:
+        for key, value in feature["properties"].items():
+            if key not in names and not isinstance(value, list | dict):
+                names.append(key)
+    head = "<tr><th>id</th>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>"
+    rows = "".join(
+        f'<tr><td><a href="{escape(item_href)}/{escape(str(f["id"]))}?f=html">{escape(str(f["id"]))}</a></td>'
+        + "".join(f"<td>{_cell(f['properties'].get(n))}</td>" for n in names) + "</tr>"
+        for f in features)
+    return f"<table>{head}{rows}</table>"
+
+
+def feature_body(feature: dict[str, Any]) -> str:
+    """One feature: its properties as a table, and its geometry type."""
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{_cell(v)}</td></tr>"
+                   for k, v in feature["properties"].items())
+    geometry = feature.get("geometry") or {}
+    return f"<p>Geometry: {escape(str(geometry.get('type')))}</p><table>{rows}</table>"

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from geo.models import SERVER_FIELDS
 from geo.validation import CheckedFeature
 
 
@@ -32,3 +33,46 @@ def new_project(checked: CheckedFeature, province_names: dict[str, str]) -> dict
         "status_history": [{"status": checked.properties["status"], "at": stamp}],
     }
     return {"type": "Feature", "id": fid, "geometry": checked.geometry, "properties": props}
+
+
+def replace_project(current: dict[str, Any], checked: CheckedFeature,
+                    province_names: dict[str, str]) -> dict[str, Any]:
+    """The next version of a stored project from checked client input.
+
+    The id and `created_at` stay; `updated_at` moves; the province follows the (new) geometry; a
+    changed status is appended to `status_history`. Nothing server-set is taken from the client.
+    """
+    stamp = now_iso()
+    old = current["properties"]
+    history = list(old.get("status_history") or [])
+    status = checked.properties["status"]
+    if status != old.get("status"):
+        history.append({"status": status, "at": stamp})
+    props: dict[str, Any] = {
+        **checked.properties,
+        "province": checked.province,
+        "province_name": province_names.get(checked.province or ""),
+        "created_at": old.get("created_at", stamp),
+        "updated_at": stamp,
+        "status_history": history,
+    }
+    return {"type": "Feature", "id": current["id"], "geometry": checked.geometry, "properties": props}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply an RFC 7386 JSON merge patch: objects merge, `null` removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def client_view(feature: dict[str, Any]) -> dict[str, Any]:
+    """A stored project as a client would send it: without the server-set properties."""
+    props = {k: v for k, v in feature["properties"].items() if k not in SERVER_FIELDS}
+    return {"type": "Feature", "geometry": feature["geometry"], "properties": props}

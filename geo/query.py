@@ -1,4 +1,8 @@
-"""Parse the item query parameters shared by items, downloads and the map."""
+"""Parse the item query parameters shared by items, downloads and the map.
+
+Besides bbox, datetime and the property filters: a CQL2 `filter` (OGC API - Features Part 3),
+`sortby`, `properties` (which properties to return) and `ids`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import Query
 
+from geo import cql
 from geo.errors import InvalidInput
 
 BBoxParam = Annotated[str | None, Query(
@@ -24,6 +29,26 @@ StatusParam = Annotated[str | None, Query(description="Only these statuses (comm
 CategoryParam = Annotated[str | None, Query(description="Only these categories (comma-separated).")]
 ProvinceParam = Annotated[str | None, Query(
     description="Only these provinces, by ISO 3166-2 code (comma-separated), e.g. `AF-PAR`.")]
+FilterParam = Annotated[str | None, Query(
+    alias="filter",
+    description="A CQL2 expression over the collection's queryables (see `/collections/{id}/queryables`), "
+                "e.g. `status IN ('proposed','planned') AND budget_usd > 1000000`.",
+    examples=["status = 'proposed'"])]
+FilterLangParam = Annotated[str | None, Query(
+    alias="filter-lang", description="`cql2-text` (the default) or `cql2-json`.")]
+FilterCrsParam = Annotated[str | None, Query(
+    alias="filter-crs", description="The CRS of geometries in `filter`: only CRS84 (longitude, latitude).")]
+SortbyParam = Annotated[str | None, Query(
+    description="Sort by these queryables (comma-separated; `-name` descending, `+name` or `name` "
+                "ascending). Missing values sort last. Without it, features come in the order they "
+                "were added, so paging stays stable while others add features.",
+    examples=["-budget_usd,name"])]
+PropertiesParam = Annotated[str | None, Query(
+    description="Return only these properties (comma-separated); the id and geometry always come.",
+    examples=["name,status"])]
+IdsParam = Annotated[str | None, Query(description="Only the features with these ids (comma-separated).")]
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 
 def _bad(field_name: str, message: str) -> InvalidInput:
@@ -96,18 +121,55 @@ class Filters:
     interval: tuple[np.datetime64 | None, np.datetime64 | None] | None = None
     equals: dict[str, list[str]] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
+    cql: cql.Expression | None = None
+    # (property, descending) pairs, most significant first.
+    sortby: tuple[tuple[str, bool], ...] = ()
+    properties: tuple[str, ...] | None = None
+    ids: tuple[str, ...] | None = None
 
     def is_empty(self) -> bool:
         """Whether no filter is set."""
         return not self.raw
 
 
-def filters_dependency(bbox: BBoxParam = None, datetime_: DatetimeParam = None,
-                       status: StatusParam = None, category: CategoryParam = None,
-                       province: ProvinceParam = None) -> Filters:
-    """FastAPI dependency: parse and check the filter parameters."""
+def parse_sortby(raw: str | None) -> tuple[tuple[str, bool], ...]:
+    """`sortby` as (property, descending) pairs."""
+    out = []
+    for part in split_values(raw) or []:
+        name = part.lstrip("+-").strip()
+        if not name:
+            raise _bad("sortby", f"{part!r} names no property")
+        out.append((name, part.startswith("-")))
+    return tuple(out)
+
+
+def parse_filter(text: str | None, lang: str | None, crs: str | None) -> cql.Expression | None:
+    """The CQL2 `filter`, parsed (a 400 problem naming `filter` when it cannot be read)."""
+    if crs not in (None, "", CRS84):
+        raise _bad("filter-crs", f"only {CRS84} is supported")
+    if lang not in (None, "") and lang not in cql.LANGS:
+        raise _bad("filter-lang", f"must be one of {', '.join(cql.LANGS)}")
+    if text is None or text.strip() == "":
+        return None
+    return cql.parse(text, lang or "cql2-text")
+
+
+async def filters_dependency(bbox: BBoxParam = None, datetime_: DatetimeParam = None,
+                             status: StatusParam = None, category: CategoryParam = None,
+                             province: ProvinceParam = None, filter_: FilterParam = None,
+                             filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
+                             sortby: SortbyParam = None, properties: PropertiesParam = None,
+                             ids: IdsParam = None) -> Filters:
+    """FastAPI dependency: parse and check the filter parameters (async: no thread-pool hop)."""
     raw = {k: v for k, v in (("bbox", bbox), ("datetime", datetime_), ("status", status),
-                             ("category", category), ("province", province)) if v}
+                             ("category", category), ("province", province), ("filter", filter_),
+                             ("filter-lang", filter_lang), ("filter-crs", filter_crs),
+                             ("sortby", sortby), ("properties", properties), ("ids", ids)) if v}
     equals = {k: vals for k, v in (("status", status), ("category", category), ("province", province))
               if (vals := split_values(v))}
-    return Filters(parse_bbox(bbox), parse_datetime(datetime_), equals, raw)
+    wanted = split_values(properties)
+    chosen_ids = split_values(ids)
+    return Filters(parse_bbox(bbox), parse_datetime(datetime_), equals, raw,
+                   cql=parse_filter(filter_, filter_lang, filter_crs), sortby=parse_sortby(sortby),
+                   properties=None if wanted is None else tuple(dict.fromkeys(wanted)),
+                   ids=None if chosen_ids is None else tuple(chosen_ids))

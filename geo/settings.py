@@ -22,6 +22,8 @@ class Settings(BaseSettings):
         None, description="Comma-separated API keys accepted for writes, or @path of a file of keys."
     )
     database_url: str | None = Field(None, description="postgresql://... to use the PostGIS store.")
+    cors_origins: str = Field(
+        "", description="Comma-separated origins whose web pages may write (reads are open to any origin).")
     max_body_bytes: int = Field(1_000_000, gt=0, description="Largest request body accepted for writes.")
     default_limit: int = Field(10, gt=0, description="Items per page when `limit` is not given.")
     max_limit: int = Field(10_000, gt=0, description="Largest `limit` accepted.")
@@ -33,6 +35,10 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         # An exported-but-empty variable means "not set", not "the current folder".
         return None if value == "" else value
+
+    def write_origins(self) -> frozenset[str]:
+        """The origins allowed to write from a browser (CORS)."""
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     def keys(self) -> frozenset[str]:
         """Return the accepted API keys (from the list, or from the file named by `@path`)."""

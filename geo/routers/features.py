@@ -1,8 +1,12 @@
-"""OGC API - Features, Part 1 (Core, GeoJSON): landing page, conformance, collections, items."""
+"""OGC API - Features, Parts 1 and 3: landing page, conformance, collections, queryables, items.
+
+Every GET here answers JSON (GeoJSON for features) or HTML (`?f=html`, or a browser's Accept), and
+carries validators: a conditional GET whose copy is current gets a 304 before any work is done.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -10,32 +14,78 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from geo.catalogue import Collection
+from geo import html
+from geo.caching import feature_etag, make_etag, not_modified, validators
+from geo.catalogue import Catalogue, Collection
 from geo.errors import LayerUnavailable, NotFound
+from geo.featuretable import FeatureTable
 from geo.formats import MEDIA_TYPES
-from geo.html import link_list, page, wants_html
-from geo.query import Filters, filters_dependency
+from geo.openapi import problems
+from geo.query import CRS84, Filters, filters_dependency
+from geo.queryables import document as queryables_document
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
 from geo.spatial import AFGHANISTAN_BBOX
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+OGC = "http://www.opengis.net/spec"
+# Every class listed here is exercised over HTTP by tests/test_ogc_*.py; nothing else is claimed.
 CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    f"{OGC}/ogcapi-features-1/1.0/conf/core",
+    f"{OGC}/ogcapi-features-1/1.0/conf/geojson",
+    f"{OGC}/ogcapi-features-1/1.0/conf/html",
+    f"{OGC}/ogcapi-features-1/1.0/conf/oas30",
+    f"{OGC}/ogcapi-features-3/1.0/conf/filter",
+    f"{OGC}/ogcapi-features-3/1.0/conf/features-filter",
+    f"{OGC}/ogcapi-features-3/1.0/conf/queryables",
+    f"{OGC}/cql2/1.0/conf/cql2-text",
+    f"{OGC}/cql2/1.0/conf/cql2-json",
+    f"{OGC}/cql2/1.0/conf/basic-cql2",
+    f"{OGC}/cql2/1.0/conf/advanced-comparison-operators",
+    f"{OGC}/cql2/1.0/conf/basic-spatial-functions",
+    f"{OGC}/cql2/1.0/conf/basic-spatial-functions-plus",
+    f"{OGC}/cql2/1.0/conf/spatial-functions",
+    f"{OGC}/cql2/1.0/conf/property-property",
+    f"{OGC}/cql2/1.0/conf/arithmetic",
+    f"{OGC}/ogcapi-features-4/1.0/conf/create-replace-delete",
+    f"{OGC}/ogcapi-features-4/1.0/conf/update",
+    f"{OGC}/ogcapi-features-4/1.0/conf/features",
 ]
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+SCHEMA_JSON = "application/schema+json"
 
-FormatParam = Annotated[str | None, Query(description="`json` or `html`; by default from Accept.")]
+FormatParam = Annotated[str | None, Query(
+    pattern="^(json|html)$", description="`json` or `html`; by default chosen from Accept.")]
 
 router = APIRouter(tags=["OGC API - Features"])
 
+HTML_OR_JSON: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}}}
+FEATURES_SCHEMA = {"$ref": "#/components/schemas/FeatureCollection"}
 
-@router.get("/", summary="Landing page")
-def landing(request: Request, f: FormatParam = None) -> Response:
+
+def _answer(request: Request, etag: str, last_modified: datetime | None, make: Any) -> Response:
+    """A 304 when the client's copy is current; otherwise `make()`, with the validators attached."""
+    cached = not_modified(request, etag, last_modified)
+    if cached is not None:
+        cached.headers["Vary"] = "Accept"
+        return cached
+    response: Response = make()
+    response.headers.update(validators(etag, last_modified))
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def _alternate(href: str) -> dict[str, str]:
+    return {"href": f"{href}?f=html", "rel": "alternate", "type": "text/html", "title": "This page as HTML"}
+
+
+@router.get("/", summary="Landing page", responses={**HTML_OR_JSON, **problems(304, 400)})
+async def landing(request: Request, f: FormatParam = None) -> Response:
     """The landing page: what this service is and where to go next."""
     base = base_url(request)
     links = [
         {"href": f"{base}/", "rel": "self", "type": "application/json", "title": "This document"},
+        _alternate(f"{base}/"),
         {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI, "title": "The OpenAPI document"},
         {"href": f"{base}/api.html", "rel": "service-doc", "type": "text/html",
          "title": "The API documentation"},
@@ -48,26 +98,27 @@ def landing(request: Request, f: FormatParam = None) -> Response:
     title = "Afghanistan infrastructure & project mapper"
     description = ("Provinces, the Salang Pass tunnels and proposed infrastructure projects in "
                    "Afghanistan, served as OGC API - Features and as a web map.")
-    if wants_html(request, f):
+    if html.wants_html(request, f):
         body = (f"<p>{escape(description)}</p><p><a href=\"{base}/map\">Open the web map</a></p>"
-                + link_list(links))
-        return HTMLResponse(page(title, body))
+                + html.link_list(links))
+        return HTMLResponse(html.page(title, body))
     return JSONResponse({"title": title, "description": description, "links": links})
 
 
-@router.get("/conformance", summary="Conformance classes")
-def conformance() -> JSONResponse:
+@router.get("/conformance", summary="Conformance classes", responses={**HTML_OR_JSON, **problems(400)})
+async def conformance(request: Request, f: FormatParam = None) -> Response:
     """The conformance classes this service implements (and tests)."""
+    if html.wants_html(request, f):
+        items = "".join(f"<li><code>{escape(c)}</code></li>" for c in CONFORMANCE)
+        return HTMLResponse(html.page("Conformance", f"<ul>{items}</ul>"))
     return JSONResponse({"conformsTo": CONFORMANCE})
 
 
-def _extent(collection: Collection) -> dict[str, Any]:
-    try:
-        table = collection.table()
+def _extent(collection: Collection, table: FeatureTable | None) -> dict[str, Any]:
+    bbox, start, end = AFGHANISTAN_BBOX, None, None
+    if table is not None:
         bbox = table.bounds() or AFGHANISTAN_BBOX
         start, end = table.interval()
-    except LayerUnavailable:
-        bbox, start, end = AFGHANISTAN_BBOX, None, None
     extent: dict[str, Any] = {"spatial": {"bbox": [list(bbox)], "crs": CRS84}}
     if collection.temporal:
         extent["temporal"] = {"interval": [[start, end]],
@@ -75,12 +126,24 @@ def _extent(collection: Collection) -> dict[str, Any]:
     return extent
 
 
-def collection_doc(collection: Collection, base: str) -> dict[str, Any]:
+def _table_or_none(collection: Collection) -> FeatureTable | None:
+    try:
+        return collection.table()
+    except LayerUnavailable:
+        return None
+
+
+def collection_doc(collection: Collection, base: str, table: FeatureTable | None = None) -> dict[str, Any]:
     """The metadata document of one collection."""
     href = f"{base}/collections/{collection.id}"
     links = [
         {"href": href, "rel": "self", "type": "application/json", "title": collection.title},
+        _alternate(href),
         {"href": f"{href}/items", "rel": "items", "type": GEOJSON, "title": f"{collection.title}: items"},
+        {"href": f"{href}/items?f=html", "rel": "items", "type": "text/html",
+         "title": f"{collection.title}: items as HTML"},
+        {"href": f"{href}/queryables", "rel": QUERYABLES_REL, "type": SCHEMA_JSON,
+         "title": f"{collection.title}: queryables"},
     ]
     links += [
         {"href": f"{base}/layers/{collection.id}.{fmt}", "rel": "enclosure", "type": media,
@@ -91,82 +154,164 @@ def collection_doc(collection: Collection, base: str) -> dict[str, Any]:
         "id": collection.id, "title": collection.title, "description": collection.description,
         "keywords": list(collection.keywords), "itemType": "feature",
         "crs": [CRS84], "storageCrs": CRS84,
-        "extent": _extent(collection),
+        "extent": _extent(collection, table),
         "license": collection.licence, "attribution": collection.attribution,
         "links": links,
     }
 
 
-@router.get("/collections", summary="The collections")
-def collections(request: Request, catalogue: CatalogueDep) -> JSONResponse:
+def _tables(catalogue: Catalogue) -> dict[str, FeatureTable | None]:
+    return {cid: _table_or_none(c) for cid, c in catalogue.collections.items()}
+
+
+def _versions(tables: dict[str, FeatureTable | None]) -> tuple[str, ...]:
+    return tuple(f"{cid}:{t.version if t is not None else 'unavailable'}" for cid, t in tables.items())
+
+
+def _latest(tables: list[FeatureTable | None]) -> datetime | None:
+    # Last-Modified only when every part has a known time; else the ETag alone decides.
+    times = [t.modified if t is not None else None for t in tables]
+    return None if not times or None in times else max(t for t in times if t is not None)
+
+
+@router.get("/collections", summary="The collections", responses={**HTML_OR_JSON, **problems(304, 400)})
+async def collections(request: Request, catalogue: CatalogueDep, f: FormatParam = None) -> Response:
     """Every collection with its extent and links."""
     base = base_url(request)
-    return JSONResponse({
-        "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
-        "collections": [collection_doc(c, base) for c in catalogue.collections.values()],
-    })
+    tables = _tables(catalogue)
+    as_html = html.wants_html(request, f)
+    etag = make_etag("collections", base, as_html, _versions(tables))
+
+    def make() -> Response:
+        docs = [collection_doc(c, base, tables[cid]) for cid, c in catalogue.collections.items()]
+        if as_html:
+            return HTMLResponse(html.page("Collections", html.collections_body(docs, f"{base}/collections")))
+        return JSONResponse({
+            "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"},
+                      _alternate(f"{base}/collections")],
+            "collections": docs,
+        })
+    return _answer(request, etag, None, make)
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
-def collection(request: Request, coll: CollectionDep) -> JSONResponse:
+@router.get("/collections/{collection_id}", summary="One collection",
+            responses={**HTML_OR_JSON, **problems(304, 400, 404)})
+async def collection(request: Request, coll: CollectionDep, f: FormatParam = None) -> Response:
     """One collection's metadata."""
-    return JSONResponse(collection_doc(coll, base_url(request)))
+    base = base_url(request)
+    table = _table_or_none(coll)
+    as_html = html.wants_html(request, f)
+    version = table.version if table is not None else "unavailable"
+    etag = make_etag("collection", coll.id, base, as_html, version)
+
+    def make() -> Response:
+        doc = collection_doc(coll, base, table)
+        if as_html:
+            body = html.collection_body(doc, f"{base}/collections/{coll.id}")
+            return HTMLResponse(html.page(coll.title, body))
+        return JSONResponse(doc)
+    return _answer(request, etag, None if table is None else table.modified, make)
 
 
-def _page_link(request: Request, rel: str, offset: int, limit: int) -> dict[str, Any]:
+@router.get("/collections/{collection_id}/queryables", summary="What a collection can be filtered on",
+            responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
+                       **problems(304, 400, 404, 503)})
+async def queryables(request: Request, coll: CollectionDep) -> Response:
+    """The queryables as a JSON Schema (OGC API - Features Part 3)."""
+    table = coll.table()
+    href = f"{base_url(request)}/collections/{coll.id}/queryables"
+    etag = make_etag("queryables", href, table.version)
+    return _answer(request, etag, table.modified, lambda: JSONResponse(
+        queryables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
+
+
+def _page_link(request: Request, rel: str, offset: int, limit: int, media: str = GEOJSON) -> dict[str, Any]:
     params = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
     params.update({"offset": str(offset), "limit": str(limit)})
     href = f"{base_url(request)}{request.url.path}?{urlencode(params)}"
-    return {"href": href, "rel": rel, "type": GEOJSON, "title": f"{rel} page"}
+    return {"href": href, "rel": rel, "type": media, "title": f"{rel} page"}
 
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
-            response_class=GeoJSONResponse)
-def items(
+            response_class=GeoJSONResponse,
+            responses={200: {"content": {GEOJSON: {"schema": FEATURES_SCHEMA},
+                                         "text/html": {"schema": {"type": "string"}}}},
+                       **problems(304, 400, 404, 503)})
+async def items(
     request: Request,
     coll: CollectionDep,
     settings: SettingsDep,
     filters: Annotated[Filters, Depends(filters_dependency)],
-    limit: Annotated[int | None, Query(ge=1, description="Features per page (default 10, at most "
-                                                         "10,000: larger values are clamped).")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="Features per page.")] = None,
     offset: Annotated[int, Query(ge=0, description="How many matching features to skip.")] = 0,
-) -> GeoJSONResponse:
-    """A page of features, filtered, with numberMatched and next/prev links."""
+    f: FormatParam = None,
+) -> Response:
+    """A page of features, filtered and sorted, with numberMatched and next/prev links.
+
+    Without `sortby` features come in the order they were added; new ones go to the end, so a
+    client paging with `next` neither repeats nor misses a feature while others add projects.
+    """
     size = min(limit or settings.default_limit, settings.max_limit)
     table = coll.table()
+    as_html = html.wants_html(request, f)
+    etag = make_etag("items", table.version, base_url(request), str(request.url), as_html)
+    cached = not_modified(request, etag, table.modified)
+    if cached is not None:
+        return cached
     matched = coll.select(table, filters)
     chosen = matched[offset:offset + size]
-    self_href = str(request.url)
+    media = "text/html" if as_html else GEOJSON
     links = [
-        {"href": self_href, "rel": "self", "type": GEOJSON, "title": "This page"},
+        {"href": str(request.url), "rel": "self", "type": media, "title": "This page"},
         {"href": f"{base_url(request)}/collections/{coll.id}", "rel": "collection",
          "type": "application/json", "title": coll.title},
     ]
     if offset + size < len(matched):
-        links.append(_page_link(request, "next", offset + size, size))
+        links.append(_page_link(request, "next", offset + size, size, media))
     if offset > 0:
-        links.append(_page_link(request, "prev", max(0, offset - size), size))
-    extra = {
-        "numberMatched": len(matched),
-        "numberReturned": len(chosen),
-        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "links": links,
-    }
-    return GeoJSONResponse(table.feature_collection(chosen, extra), headers={"Content-Crs": f"<{CRS84}>"})
+        links.append(_page_link(request, "prev", max(0, offset - size), size, media))
+    headers = {**validators(etag, table.modified), "Content-Crs": f"<{CRS84}>", "Vary": "Accept"}
+    if as_html:
+        features = [table.selected(int(i), filters.properties) if filters.properties is not None
+                    else table.features[i] for i in chosen]
+        nav = "".join(f'<a href="{escape(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[2:])
+        first = offset + 1 if len(chosen) else 0
+        page = (f"<p>{len(matched)} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
+                + html.features_table(features, f"{base_url(request)}{request.url.path}"))
+        return HTMLResponse(html.page(f"{coll.title}: items", page), headers=headers)
+    extra = {"numberMatched": len(matched), "numberReturned": len(chosen), "links": links}
+    return GeoJSONResponse(table.feature_collection(chosen, extra, filters.properties), headers=headers)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
-            response_class=GeoJSONResponse)
-def item(request: Request, coll: CollectionDep, feature_id: str) -> GeoJSONResponse:
+            response_class=GeoJSONResponse,
+            responses={200: {"description": "The feature; its `ETag` is what `If-Match` takes on writes.",
+                             "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}},
+                                         "text/html": {"schema": {"type": "string"}}}},
+                       **problems(304, 400, 404, 503)})
+async def item(request: Request, coll: CollectionDep, feature_id: str, f: FormatParam = None) -> Response:
     """One feature by id, or a 404 problem."""
     table = coll.table()
     index = table.position.get(feature_id)
     if index is None:
         raise NotFound(f"There is no feature {feature_id!r} in {coll.id}.")
+    as_html = html.wants_html(request, f)
+    # The ETag is the feature's content: a write to another feature does not change it.
+    etag = feature_etag(table.encoded[index])
+    if as_html:
+        etag = make_etag(etag, "html")
     href = f"{base_url(request)}/collections/{coll.id}"
     links = [{"href": f"{href}/items/{feature_id}", "rel": "self", "type": GEOJSON},
+             _alternate(f"{href}/items/{feature_id}"),
              {"href": href, "rel": "collection", "type": "application/json", "title": coll.title}]
-    # Splice the links into the cached encoding rather than re-serialising the feature.
-    body = table.encoded[index][:-1] + b',"links":' + JSONResponse(links).body + b"}"
-    return GeoJSONResponse(body, headers={"Content-Crs": f"<{CRS84}>"})
+
+    def make() -> Response:
+        if as_html:
+            feature = table.features[index]
+            page = html.feature_body(feature) + html.link_list(links)
+            return HTMLResponse(html.page(str(feature["properties"].get("name") or feature_id), page))
+        # Splice the links into the cached encoding rather than re-serialising the feature.
+        body = table.encoded[index][:-1] + b',"links":' + JSONResponse(links).body + b"}"
+        return GeoJSONResponse(body, headers={"Content-Crs": f"<{CRS84}>"})
+    return _answer(request, etag, table.modified, make)
 

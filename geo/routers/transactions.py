@@ -1,36 +1,96 @@
-"""OGC API - Features, Part 4: adding projects."""
+"""OGC API - Features, Part 4: add, replace, update and delete projects; OPTIONS says what is allowed.
+
+Every write needs the same key and passes the same checks as POST. `If-Match` (optional) is compared
+with the feature's current ETag inside the store's change function, under its cross-process lock,
+so two writers holding the same ETag cannot both succeed.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+import orjson
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from geo.auth import require_key
 from geo.body import read_json
-from geo.errors import ReadOnly
-from geo.projects import new_project
-from geo.responses import GeoJSONResponse
+from geo.caching import check_if_match, feature_etag
+from geo.catalogue import Catalogue, Collection
+from geo.errors import InvalidFeature, ReadOnly
+from geo.openapi import problems
+from geo.projects import client_view, merge_patch, new_project, replace_project
+from geo.responses import GEOJSON, GeoJSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
+from geo.settings import Settings
+from geo.store.base import Feature
 from geo.validation import check_feature
 
 router = APIRouter(tags=["OGC API - Features - Part 4"])
 
-FEATURE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/geo+json": {"schema": {"type": "object"}, "example": {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [69.1723, 34.5281]},
-            "properties": {"name": "Girls' secondary school", "category": "school", "status": "proposed"},
-        }}},
-    }
+EXAMPLE = {
+    "type": "Feature",
+    "geometry": {"type": "Point", "coordinates": [69.1723, 34.5281]},
+    "properties": {"name": "Girls' secondary school", "category": "school", "status": "proposed"},
 }
+FEATURE_BODY = {"requestBody": {"required": True, "content": {
+    "application/geo+json": {"schema": {"$ref": "#/components/schemas/Feature"}, "example": EXAMPLE}}}}
+PATCH_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "object", "properties": {
+        "properties": {"type": "object"}, "geometry": {"type": "object"}}},
+        "example": {"properties": {"status": "approved", "budget_usd": 1200000}}}
+    for media in ("application/merge-patch+json", "application/json")}}}
+WRITE_ERRORS = problems(400, 401, 403, 404, 405, 412, 413, 415, 422)
+FEATURE_OK = {"description": "The feature as stored; `ETag` is its new version.",
+              "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}}
+IfMatch = Annotated[str | None, Header(
+    alias="If-Match", description="Only write if the feature's ETag is still this one (else 412).")]
+PATCH_KEYS = frozenset({"type", "id", "geometry", "properties", "links"})
+
+
+def _writable(coll: Collection, settings: Settings) -> bool:
+    return coll.editable and bool(settings.keys())
+
+
+def _allow(coll: Collection, settings: Settings, writes: str) -> str:
+    return "GET, OPTIONS" + (f", {writes}" if _writable(coll, settings) else "")
+
+
+def _require_editable(coll: Collection) -> None:
+    if not coll.editable:
+        raise ReadOnly(f"{coll.id} is read-only; only projects can be written.",
+                       headers={"Allow": "GET, OPTIONS"})
+
+
+def _written(request: Request, coll: Collection, feature: Feature, status_code: int = 200) -> GeoJSONResponse:
+    location = f"{base_url(request)}/collections/{coll.id}/items/{feature['id']}"
+    headers = {"ETag": feature_etag(orjson.dumps(feature))}
+    if status_code == 201:
+        headers["Location"] = location
+    return GeoJSONResponse(feature, status_code=status_code, headers=headers)
+
+
+@router.options("/collections/{collection_id}/items", status_code=204, summary="Methods on the items",
+                responses={204: {"description": "`Allow` lists the methods."}, **problems(404)})
+async def items_options(coll: CollectionDep, settings: SettingsDep) -> Response:
+    """Which methods the items accept (GIS clients ask before offering editing)."""
+    return Response(status_code=204, headers={"Allow": _allow(coll, settings, "POST")})
+
+
+@router.options("/collections/{collection_id}/items/{feature_id}", status_code=204,
+                summary="Methods on one feature",
+                responses={204: {"description": "`Allow` lists the methods."}, **problems(404)})
+async def item_options(coll: CollectionDep, settings: SettingsDep, feature_id: str) -> Response:
+    """Which methods one feature accepts."""
+    return Response(status_code=204, headers={"Allow": _allow(coll, settings, "PUT, PATCH, DELETE")})
 
 
 @router.post("/collections/{collection_id}/items", status_code=201, summary="Add a project",
              response_class=GeoJSONResponse, openapi_extra=FEATURE_BODY,
-             responses={201: {"description": "Created; `Location` names the new feature."}})
+             responses={201: {"description": "Created; `Location` names the new feature.",
+                              "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}},
+                        **WRITE_ERRORS})
 async def create_item(
     request: Request,
     coll: CollectionDep,
@@ -39,11 +99,88 @@ async def create_item(
     _key: Annotated[str, Depends(require_key)],
 ) -> GeoJSONResponse:
     """Add a project from a GeoJSON Feature; the server sets id, province and timestamps."""
-    if not coll.editable:
-        raise ReadOnly(f"{coll.id} is read-only; only projects can be added.", headers={"Allow": "GET, HEAD"})
+    _require_editable(coll)
     body = await read_json(request, settings.max_body_bytes)
     checked = check_feature(body, catalogue.place)
     feature = new_project(checked, catalogue.province_names())
-    catalogue.store.add(feature)
-    location = f"{base_url(request)}/collections/{coll.id}/items/{feature['id']}"
-    return GeoJSONResponse(feature, status_code=201, headers={"Location": location})
+    # The write fsyncs: run it off the event loop.
+    await run_in_threadpool(catalogue.store.add, feature)
+    return _written(request, coll, feature, 201)
+
+
+def _guarded(if_match: str | None, make: Any) -> Any:
+    """A store change that first checks If-Match against the current feature, under the store lock."""
+    def change(current: Feature | None) -> Feature | None:
+        if current is not None:
+            check_if_match(if_match, feature_etag(orjson.dumps(current)))
+        result: Feature | None = make(current)
+        return result
+    return change
+
+
+def _checked(catalogue: Catalogue, body: Any, current: Feature) -> Feature:
+    return replace_project(current, check_feature(body, catalogue.place), catalogue.province_names())
+
+
+@router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a project",
+            response_class=GeoJSONResponse, openapi_extra=FEATURE_BODY,
+            responses={200: FEATURE_OK, **WRITE_ERRORS})
+async def replace_item(
+    request: Request, coll: CollectionDep, catalogue: CatalogueDep, settings: SettingsDep,
+    feature_id: str, _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
+) -> GeoJSONResponse:
+    """Replace a project with a new GeoJSON Feature (same checks as POST; id and created_at stay)."""
+    _require_editable(coll)
+    body = await read_json(request, settings.max_body_bytes)
+    new = await run_in_threadpool(catalogue.store.change, feature_id, _guarded(
+        if_match, lambda current: _checked(catalogue, body, current)))
+    assert new is not None  # a replacement never deletes
+    return _written(request, coll, new)
+
+
+def _patched(body: Any, current: Feature) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidFeature("body: a JSON merge patch object is required",
+                             errors=[{"field": "body", "message": "must be an object"}])
+    unknown = sorted(set(body) - PATCH_KEYS)
+    if unknown:
+        raise InvalidFeature(f"{', '.join(unknown)}: a patch may change only properties and geometry",
+                             errors=[{"field": u, "message": "cannot be patched"} for u in unknown])
+    view = client_view(current)
+    if "properties" in body:
+        if not isinstance(body["properties"], dict):
+            raise InvalidFeature("properties: must be an object",
+                                 errors=[{"field": "properties", "message": "must be an object"}])
+        view["properties"] = merge_patch(view["properties"], body["properties"])
+    if "geometry" in body:
+        view["geometry"] = body["geometry"]
+    return view
+
+
+@router.patch("/collections/{collection_id}/items/{feature_id}", summary="Update a project",
+              response_class=GeoJSONResponse, openapi_extra=PATCH_BODY,
+              responses={200: FEATURE_OK, **WRITE_ERRORS})
+async def update_item(
+    request: Request, coll: CollectionDep, catalogue: CatalogueDep, settings: SettingsDep,
+    feature_id: str, _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
+) -> GeoJSONResponse:
+    """Update a project: a JSON merge patch of `properties` (null removes one), and/or a new `geometry`."""
+    _require_editable(coll)
+    body = await read_json(request, settings.max_body_bytes)
+    new = await run_in_threadpool(catalogue.store.change, feature_id, _guarded(
+        if_match, lambda current: _checked(catalogue, _patched(body, current), current)))
+    assert new is not None  # an update never deletes
+    return _written(request, coll, new)
+
+
+@router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
+               summary="Delete a project",
+               responses={204: {"description": "Deleted."}, **problems(400, 401, 403, 404, 405, 412)})
+async def delete_item(
+    coll: CollectionDep, catalogue: CatalogueDep, feature_id: str,
+    _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
+) -> Response:
+    """Remove a project."""
+    _require_editable(coll)
+    await run_in_threadpool(catalogue.store.change, feature_id, _guarded(if_match, lambda _current: None))
+    return Response(status_code=204)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,10 @@ class GeoJSONFileStore:
         """(Re)read the file into memory; a missing file is an empty store."""
         signature = _signature(self.path)
         features = [] if signature is None else parse_store(self.path.read_bytes(), self.path)
+        modified = None if signature is None else datetime.fromtimestamp(signature[2] / 1e9, UTC)
         self._table = FeatureTable(tuple(features), version=self._version(signature),
-                                   filter_columns=PROJECT_FILTERS, temporal=PROJECT_TEMPORAL)
+                                   filter_columns=PROJECT_FILTERS, temporal=PROJECT_TEMPORAL,
+                                   modified=modified)
         self._signature = signature
 
     @staticmethod
