@@ -81,6 +81,10 @@ def _to_30(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {k: _to_30(v) for k, v in node.items()}
+    if "$ref" in out and "type" in out:
+        # FastAPI documents a custom Response class as `type: string` next to the declared `$ref`;
+        # in 3.0 a `$ref` stands alone.
+        return {"$ref": out["$ref"]}
     for key in ("anyOf", "oneOf"):
         options = out.get(key)
         if isinstance(options, list) and {"type": "null"} in options:

@@ -59,7 +59,8 @@ FormatParam = Annotated[str | None, Query(
 router = APIRouter(tags=["OGC API - Features"])
 
 HTML_OR_JSON: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {"schema": {"type": "string"}}}}}
+    200: {"content": {"application/json": {"schema": {"type": "object"}},
+                      "text/html": {"schema": {"type": "string"}}}}}
 FEATURES_SCHEMA = {"$ref": "#/components/schemas/FeatureCollection"}
 
 
