@@ -45,19 +45,24 @@ def bad_filter(message: str, field: str = "filter") -> InvalidInput:
     return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
-def _bbox_to_polygon(node: Any) -> Any:
-    # pygeofilter 0.4's cql2-json parser builds Envelope(x1, x2, y1, y2) from [minx, miny, maxx, maxy]
-    # positionally, swapping miny and maxx; a GeoJSON polygon literal is read correctly.
-    if isinstance(node, dict):
-        if set(node) == {"bbox"} and isinstance(node["bbox"], list) and len(node["bbox"]) in (4, 6):
-            b = node["bbox"]
-            x1, y1, x2, y2 = (b[0], b[1], b[3], b[4]) if len(b) == 6 else b
-            return {"type": "Polygon",
-                    "coordinates": [[[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]]]}
-        return {k: _bbox_to_polygon(v) for k, v in node.items()}
+def _normalise(node: Any) -> Any:
+    """Rewrite the CQL2 JSON forms pygeofilter 0.4 misreads into ones it reads correctly."""
     if isinstance(node, list):
-        return [_bbox_to_polygon(v) for v in node]
-    return node
+        return [_normalise(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"bbox"} and isinstance(node["bbox"], list) and len(node["bbox"]) in (4, 6):
+        # Its Envelope(x1, x2, y1, y2) is built from [minx, miny, maxx, maxy] positionally, swapping
+        # miny and maxx; a GeoJSON polygon literal is read correctly.
+        b = node["bbox"]
+        x1, y1, x2, y2 = (b[0], b[1], b[3], b[4]) if len(b) == 6 else b
+        return {"type": "Polygon", "coordinates": [[[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]]]}
+    out = {k: _normalise(v) for k, v in node.items()}
+    args = out.get("args")
+    if out.get("op") == "between" and isinstance(args, list) and len(args) == 3:
+        # CQL2 1.0 writes BETWEEN's args flat, [value, low, high]; the parser wants [value, [low, high]].
+        out["args"] = [args[0], [args[1], args[2]]]
+    return out
 
 
 def parse(text: str, lang: str) -> Expression:
@@ -71,7 +76,7 @@ def parse(text: str, lang: str) -> Expression:
             doc = orjson.loads(text)
             if not isinstance(doc, dict):
                 raise ValueError("a CQL2 JSON expression is an object")
-            return cast(Expression, parse_json(_bbox_to_polygon(doc)))
+            return cast(Expression, parse_json(_normalise(doc)))
         return cast(Expression, parse_text(text))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -100,8 +105,42 @@ _SPATIAL_METHODS = {"INTERSECTS": "intersects", "DISJOINT": "disjoint", "CONTAIN
                     "EQUALS": "geom_equals"}
 
 
+def _unknown_if_null(result: Any, *operands: Any) -> Any:
+    """A comparison's result, unknown (NA) where an operand is null: CQL2 follows SQL's three-valued
+    logic, so `NOT (x = 1)` and `x NOT IN (...)` do not match features that lack `x`."""
+    if not isinstance(result, pd.Series):
+        return result
+    out = result.astype("boolean")
+    for operand in operands:
+        if isinstance(operand, pd.Series) and operand.dtype != "geometry":
+            out = out.mask(operand.isna())
+    return out
+
+
 class _Evaluator(GeoPandasEvaluator):  # type: ignore[misc]
     """pygeofilter's geopandas evaluator, on a Frame and checked against its queryables."""
+
+    @handle(ast.Comparison, subclasses=True)
+    def comparison(self, node: Any, lhs: Any, rhs: Any) -> Any:
+        """=, <>, <, >, <=, >=, unknown where either side is null."""
+        return _unknown_if_null(super().comparison(node, lhs, rhs), lhs, rhs)
+
+    @handle(ast.Between)
+    def between(self, node: Any, lhs: Any, low: Any, high: Any) -> Any:
+        """[NOT] BETWEEN, unknown where a side is null."""
+        return _unknown_if_null(super().between(node, lhs, low, high), lhs, low, high)
+
+    @handle(ast.Like)
+    def like(self, node: Any, lhs: Any) -> Any:
+        """[NOT] LIKE, unknown where the value is null."""
+        if isinstance(lhs, pd.Series) and lhs.dtype != "str":
+            raise bad_filter("LIKE compares text properties only")
+        return _unknown_if_null(super().like(node, lhs), lhs)
+
+    @handle(ast.In)
+    def in_(self, node: Any, lhs: Any, *options: Any) -> Any:
+        """[NOT] IN, unknown where the value is null."""
+        return _unknown_if_null(super().in_(node, lhs, *options), lhs)
 
     def __init__(self, frame: Frame) -> None:
         super().__init__(frame.columns, None, {"bbox": self._bbox_function, "lower": self._lower})
