@@ -65,6 +65,7 @@ FILTERS: dict[str, dict[str, str]] = {
     "province": {"province": "AF-KAB,AF-HER"},
     "bbox": {"bbox": "60,30,66,35"},
     "datetime": {"datetime": "2025-01-01/2026-12-31"},
+    "cql2": {"filter": "budget_usd > 100000 AND name_prs IS NOT NULL"},
 }
 
 

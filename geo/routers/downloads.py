@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from geo.caching import make_etag, not_modified, validators
 from geo.errors import NotFound
 from geo.formats import FORMATS, MEDIA_TYPES, Selection, open_download
+from geo.openapi import problems
 from geo.query import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep
 
@@ -62,7 +63,7 @@ def _clock(request: Request) -> VersionClock:
 
 @router.get("/layers/{name}", summary="Download a whole layer", response_class=Response, responses={
     200: {"description": "The layer as a file.", "content": {m: {} for m in MEDIA_TYPES.values()}},
-    304: {"description": "The client's copy (by `If-None-Match` or `If-Modified-Since`) is current."},
+    **problems(304, 400, 404, 503),
 })
 def download(
     request: Request,
