@@ -1,0 +1,221 @@
+"""OGC API - Features Part 4 on `projects`: PUT, PATCH, DELETE, OPTIONS, ETag and If-Match, over HTTP."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from geo.app import create_app
+from geo.settings import Settings
+from tests.conftest import AUTH, ROOT, point_feature
+from tests.server import live_server
+
+ITEMS = "/collections/projects/items"
+
+
+def _create(client: TestClient, **props: Any) -> tuple[str, dict[str, Any], str]:
+    response = client.post(ITEMS, headers=AUTH, json=point_feature(**props))
+    assert response.status_code == 201, response.text
+    url = response.headers["location"].replace("http://testserver", "")
+    return url, response.json(), response.headers["etag"]
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status and problem["detail"] and problem["type"]
+    return problem
+
+
+def test_options_says_what_each_collection_allows(client: TestClient) -> None:
+    assert client.options(ITEMS).headers["allow"] == "GET, OPTIONS, POST"
+    assert client.options(f"{ITEMS}/salang-tunnel-2").headers["allow"] == "GET, OPTIONS, PUT, PATCH, DELETE"
+    assert client.options("/collections/provinces/items").headers["allow"] == "GET, OPTIONS"
+    assert client.options("/collections/salang/items/salang-tunnel").headers["allow"] == "GET, OPTIONS"
+    assert client.options("/collections/nope/items").status_code == 404
+
+
+def test_options_without_keys_offers_no_writes(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"api_keys": None}))) as client:
+        assert client.options(ITEMS).headers["allow"] == "GET, OPTIONS"
+
+
+def test_put_replaces_and_keeps_server_fields(client: TestClient) -> None:
+    url, created, _ = _create(client, budget_usd=1000, funders=["Ministry"])
+    body = point_feature(62.2, 34.35, name="Herat school", status="approved", id="other",
+                         province="AF-KAB", created_at="1999-01-01T00:00:00Z", status_history=[])
+    response = client.put(url, headers=AUTH, json=body)
+    assert response.status_code == 200, response.text
+    new = response.json()
+    props = new["properties"]
+    assert new["id"] == created["id"] and props["name"] == "Herat school"
+    # Server-set fields come from the server: the province from the new geometry, the rest kept or moved.
+    assert props["province"] == "AF-HER" and props["province_name"] == "Herat"
+    assert props["created_at"] == created["properties"]["created_at"]
+    assert props["updated_at"] >= created["properties"]["updated_at"]
+    assert [h["status"] for h in props["status_history"]] == ["proposed", "approved"]
+    assert props["status_history"][-1]["at"] == props["updated_at"]
+    # A replacement replaces: what the new body leaves out is gone.
+    assert "budget_usd" not in props and "funders" not in props
+    assert client.get(url).json()["properties"]["name"] == "Herat school"
+
+
+def test_put_with_the_same_status_adds_no_history(client: TestClient) -> None:
+    url, _, _ = _create(client)
+    props = client.put(url, headers=AUTH, json=point_feature(name="Renamed")).json()["properties"]
+    assert [h["status"] for h in props["status_history"]] == ["proposed"]
+
+
+def test_patch_merges_properties(client: TestClient) -> None:
+    url, created, _ = _create(client, budget_usd=1000, description="first")
+    response = client.patch(url, headers={**AUTH, "Content-Type": "application/merge-patch+json"},
+                            json={"properties": {"status": "under_construction", "description": None,
+                                                 "end_date": "2030-01-01", "province": "AF-HER"}})
+    assert response.status_code == 200, response.text
+    props = response.json()["properties"]
+    assert props["status"] == "under_construction" and props["budget_usd"] == 1000
+    assert "description" not in props and props["end_date"] == "2030-01-01"
+    assert props["province"] == "AF-KAB"  # never taken from the client
+    assert [h["status"] for h in props["status_history"]] == ["proposed", "under_construction"]
+    assert response.json()["geometry"] == created["geometry"]
+
+
+def test_patch_geometry_recomputes_the_province(client: TestClient) -> None:
+    url, _, _ = _create(client)
+    mazar = {"type": "Point", "coordinates": [67.11, 36.71]}
+    moved = client.patch(url, headers=AUTH, json={"geometry": mazar})
+    assert moved.status_code == 200
+    assert moved.json()["properties"]["province"] == "AF-BAL"
+    assert moved.json()["properties"]["province_name"] == "Balkh"
+    balkh = client.get(ITEMS, params={"province": "AF-BAL"}).json()["features"]
+    names = [f["properties"]["name"] for f in balkh]
+    assert names == ["Girls' secondary school"]
+
+
+@pytest.mark.parametrize("patch, status, field", [
+    ({"properties": {"name": None}}, 422, "properties.name"),
+    ({"properties": {"status": "finished"}}, 422, "properties.status"),
+    ({"properties": {"budget_usd": -1}}, 422, "properties.budget_usd"),
+    ({"properties": {"colour": "red"}}, 422, "properties.colour"),
+    ({"properties": "closed"}, 422, "properties"),
+    ({"geometry": None}, 422, "geometry"),
+    ({"geometry": {"type": "Point", "coordinates": [2.35, 48.85]}}, 422, "geometry"),
+    ({"owner": "me"}, 422, "owner"),
+    (["not", "an", "object"], 422, "body"),
+])
+def test_bad_patches_change_nothing(client: TestClient, settings: Settings, patch: Any, status: int,
+                                    field: str) -> None:
+    url, _, _ = _create(client)
+    before = settings.projects.read_bytes()
+    problem = _problem(client.patch(url, headers=AUTH, json=patch), status)
+    assert field in [e["field"] for e in problem["errors"]], problem
+    assert settings.projects.read_bytes() == before
+
+
+def test_put_validates_like_post(client: TestClient, settings: Settings) -> None:
+    url, _, _ = _create(client)
+    before = settings.projects.read_bytes()
+    body = point_feature(category="castle")
+    assert "properties.category" in [e["field"] for e in _problem(client.put(url, headers=AUTH, json=body),
+                                                                   422)["errors"]]
+    _problem(client.put(url, headers={**AUTH, "Content-Type": "application/json"}, content=b"{oops"), 400)
+    _problem(client.put(url, headers={**AUTH, "Content-Type": "text/plain"}, content=b"x"), 415)
+    huge = point_feature(description="x" * (settings.max_body_bytes + 10))
+    _problem(client.put(url, headers=AUTH, json=huge), 413)
+    assert settings.projects.read_bytes() == before
+
+
+def test_delete(client: TestClient) -> None:
+    url, _, _ = _create(client)
+    before = client.get(ITEMS).json()["numberMatched"]
+    assert client.delete(url, headers=AUTH).status_code == 204
+    _problem(client.get(url), 404)
+    _problem(client.delete(url, headers=AUTH), 404)
+    assert client.get(ITEMS).json()["numberMatched"] == before - 1
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_writes_need_the_same_auth_as_post(client: TestClient, method: str) -> None:
+    url, _, _ = _create(client)
+    kwargs: dict[str, Any] = {} if method == "delete" else {"json": point_feature()}
+    call = getattr(client, method)
+    assert "Bearer" in _problem(call(url, **kwargs), 401)["detail"]
+    _problem(call(url, headers={"Authorization": "Bearer wrong"}, **kwargs), 401)
+    assert client.get(url).status_code == 200
+
+
+def test_writes_refused_without_keys_and_on_read_only_collections(client: TestClient,
+                                                                  settings: Settings) -> None:
+    problem = _problem(client.delete("/collections/salang/items/salang-tunnel", headers=AUTH), 405)
+    assert "read-only" in problem["detail"]
+    _problem(client.patch("/collections/provinces/items/AF-KAB", headers=AUTH, json={}), 405)
+    with TestClient(create_app(settings.model_copy(update={"api_keys": None}))) as locked:
+        _problem(locked.delete(f"{ITEMS}/salang-tunnel-2", headers=AUTH), 403)
+    _problem(client.put(f"{ITEMS}/nope", headers=AUTH, json=point_feature()), 404)
+
+
+def test_etag_and_if_match(client: TestClient, settings: Settings) -> None:
+    url, _, created_etag = _create(client)
+    etag = client.get(url).headers["etag"]
+    assert etag == created_etag
+    changed = client.patch(url, headers={**AUTH, "If-Match": etag},
+                           json={"properties": {"status": "planned"}})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert client.get(url).headers["etag"] == changed.headers["etag"]
+    # A second writer still holding the old ETag is refused, and nothing changes.
+    before = settings.projects.read_bytes()
+    stale = _problem(client.patch(url, headers={**AUTH, "If-Match": etag},
+                                  json={"properties": {"status": "cancelled"}}), 412)
+    assert stale["errors"][0]["field"] == "If-Match"
+    _problem(client.put(url, headers={**AUTH, "If-Match": etag}, json=point_feature()), 412)
+    _problem(client.delete(url, headers={**AUTH, "If-Match": etag}), 412)
+    assert settings.projects.read_bytes() == before
+    assert client.patch(url, headers={**AUTH, "If-Match": "*"}, json={}).status_code == 200
+    current = client.get(url).headers["etag"]
+    assert client.delete(url, headers={**AUTH, "If-Match": current}).status_code == 204
+
+
+def test_a_write_to_one_feature_leaves_the_others_etags(client: TestClient) -> None:
+    first, _, _ = _create(client, name="First")
+    second, _, second_etag = _create(client, name="Second")
+    client.patch(first, headers=AUTH, json={"properties": {"status": "planned"}})
+    assert client.get(second).headers["etag"] == second_etag
+    assert client.patch(second, headers={**AUTH, "If-Match": second_etag}, json={}).status_code == 200
+
+
+def test_two_processes_with_the_same_etag_cannot_both_write(tmp_path: Path, settings: Settings) -> None:
+    """Two servers on one store; two clients race with one ETag: exactly one write wins."""
+    store = tmp_path / "shared.geojson"
+    shutil.copy(ROOT / "projects.geojson", store)
+    shared = settings.model_copy(update={"projects": store})
+    with live_server(shared) as one, live_server(shared) as two:
+        url = "/collections/projects/items/salang-tunnel-2"
+        etag = httpx.get(one + url).headers["etag"]
+        assert httpx.get(two + url).headers["etag"] == etag
+        start = threading.Barrier(2)
+        results: dict[str, int] = {}
+
+        def write(base: str, status: str) -> None:
+            start.wait()
+            results[status] = httpx.patch(base + url, headers={**AUTH, "If-Match": etag}, timeout=30,
+                                          json={"properties": {"status": status}}).status_code
+
+        threads = [threading.Thread(target=write, args=(base, status))
+                   for base, status in ((one, "approved"), (two, "cancelled"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results.values()) == [200, 412], results
+        winner = next(status for status, code in results.items() if code == 200)
+        stored = httpx.get(two + url).json()["properties"]
+        assert stored["status"] == winner
+        assert [h["status"] for h in stored["status_history"]][-1] == winner
+        assert sum(h["status"] in ("approved", "cancelled") for h in stored["status_history"]) == 1
