@@ -18,8 +18,9 @@ from geo.cors import CORSMiddleware
 from geo.errors import StoreUnavailable
 from geo.pagecache import PageCache
 from geo.responses import OPENAPI, JSONResponse
-from geo.routers import downloads, features, map, transactions
+from geo.routers import assets, downloads, features, map, stats, transactions
 from geo.settings import Settings
+from geo.stats import ColumnCache
 from geo.store import GeoJSONFileStore, ProjectStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalogue = catalogue
     app.state.map_cache = PageCache()
+    app.state.stats_columns = ColumnCache()
     app.state.download_clock = downloads.VersionClock()
     problems.install(app)
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
@@ -78,6 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi_page() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/api", title=app.title)
 
-    for module in (features, transactions, downloads, map):
+    for module in (features, transactions, downloads, map, stats, assets):
         app.include_router(module.router)
     return app

@@ -52,6 +52,19 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _map(args: argparse.Namespace) -> int:
+    from geo.web.export import write_map
+
+    options = {k: getattr(args, k) for k in ("status", "category", "province", "bbox", "datetime")}
+    try:
+        count = write_map(Settings(), args.file, options)
+    except GeoError as exc:
+        print(f"geo: {exc.detail}", file=sys.stderr)
+        return 2 if exc.status < 500 else 1
+    print(f"map: {count} projects written to {args.file} (self-contained; opens offline)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `geo` command."""
     parser = argparse.ArgumentParser(prog="geo", description=__doc__)
@@ -73,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         export.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
     export.add_argument("--bom", action="store_true", help="CSV: start with a byte-order mark (Excel)")
     export.set_defaults(func=_export)
+    web_map = sub.add_parser("map", help="write a self-contained web map (data and scripts embedded)")
+    web_map.add_argument("file", type=Path, help="where to write, e.g. map.html")
+    for option in ("status", "category", "province", "bbox", "datetime"):
+        web_map.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
+    web_map.set_defaults(func=_map)
     return parser
 
 

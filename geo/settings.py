@@ -29,12 +29,28 @@ class Settings(BaseSettings):
     max_limit: int = Field(10_000, gt=0, description="Largest `limit` accepted.")
     allow_download: bool = Field(True, description="Whether source data may be downloaded at all.")
     download_timeout_s: float = Field(30.0, gt=0, description="Timeout for fetching source data.")
+    map_tiles: str = Field(
+        "osm", description="Basemap tiles of the web map: `osm` (OpenStreetMap), `none`, or the URL template "
+                           "of a self-hosted tile server, e.g. `https://tiles.example.org/{z}/{x}/{y}.png`.")
+    map_tiles_attribution: str = Field(
+        "", description="Attribution shown for a self-hosted tile server (required by most tile licences).")
 
     @field_validator("data_mirror", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # An exported-but-empty variable means "not set", not "the current folder".
         return None if value == "" else value
+
+    @field_validator("map_tiles")
+    @classmethod
+    def _tiles(cls, value: str) -> str:
+        # Refuse at start-up what would give a blank or broken map later.
+        if value in ("osm", "none"):
+            return value
+        if not value.startswith(("https://", "http://", "/")) or not all(
+                part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError("must be `osm`, `none`, or a tile URL template with {z}, {x} and {y}")
+        return value
 
     def write_origins(self) -> frozenset[str]:
         """The origins allowed to write from a browser (CORS)."""

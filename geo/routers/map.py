@@ -1,43 +1,50 @@
-"""The web map at /map, filtered like the items."""
+"""The web map at /map: a small page; the browser fetches the data from the API."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from starlette.responses import Response
 
-from geo.catalogue import Catalogue
-from geo.errors import LayerUnavailable
-from geo.mapview import render_map
+from geo.caching import make_etag, not_modified
+from geo.featuretable import FeatureTable
+from geo.formats import MEDIA_TYPES
 from geo.pagecache import PageCache
 from geo.query import Filters, filters_dependency
-from geo.routers.deps import CatalogueDep
+from geo.routers.deps import CatalogueDep, SettingsDep
+from geo.web.page import MapOptions, render_page
 
 router = APIRouter(tags=["Map"])
-
-
-def _layer(catalogue: Catalogue, cid: str) -> tuple[dict[str, Any] | None, str]:
-    try:
-        table = catalogue.get(cid).table()
-    except LayerUnavailable:
-        return None, "unavailable"
-    return {"type": "FeatureCollection", "features": list(table.features)}, table.version
+# Filters the page shows as controls; other item parameters (bbox, datetime, CQL2 filter, ...) pass
+# through to the API as given, except `properties`, which would strip the cards.
+PAGE_FILTERS = ("status", "category", "province", "properties")
 
 
 @router.get("/map", response_class=HTMLResponse, summary="The web map")
-def web_map(request: Request, catalogue: CatalogueDep,
-            filters: Annotated[Filters, Depends(filters_dependency)]) -> HTMLResponse:
-    """The Folium web map; `status`, `category`, `province`, `bbox` and `datetime` filter the projects."""
-    projects = catalogue.get("projects")
-    table = projects.table()
-    chosen = projects.select(table, filters)
-    provinces, pv = _layer(catalogue, "provinces")
-    salang, sv = _layer(catalogue, "salang")
+def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
+            filters: Annotated[Filters, Depends(filters_dependency)]) -> Response:
+    """The Folium web map; `status`, `category`, `province`, `bbox` and `datetime` filter the projects.
+
+    The page holds no features: its script fetches them from the items and /stats, with these filters.
+    """
+    # Check the filters like items do (unknown status or category -> 400) without touching the data.
+    catalogue.get("projects").select(FeatureTable.empty(), filters)
+    formats = tuple(MEDIA_TYPES)
+    key = ("map", settings.map_tiles, settings.map_tiles_attribution, settings.max_limit, formats,
+           tuple(sorted(filters.raw.items())))
+    etag = make_etag(*key)
+    answer = not_modified(request, etag)
+    if answer is not None:
+        return answer
     cache: PageCache = request.app.state.map_cache
-    key = (table.version, pv, sv, tuple(sorted(filters.raw.items())))
     page = cache.get(key)
     if page is None:
-        page = render_map(provinces, salang, [table.features[i] for i in chosen], catalogue.province_names())
+        options = MapOptions(tiles=settings.map_tiles, tiles_attribution=settings.map_tiles_attribution,
+                             filters=filters.equals,
+                             query={k: v for k, v in filters.raw.items() if k not in PAGE_FILTERS},
+                             formats=formats, limit=settings.max_limit)
+        page = render_page(options)
         cache.put(key, page)
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers={"ETag": etag, "Cache-Control": "no-cache"})

@@ -1,0 +1,37 @@
+"""The web map's own scripts, styles and icons at /static/{root}/{path}: nothing comes from a CDN."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from starlette.responses import FileResponse, Response
+
+from geo.caching import make_etag, not_modified
+from geo.errors import NotFound
+from geo.web import assets
+
+router = APIRouter(tags=["Map"], include_in_schema=False)
+
+# Versioned URLs never change content; the app's own files are revalidated by ETag.
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+
+
+@router.get("/static/{root}/{path:path}")
+def static_file(request: Request, root: Annotated[str, PathParam()], path: Annotated[str, PathParam()],
+                ) -> Response:
+    """One file of a served folder; 404 for anything else, including paths that leave the folder."""
+    found = assets.resolve(root, path)
+    if found is None:
+        raise NotFound(f"There is no static file {root}/{path}.")
+    served, target = found
+    stat = target.stat()
+    etag = make_etag(str(target), stat.st_mtime_ns, stat.st_size)
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if served.immutable else REVALIDATE}
+    answer = not_modified(request, etag)
+    if answer is not None:
+        answer.headers.update(headers)
+        return answer
+    return FileResponse(target, headers=headers)

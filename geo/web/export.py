@@ -1,0 +1,85 @@
+"""`geo map out.html`: a self-contained map, data and scripts included, to share and open offline."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from geo.catalogue import Catalogue
+from geo.query import Filters, filters_dependency
+from geo.settings import Settings
+from geo.web import assets
+from geo.web.page import MapOptions, render_page
+
+_SCRIPT = re.compile(r'<script src="([^"]+)"></script>')
+_STYLE = re.compile(r'<link rel="stylesheet" href="([^"]+)"/>')
+
+
+def _layer(catalogue: Catalogue, cid: str, filters: Filters | None = None) -> dict[str, Any]:
+    coll = catalogue.get(cid)
+    table = coll.table()
+    chosen = coll.select(table, filters) if filters is not None else range(len(table))
+    doc: dict[str, Any] = orjson.loads(table.feature_collection(chosen, {"name": cid}))
+    return doc
+
+
+def inline_assets(html: str) -> str:
+    """Replace the page's links to our /static files by the files' contents (styles with their images)."""
+    def script(match: re.Match[str]) -> str:
+        path = assets.local_file(match.group(1))
+        if path is None:
+            raise ValueError(f"the page links {match.group(1)}, which is not one of the map's files")
+        return f"<script>{assets.inline_js(path)}</script>"
+
+    def style(match: re.Match[str]) -> str:
+        path = assets.local_file(match.group(1))
+        if path is None:
+            raise ValueError(f"the page links {match.group(1)}, which is not one of the map's files")
+        return f"<style>{assets.inline_css(path)}</style>"
+
+    return _STYLE.sub(style, _SCRIPT.sub(script, html))
+
+
+def export_map(catalogue: Catalogue, filters: Filters, options: MapOptions) -> str:
+    """The map page with the three layers (projects filtered) embedded and every asset inlined.
+
+    Raises LayerUnavailable when a layer cannot be read (e.g. the provinces were never fetched).
+    """
+    data = {"provinces": _layer(catalogue, "provinces"), "salang": _layer(catalogue, "salang"),
+            "projects": _layer(catalogue, "projects", filters)}
+    # The filters are applied here already; the page starts with them ticked and filters on from there.
+    page = render_page(MapOptions(tiles=options.tiles, tiles_attribution=options.tiles_attribution,
+                                  filters=filters.equals, query={}, formats=(), title=options.title),
+                       embedded=data)
+    return inline_assets(page)
+
+
+def write_map(settings: Settings, dest: Path, options: Mapping[str, str | None]) -> int:
+    """Write the self-contained map to `dest`; return the number of projects in it.
+
+    `options` holds the item filters (`status`, `category`, `province`, `bbox`, `datetime`) as in the
+    HTTP query. Raises GeoError (bad filters, unreadable layers) before anything is written.
+    """
+    from geo.app import open_store
+
+    filters = asyncio.run(filters_dependency(
+        bbox=options.get("bbox"), datetime_=options.get("datetime"), status=options.get("status"),
+        category=options.get("category"), province=options.get("province")))
+    store = open_store(settings)
+    try:
+        catalogue = Catalogue(settings, store)
+        page = export_map(catalogue, filters, MapOptions(tiles=settings.map_tiles,
+                                                         tiles_attribution=settings.map_tiles_attribution))
+        count = len(catalogue.get("projects").select(catalogue.get("projects").table(), filters))
+    finally:
+        store.close()
+    # Written whole and renamed, so a reader never sees half a map.
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(dest)
+    return count

@@ -1,0 +1,67 @@
+"""GET /stats: counts and budgets by province, status and category, with the item filters."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import AUTH, point_feature
+
+
+def _add(client: TestClient, **props: object) -> None:
+    response = client.post("/collections/projects/items", json=point_feature(**props), headers=AUTH)
+    assert response.status_code == 201
+
+
+def test_stats_count_and_sum_by_province_status_and_category(client: TestClient) -> None:
+    before = client.get("/stats").json()
+    _add(client, name="Kandahar hospital", lon=65.71, lat=31.61, category="health", status="approved",
+         budget_usd=2_500_000)
+    _add(client, name="Kandahar school", lon=65.70, lat=31.60, category="school", status="approved",
+         budget_usd=500_000)
+    _add(client, name="Kabul school", category="school", status="proposed")  # no budget
+    got = client.get("/stats").json()
+    assert got["total"]["count"] == before["total"]["count"] + 3
+    assert got["total"]["budget_usd"] == before["total"]["budget_usd"] + 3_000_000
+    kan = got["by_province"]["AF-KAN"]
+    assert kan["name"] == "Kandahar" and kan["count"] == 2 and kan["budget_usd"] == 3_000_000
+    assert kan["by_status"]["approved"] == 2 and kan["by_status"]["proposed"] == 0
+    assert kan["by_category"] == {**{c: 0 for c in kan["by_category"]}, "health": 1, "school": 1}
+    kab = got["by_province"]["AF-KAB"]
+    assert kab["count"] == before["by_province"]["AF-KAB"]["count"] + 1
+    assert kab["with_budget"] == before["by_province"]["AF-KAB"]["with_budget"]
+    assert got["by_category"]["school"]["count"] == before["by_category"]["school"]["count"] + 2
+    assert got["by_status"]["approved"]["budget_usd"] == before["by_status"]["approved"]["budget_usd"] + 3e6
+    # Every province is listed, so a choropleth has a value for each; the parts add up to the total.
+    assert len(got["by_province"]) == 34
+    assert sum(p["count"] for p in got["by_province"].values()) == got["total"]["count"]
+    assert sum(s["count"] for s in got["by_status"].values()) == got["total"]["count"]
+
+
+def test_stats_take_the_item_filters(client: TestClient) -> None:
+    _add(client, name="Kandahar hospital", lon=65.71, lat=31.61, category="health", status="approved",
+         budget_usd=1_000)
+    got = client.get("/stats", params={"category": "health", "province": "AF-KAN"}).json()
+    assert got["filters"] == {"category": "health", "province": "AF-KAN"}
+    assert got["total"] == {"count": 1, "budget_usd": 1000.0, "with_budget": 1, "without_province": 0}
+    assert got["by_province"]["AF-KAB"]["count"] == 0
+    items = client.get("/collections/projects/items", params={"status": "proposed"}).json()
+    figures = client.get("/stats", params={"status": "proposed"}).json()
+    assert figures["total"]["count"] == items["numberMatched"]
+
+
+def test_bad_filters_are_problems(client: TestClient) -> None:
+    for params, field in (({"status": "nope"}, "status"), ({"bbox": "1,2,3"}, "bbox"),
+                          ({"datetime": "yesterday"}, "datetime")):
+        response = client.get("/stats", params=params)
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["errors"][0]["field"] == field
+
+
+def test_stats_revalidate_and_change_with_the_store(client: TestClient) -> None:
+    first = client.get("/stats")
+    etag = first.headers["etag"]
+    assert client.get("/stats", headers={"If-None-Match": etag}).status_code == 304
+    _add(client, name="New clinic", category="health")
+    second = client.get("/stats", headers={"If-None-Match": etag})
+    assert second.status_code == 200 and second.json()["total"]["count"] == first.json()["total"]["count"] + 1
