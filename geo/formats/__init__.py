@@ -17,7 +17,7 @@ from typing import BinaryIO
 from geo.formats.gdal import write_fgb, write_gpkg, write_kml, write_shp_zip
 from geo.formats.parquet import write_parquet
 from geo.formats.selection import Selection
-from geo.formats.stream import csv_chunks, geojson_chunks, geojsonseq_chunks
+from geo.formats.stream import csv_chunks, geojson_chunks, geojson_size, geojsonseq_chunks, geojsonseq_size
 from geo.responses import GEOJSON
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "Format", "Selection", "format_of", "open_download", "write_to"]
@@ -34,12 +34,15 @@ class Format:
     title: str
     stream: Callable[[Selection], Iterator[bytes]] | None = None
     write: Callable[[Selection, Path], None] | None = None
+    # The length of a stream, where it is cheap to know first (clients show progress, GDAL's
+    # /vsicurl/ refuses a body of unknown size).
+    size: Callable[[Selection], int] | None = None
 
 
 FORMATS: dict[str, Format] = {f.extension: f for f in (
-    Format("geojson", GEOJSON, "GeoJSON", stream=geojson_chunks),
+    Format("geojson", GEOJSON, "GeoJSON", stream=geojson_chunks, size=geojson_size),
     Format("geojsonseq", "application/geo+json-seq", "GeoJSON, one feature per line",
-           stream=geojsonseq_chunks),
+           stream=geojsonseq_chunks, size=geojsonseq_size),
     Format("csv", "text/csv; charset=utf-8; header=present", "CSV (WKT, lon/lat)", stream=csv_chunks),
     Format("kml", "application/vnd.google-earth.kml+xml", "KML", write=write_kml),
     Format("gpkg", "application/geopackage+sqlite3", "GeoPackage", write=write_gpkg),
@@ -75,7 +78,7 @@ def _written(fmt: Format, sel: Selection, folder: Path) -> Path:
 def open_download(fmt: Format, sel: Selection) -> tuple[Iterator[bytes], int | None]:
     """The download's bytes as an iterator of chunks, and its size when known in advance."""
     if fmt.stream is not None:
-        return fmt.stream(sel), None
+        return fmt.stream(sel), None if fmt.size is None else fmt.size(sel)
     folder = Path(tempfile.mkdtemp(prefix="geo-download-"))
     try:
         path = _written(fmt, sel, folder)

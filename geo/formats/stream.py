@@ -23,15 +23,36 @@ BOM = "\ufeff".encode()
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _geojson_head(sel: Selection) -> bytes:
+    return orjson.dumps({"type": "FeatureCollection", "name": sel.layer})[:-1] + b',"features":['
+
+
+_GEOJSON_TAIL = b"]}\n"
+
+
+def _encoded_size(sel: Selection) -> int:
+    enc = sel.table.encoded
+    return sum([len(enc[i]) for i in sel.indices])
+
+
+def geojson_size(sel: Selection) -> int:
+    """The byte length of `geojson_chunks(sel)`, known before streaming (GDAL's /vsicurl/ needs it)."""
+    return len(_geojson_head(sel)) + _encoded_size(sel) + max(len(sel) - 1, 0) + len(_GEOJSON_TAIL)
+
+
+def geojsonseq_size(sel: Selection) -> int:
+    """The byte length of `geojsonseq_chunks(sel)`."""
+    return _encoded_size(sel) + len(sel)
+
+
 def geojson_chunks(sel: Selection) -> Iterator[bytes]:
     """A GeoJSON FeatureCollection, named after the layer."""
-    head = orjson.dumps({"type": "FeatureCollection", "name": sel.layer})
-    yield head[:-1] + b',"features":['
+    yield _geojson_head(sel)
     enc, idx = sel.table.encoded, sel.indices
     for start in range(0, len(idx), CHUNK):
         body = b",".join([enc[i] for i in idx[start:start + CHUNK]])
         yield body if start == 0 else b"," + body
-    yield b"]}\n"
+    yield _GEOJSON_TAIL
 
 
 def geojsonseq_chunks(sel: Selection) -> Iterator[bytes]:
