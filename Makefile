@@ -22,4 +22,5 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	bash scripts/system-deps.sh
 	$(BIN)/pytest
