@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyogrio
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -60,7 +61,6 @@ def _matched(base: str, collection: str) -> int:
 @pytest.mark.parametrize("page_size", [3, 10_000])
 @pytest.mark.parametrize("collection", COLLECTIONS)
 def test_gdal_reads_every_collection_completely(server: str, collection: str, page_size: int) -> None:
-    pyogrio = pytest.importorskip("pyogrio")
     expected = _matched(server, collection)
     # A small page makes GDAL follow `next` links (34 provinces, 14 projects): all must arrive, once.
     frame = pyogrio.read_dataframe(f"OAPIF:{server}", layer=collection, PAGE_SIZE=str(page_size))
@@ -74,7 +74,6 @@ def test_gdal_reads_every_collection_completely(server: str, collection: str, pa
 
 
 def test_gdal_lists_the_collections_as_layers(server: str) -> None:
-    pyogrio = pytest.importorskip("pyogrio")
     names = [str(name) for name, _ in pyogrio.list_layers(f"OAPIF:{server}")]
     assert names == list(COLLECTIONS)
 
