@@ -10,13 +10,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
-from starlette.middleware.gzip import GZipMiddleware
 
 from geo import __version__, openapi, problems
 from geo.catalogue import Catalogue
+from geo.compression import Compression
 from geo.cors import CORSMiddleware
 from geo.errors import StoreUnavailable
 from geo.pagecache import PageCache
+from geo.responsecache import ResponseCache
 from geo.responses import OPENAPI, JSONResponse
 from geo.routers import assets, downloads, features, map, stats, transactions
 from geo.settings import Settings
@@ -68,8 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
-    # gzip for clients that ask; level 5 trades a little size for much less CPU than the default 9.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    # Outermost last: CORS, then the page cache (it keeps compressed pages too), then gzip
+    # (level 5 trades a little size for much less CPU than the default 9).
+    app.add_middleware(Compression, minimum_size=1024, level=5)
+    app.add_middleware(ResponseCache, catalogue=catalogue)
     app.add_middleware(CORSMiddleware, write_origins=settings.write_origins())
 
     @app.get("/api", include_in_schema=False)

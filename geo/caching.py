@@ -26,8 +26,18 @@ def validators(etag: str, last_modified: datetime | None = None) -> dict[str, st
     return headers
 
 
+# geo.compression marks a gzipped representation's tag with this suffix (it is another
+# representation, so it needs its own strong tag); conditionals treat both tags as the same data.
+GZIP_SUFFIX = '-gz"'
+
+
+def base_etag(tag: str) -> str:
+    """The tag without the gzip marker: `"abc-gz"` -> `"abc"`."""
+    return tag[: -len(GZIP_SUFFIX)] + '"' if tag.endswith(GZIP_SUFFIX) else tag
+
+
 def _etag_matches(header: str, etag: str) -> bool:
-    candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
+    candidates = [base_etag(c.strip().removeprefix("W/")) for c in header.split(",")]
     return "*" in candidates or etag in candidates
 
 
@@ -64,7 +74,7 @@ def check_if_match(header: str | None, etag: str) -> None:
     if header is None:
         return
     # If-Match uses the strong comparison (RFC 9110 13.1.1): a weak tag never matches.
-    candidates = [c.strip() for c in header.split(",")]
+    candidates = [base_etag(c.strip()) for c in header.split(",")]
     if "*" not in candidates and etag not in candidates:
         raise PreconditionFailed(
             f"The feature has changed since you read it (its ETag is now {etag}); GET it again and "
