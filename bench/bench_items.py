@@ -50,10 +50,26 @@ def start(app: str, env: dict[str, str], port: int) -> tuple[subprocess.Popen[by
             time.sleep(0.02)
 
 
-def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
-    """Requests per second and mean latency (ms) from wrk."""
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+# Every request a different page (offset and limit vary), so none is answered by the response cache.
+DISTINCT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local path = string.format("%s&offset=%d&limit=%d", wrk.path, counter % 9000, 10 + math.floor(counter / 9000) % 40)
+  return wrk.format(nil, path)
+end
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, distinct: bool = False) -> tuple[float, float]:
+    """Requests per second and mean latency (ms) from wrk (distinct: a new page every request)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if distinct:
+            script.write(DISTINCT)
+            script.flush()
+            command += ["-s", script.name]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
     assert lat is not None
@@ -89,22 +105,26 @@ def main() -> None:
     ref_port = free_port()
     reference, _ = start("bench.bare_asgi:app", {"BENCH_BODY": str(work / "body.json")}, ref_port)
     try:
-        cases = {
-            "reference: bare ASGI, same bytes": f"http://127.0.0.1:{ref_port}/",
-            "items, limit=10": f"{base}/collections/projects/items?limit=10",
-            "items, limit=10, offset=5000": f"{base}/collections/projects/items?limit=10&offset=5000",
-            "items, bbox (Kabul region)": f"{base}/collections/projects/items?bbox=68.5,34,69.8,35",
-            "items, status+category": f"{base}/collections/projects/items?status=proposed&category=school",
-            "items, limit=1000": f"{base}/collections/projects/items?limit=1000",
-            "one item": f"{base}/collections/projects/items/{features[1234]['id']}",
+        items = f"{base}/collections/projects/items"
+        cql = "filter=category%3D%27school%27%20AND%20budget_usd%3E1000000"
+        cases: dict[str, tuple[str, bool]] = {
+            "reference: bare ASGI, same bytes": (f"http://127.0.0.1:{ref_port}/", False),
+            "repeated page, limit=10 (cached)": (f"{items}?limit=10", False),
+            "repeated page, bbox (cached)": (f"{items}?bbox=68.5,34,69.8,35", False),
+            "repeated item (cached)": (f"{items}/{features[1234]['id']}", False),
+            "new page each time, limit=10..49": (f"{items}?f=json", True),
+            "new page each time, bbox": (f"{items}?bbox=68.5,34,69.8,35", True),
+            "new page each time, status+category": (f"{items}?status=proposed&category=school", True),
+            "new page each time, CQL2 filter": (f"{items}?{cql}", True),
+            "items, limit=1000 (cached)": (f"{items}?limit=1000", False),
         }
         print(f"{args.projects:,} projects; server start-up to first answer: {startup:.2f} s")
-        print(f"{'case':40} {'req/s':>9} {'mean ms':>8} {'vs ref':>7}")
+        print(f"{'case':42} {'req/s':>9} {'mean ms':>8} {'vs ref':>7}")
         ref_rps = 0.0
-        for name, url in cases.items():
-            rps, latency = wrk(url, args.seconds, args.connections)
+        for name, (url, distinct) in cases.items():
+            rps, latency = wrk(url, args.seconds, args.connections, distinct)
             ref_rps = ref_rps or rps
-            print(f"{name:40} {rps:9.0f} {latency:8.2f} {rps / ref_rps:7.2f}")
+            print(f"{name:42} {rps:9.0f} {latency:8.2f} {rps / ref_rps:7.2f}")
     finally:
         for proc in (server, reference):
             proc.terminate()
