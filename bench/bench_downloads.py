@@ -24,11 +24,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_items import free_port, start  # noqa: E402
-from bench.synth import synthetic_projects, write_store  # noqa: E402
-from geo import provinces  # noqa: E402
+from bench.server import free_port, start  # noqa: E402
+from bench.synth import bench_settings, synthetic_projects, write_store  # noqa: E402
 from geo.formats import FORMATS  # noqa: E402
-from geo.settings import Settings  # noqa: E402
 
 MB = 1_000_000
 
@@ -63,12 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-downloads-"))
     try:
-        layers = work / "layers"
-        layers.mkdir()
-        shutil.copy(ROOT / "layers" / "salang.geojson", layers)
-        mirror = Path(os.environ.get("GEO_DATA_MIRROR", ROOT.parent / "shared" / "data"))
-        settings = Settings(layers_dir=layers, data_mirror=mirror, projects=work / "projects.geojson")
-        provinces.fetch(settings)
+        settings = bench_settings(work)
+        layers, mirror = settings.layers_dir, settings.data_mirror
         features = synthetic_projects(args.projects, settings)
         write_store(settings.projects, features)
         port = free_port()

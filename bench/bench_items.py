@@ -8,54 +8,27 @@ Needs `wrk` (Debian package) for the load; prints requests/s, latency and the ra
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.synth import synthetic_projects, write_store  # noqa: E402
-from geo import provinces  # noqa: E402
-from geo.settings import Settings  # noqa: E402
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start(app: str, env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], float]:
-    """Start uvicorn on `app`; return the process and the seconds until it answered."""
-    began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level",
-                             "warning", "--no-access-log"], cwd=ROOT, env={**os.environ, **env})
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/collections", timeout=1).read()
-            return proc, time.perf_counter() - began
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"{app} exited with {proc.returncode}") from None
-            time.sleep(0.02)
-
+from bench.server import free_port, start  # noqa: E402
+from bench.synth import bench_settings, synthetic_projects, write_store  # noqa: E402
 
 # Every request a different page (offset and limit vary), so none is answered by the response cache.
 DISTINCT = """
 counter = 0
 request = function()
   counter = counter + 1
-  local path = string.format("%s&offset=%d&limit=%d", wrk.path, counter % 9000, 10 + math.floor(counter / 9000) % 40)
+  local limit = 10 + math.floor(counter / 9000) % 40
+  local path = string.format("%s&offset=%d&limit=%d", wrk.path, counter % 9000, limit)
   return wrk.format(nil, path)
 end
 """
@@ -87,16 +60,11 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("install wrk (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="bench-items-"))
-    layers = work / "layers"
-    layers.mkdir()
-    shutil.copy(ROOT / "layers" / "salang.geojson", layers)
-    mirror = Path(os.environ.get("GEO_DATA_MIRROR", ROOT.parent / "shared" / "data"))
-    settings = Settings(layers_dir=layers, data_mirror=mirror, projects=work / "projects.geojson")
-    provinces.fetch(settings)
+    settings = bench_settings(work)
     features = synthetic_projects(args.projects, settings)
     write_store(settings.projects, features)
-    env = {"GEO_PROJECTS": str(settings.projects), "GEO_LAYERS_DIR": str(layers),
-           "GEO_DATA_MIRROR": str(mirror)}
+    env = {"GEO_PROJECTS": str(settings.projects), "GEO_LAYERS_DIR": str(settings.layers_dir),
+           "GEO_DATA_MIRROR": str(settings.data_mirror)}
     port = free_port()
     server, startup = start("server:app", env, port)
     base = f"http://127.0.0.1:{port}"
@@ -111,7 +79,7 @@ def main() -> None:
             "reference: bare ASGI, same bytes": (f"http://127.0.0.1:{ref_port}/", False),
             "repeated page, limit=10 (cached)": (f"{items}?limit=10", False),
             "repeated page, bbox (cached)": (f"{items}?bbox=68.5,34,69.8,35", False),
-            "repeated item (cached)": (f"{items}/{features[1234]['id']}", False),
+            "repeated item (cached)": (f"{items}/{features[len(features) // 2]['id']}", False),
             "new page each time, limit=10..49": (f"{items}?f=json", True),
             "new page each time, bbox": (f"{items}?bbox=68.5,34,69.8,35", True),
             "new page each time, status+category": (f"{items}?status=proposed&category=school", True),

@@ -23,10 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_items import free_port, start  # noqa: E402
-from bench.synth import synthetic_projects, write_store  # noqa: E402
-from geo import provinces  # noqa: E402
-from geo.settings import Settings  # noqa: E402
+from bench.server import free_port, start  # noqa: E402
+from bench.synth import bench_settings, synthetic_projects, write_store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -64,11 +62,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-map-"))
     try:
-        layers = work / "layers"
-        layers.mkdir()
-        shutil.copy(ROOT / "layers" / "salang.geojson", layers)
-        settings = Settings(layers_dir=layers)
-        provinces.fetch(settings)
+        settings = bench_settings(work)
+        layers = settings.layers_dir
         full, empty = work / "projects.geojson", work / "empty.geojson"
         write_store(full, synthetic_projects(args.projects, settings))
         write_store(empty, [])

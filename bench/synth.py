@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from geo import provinces
 from geo.catalogue import Catalogue
 from geo.models import Category, Status
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore
 from geo.validation import check_feature
 
+ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("School", "Clinic", "Housing block", "Water network", "Solar plant", "Road", "مکتب", "کلینیک")
 
 
@@ -48,3 +52,14 @@ def write_store(path: Path, features: list[dict[str, Any]]) -> None:
     """Write features as a projects store file."""
     body = b",\n".join(orjson.dumps(f) for f in features)
     path.write_bytes(b'{"type":"FeatureCollection","name":"projects","features":[\n' + body + b"\n]}\n")
+
+
+def bench_settings(work: Path) -> Settings:
+    """Settings on `work`: the shipped Salang layer, the provinces from GEO_DATA_MIRROR, an empty store."""
+    layers = work / "layers"
+    layers.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "layers" / "salang.geojson", layers)
+    mirror = Path(os.environ.get("GEO_DATA_MIRROR", ROOT.parent / "shared" / "data"))
+    settings = Settings(layers_dir=layers, data_mirror=mirror, projects=work / "projects.geojson")
+    provinces.fetch(settings)
+    return settings
