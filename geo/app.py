@@ -65,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalogue = catalogue
     app.state.map_cache = PageCache()
     app.state.stats_columns = ColumnCache()
-    app.state.download_clock = downloads.VersionClock()
     problems.install(app)
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -112,15 +113,32 @@ class Collection:
 
 
 class StaticLayer:
-    """A layer read from a file once and kept in memory; retried on later requests if it failed."""
+    """A layer read from a GeoJSON file once and kept in memory; retried on later requests if it failed.
 
-    def __init__(self, name: str, read: Callable[[], dict[str, Any]],
-                 filters: tuple[str, ...] = ()) -> None:
+    Its version is a digest of the file's bytes, so a changed file (after a restart) never shares an
+    ETag with the old one; `modified` is the file's mtime.
+    """
+
+    def __init__(self, name: str, path: Path, filters: tuple[str, ...] = (), missing: str = "") -> None:
         self.name = name
-        self._read = read
+        self.path = path
         self._filters = filters
+        self._missing = missing
         self._table: FeatureTable | None = None
         self._lock = threading.Lock()
+
+    def _load(self) -> FeatureTable:
+        if self._missing and not self.path.is_file():
+            raise LayerUnavailable(self._missing)
+        try:
+            raw = self.path.read_bytes()
+            modified = datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+            doc = orjson.loads(raw)
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise LayerUnavailable(f"The layer file {self.path} cannot be read ({exc}).") from exc
+        version = f"{self.name}-{hashlib.blake2b(raw, digest_size=8).hexdigest()}"
+        return FeatureTable(tuple(doc["features"]), version=version, filter_columns=self._filters,
+                            modified=modified)
 
     def __call__(self) -> FeatureTable:
         """The layer's table, loading it on first use."""
@@ -128,30 +146,9 @@ class StaticLayer:
         if table is None:
             with self._lock:
                 if self._table is None:
-                    doc = self._read()
-                    self._table = FeatureTable(tuple(doc["features"]), version=f"{self.name}-1",
-                                               filter_columns=self._filters)
+                    self._table = self._load()
                 table = self._table
         return table
-
-
-def _read_geojson(path: Path) -> Callable[[], dict[str, Any]]:
-    def read() -> dict[str, Any]:
-        try:
-            doc: dict[str, Any] = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise LayerUnavailable(f"The layer file {path} cannot be read ({exc}).") from exc
-        return doc
-    return read
-
-
-def _read_cached_provinces(settings: Settings) -> Callable[[], dict[str, Any]]:
-    def read() -> dict[str, Any]:
-        # At request time only the cache is read: a download belongs to start-up or `geo data fetch`.
-        if not provinces.cache_path(settings).is_file():
-            raise LayerUnavailable(f"The provinces layer has not been obtained yet. {provinces.FIX_HINT}")
-        return provinces.load(settings)
-    return read
 
 
 class Catalogue:
@@ -160,7 +157,10 @@ class Catalogue:
     def __init__(self, settings: Settings, store: ProjectStore) -> None:
         self.settings = settings
         self.store = store
-        self._provinces = StaticLayer("provinces", _read_cached_provinces(settings), ("code",))
+        # At request time only the cache is read: a download belongs to start-up or `geo data fetch`.
+        self._provinces = StaticLayer(
+            "provinces", provinces.cache_path(settings), ("code",),
+            missing=f"The provinces layer has not been obtained yet. {provinces.FIX_HINT}")
         self._index: ProvinceIndex | None = None
         self.collections: dict[str, Collection] = {
             c.id: c for c in (
@@ -176,8 +176,7 @@ class Catalogue:
                     description="The Salang road tunnel (1964) and the proposed second tunnel, with "
                                 "names, dates, lengths and sources. Geometry is approximate.",
                     keywords=("Salang", "tunnel", "Hindu Kush", "transport"),
-                    load=StaticLayer("salang", _read_geojson(settings.layers_dir / "salang.geojson"),
-                                     ("status",)),
+                    load=StaticLayer("salang", settings.layers_dir / "salang.geojson", ("status",)),
                     filters={"status": "status"},
                     licence="CC BY-SA 4.0 (facts from Wikipedia and news sources named per feature)",
                     attribution="See each feature's sources"),

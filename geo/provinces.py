@@ -151,17 +151,6 @@ def fetch(settings: Settings, *, force: bool = False) -> Path:
     return target
 
 
-def load(settings: Settings) -> dict[str, Any]:
-    """The normalised provinces FeatureCollection, obtaining it first if needed."""
-    path = fetch(settings)
-    try:
-        data: dict[str, Any] = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise LayerUnavailable(f"The cached provinces file {path} is unreadable ({exc}); delete it and "
-                               f"run `geo data fetch`. {FIX_HINT}") from exc
-    return data
-
-
 def provenance(settings: Settings) -> dict[str, Any] | None:
     """The provenance record of the cached provinces, if there is one."""
     path = settings.layers_dir / PROVENANCE_NAME

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi.testclient import TestClient
 
+from geo.app import create_app
 from geo.responsecache import ResponseCache
+from geo.settings import Settings
 from tests.conftest import AUTH, point_feature
 
 ITEMS = "/collections/projects/items"
@@ -77,3 +80,20 @@ def test_parquet_downloads_are_not_gzipped(client: TestClient) -> None:
     geojson = client.get("/layers/provinces.geojson", headers={"Accept-Encoding": "gzip"})
     assert geojson.headers["content-encoding"] == "gzip"
     assert len(geojson.json()["features"]) == 34  # decoded by the client: the whole layer
+
+
+def test_a_changed_static_layer_gets_new_validators(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        before = client.get("/layers/salang.geojson")
+        items_before = client.get("/collections/salang/items")
+    path = settings.layers_dir / "salang.geojson"
+    doc = orjson.loads(path.read_bytes())
+    doc["features"][0]["properties"]["status"] = "closed"
+    path.write_bytes(orjson.dumps(doc))
+    with TestClient(create_app(settings)) as client:
+        after = client.get("/layers/salang.geojson")
+        assert after.headers["etag"] != before.headers["etag"]
+        assert client.get("/collections/salang/items").headers["etag"] != items_before.headers["etag"]
+        stale = client.get("/layers/salang.geojson", headers={"If-None-Match": before.headers["etag"]})
+        assert stale.status_code == 200 and stale.json()["features"][0]["properties"]["status"] == "closed"
+        assert after.headers["last-modified"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -25,27 +23,6 @@ _NAMED_ONLY = ("bbox", "filter")
 _NAME_LIMIT = 120
 
 
-class VersionClock:
-    """When this process first saw each layer version: a `Last-Modified` that never predates the
-    change that made the version (every process sees a new version only after it was written)."""
-
-    def __init__(self, size: int = 256) -> None:
-        self._seen: OrderedDict[tuple[str, str], datetime] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def seen(self, layer: str, version: str) -> datetime:
-        """The time `version` of `layer` was first seen (now, the first time it is asked)."""
-        key = (layer, version)
-        with self._lock:
-            when = self._seen.get(key)
-            if when is None:
-                when = self._seen[key] = datetime.now(UTC).replace(microsecond=0)
-                while len(self._seen) > self._size:
-                    self._seen.popitem(last=False)
-            return when
-
-
 def download_name(layer: str, filters: Filters, extension: str) -> str:
     """A clear file name: layer, filter values and date, e.g. projects_status-proposed_2026-11-29.geojson."""
     parts = [layer] + [f"{k}-{v}" for k, v in sorted(filters.raw.items()) if k not in _NAMED_ONLY]
@@ -54,11 +31,6 @@ def download_name(layer: str, filters: Filters, extension: str) -> str:
     # ASCII only: a header value must be Latin-1, and some tools mangle anything else.
     safe = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_+." else "-" for ch in safe)
     return f"{safe[:_NAME_LIMIT]}_{datetime.now(UTC):%Y-%m-%d}.{extension}"
-
-
-def _clock(request: Request) -> VersionClock:
-    clock: VersionClock = request.app.state.download_clock
-    return clock
 
 
 @router.get("/layers/{name}", summary="Download a whole layer", response_class=Response, responses={
@@ -85,7 +57,7 @@ def download(
     bom = bom and extension == "csv"
     # The table version, the filters and the format identify the bytes (the date in the name does not).
     etag = make_etag("download", layer, table.version, extension, sorted(filters.raw.items()), bom)
-    modified = _clock(request).seen(layer, table.version)
+    modified = table.modified
     cached = not_modified(request, etag, modified)
     if cached is not None:
         return cached
