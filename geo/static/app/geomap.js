@@ -293,7 +293,7 @@
     var palette = this.shade === "budget" ? ORANGES : BLUES;
     if (value > 0 && max > 0) {
       base.fillColor = palette[Math.min(4, Math.floor((value / max) * 5 - 1e-9))];
-      base.fillOpacity = 0.75;
+      base.fillOpacity = 0.6;  // light enough for the tunnels and markers on top to read
     }
     return base;
   };
