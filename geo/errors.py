@@ -68,6 +68,12 @@ class LayerUnavailable(GeoError):
     status, title, type_slug = 503, "Layer unavailable", "layer-unavailable"
 
 
+class StoreWriteFailed(GeoError):
+    """The store could not be written (disk full, read-only, I/O error); nothing was changed."""
+
+    status, title, type_slug = 503, "Store unavailable", "store-write-failed"
+
+
 class ReadOnly(GeoError):
     """The collection cannot be written."""
 

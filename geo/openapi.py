@@ -39,7 +39,7 @@ REASONS = {
     413: "The body is larger than the limit.",
     415: "The body is not JSON.",
     422: "The feature breaks the project rules (`errors` names the fields).",
-    503: "The layer's source data is not available yet.",
+    503: "Unavailable: a layer's source data cannot be had yet, or the store cannot be written now.",
 }
 FEATURE_COLLECTION_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["type", "features"],

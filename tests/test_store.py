@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo.app import create_app
-from geo.errors import StoreCorrupt
+from geo.errors import StoreCorrupt, StoreWriteFailed
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore
 from tests.conftest import AUTH, ROOT, point_feature
@@ -91,7 +91,7 @@ def test_a_failed_write_leaves_the_last_acknowledged_state(tmp_path: Path,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("geo.fsutil.os.replace", broken_replace)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StoreWriteFailed, match="No space left on device"):
         store.add(_feature("b"))
     monkeypatch.undo()
     assert path.read_bytes() == before
@@ -107,3 +107,24 @@ def test_created_project_is_on_disk_when_acknowledged(settings: Settings) -> Non
     # The shipped seed projects are still there, first, in their order.
     shipped = orjson.loads((ROOT / "projects.geojson").read_bytes())
     assert [f["id"] for f in on_disk["features"][:-1]] == [f["id"] for f in shipped["features"]]
+
+
+def test_a_disk_fault_during_a_post_is_a_503_and_changes_nothing(settings: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    with TestClient(create_app(settings)) as client:
+        before = client.get("/collections/projects/items").json()["numberMatched"]
+        on_disk = settings.projects.read_bytes()
+
+        def broken_fsync(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr("geo.fsutil.os.fsync", broken_fsync)
+        response = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        monkeypatch.undo()
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "nothing was changed" in response.json()["detail"]
+        assert settings.projects.read_bytes() == on_disk
+        assert client.get("/collections/projects/items").json()["numberMatched"] == before
+        again = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        assert again.status_code == 201

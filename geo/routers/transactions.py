@@ -41,7 +41,7 @@ PATCH_BODY = {"requestBody": {"required": True, "content": {
         "properties": {"type": "object"}, "geometry": {"type": "object"}}},
         "example": {"properties": {"status": "approved", "budget_usd": 1200000}}}
     for media in ("application/merge-patch+json", "application/json")}}}
-WRITE_ERRORS = problems(400, 401, 403, 404, 405, 412, 413, 415, 422)
+WRITE_ERRORS = problems(400, 401, 403, 404, 405, 412, 413, 415, 422, 503)
 FEATURE_OK = {"description": "The feature as stored; `ETag` is its new version.",
               "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}}
 IfMatch = Annotated[str | None, Header(
@@ -175,7 +175,7 @@ async def update_item(
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
                summary="Delete a project",
-               responses={204: {"description": "Deleted."}, **problems(400, 401, 403, 404, 405, 412)})
+               responses={204: {"description": "Deleted."}, **problems(400, 401, 403, 404, 405, 412, 503)})
 async def delete_item(
     coll: CollectionDep, catalogue: CatalogueDep, feature_id: str,
     _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,

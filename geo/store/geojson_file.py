@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from filelock import FileLock
 
-from geo.errors import NotFound, StoreCorrupt
+from geo.errors import NotFound, StoreCorrupt, StoreWriteFailed
 from geo.featuretable import FeatureTable
 from geo.fsutil import atomic_write_bytes
 from geo.store.base import PROJECT_FILTERS, PROJECT_TEMPORAL, Change, Feature
@@ -80,6 +80,9 @@ class GeoJSONFileStore:
         """(Re)read the file into memory; a missing file is an empty store."""
         signature = _signature(self.path)
         features = [] if signature is None else parse_store(self.path.read_bytes(), self.path)
+        self._install(features, signature)
+
+    def _install(self, features: list[Feature], signature: Signature) -> None:
         modified = None if signature is None else datetime.fromtimestamp(signature[2] / 1e9, UTC)
         self._table = FeatureTable(tuple(features), version=self._version(signature),
                                    filter_columns=PROJECT_FILTERS, temporal=PROJECT_TEMPORAL,
@@ -103,8 +106,14 @@ class GeoJSONFileStore:
         # One feature per line keeps the file readable and its diffs small.
         body = b",\n".join(orjson.dumps(f) for f in features)
         head = orjson.dumps({k: v for k, v in doc.items() if k != "features"})[:-1]
-        atomic_write_bytes(self.path, head + b',"features":[\n' + body + b"\n]}\n")
-        self._load()
+        try:
+            atomic_write_bytes(self.path, head + b',"features":[\n' + body + b"\n]}\n")
+        except OSError as exc:
+            raise StoreWriteFailed(
+                f"The project store could not be written ({exc.strerror or exc}); nothing was changed. "
+                "Try again later; if it persists, tell the operator.") from exc
+        # No re-read: every writer holds the file lock, so what is on disk is exactly `features`.
+        self._install(features, _signature(self.path))
 
     def add(self, feature: Feature) -> Feature:
         """Append a new feature."""
