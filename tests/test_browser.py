@@ -146,6 +146,12 @@ def test_filters_on_the_page_change_what_is_shown(live_url: str, browser_page: A
     assert "Total budget by province" in page.locator("#geo-legend").inner_text()
     link = page.locator('#geo-downloads a[data-layer="projects"]').first.get_attribute("href")
     assert link is not None and "category=health" in link and "province=AF-HER" in link
+    # Unticking the last category selects nothing: no project, and no "download everything" link.
+    page.locator('.geo-checks[data-filter="category"] input[value="health"]').uncheck()
+    page.wait_for_function(READY + " && GeoMap.state.projects === 0")
+    assert page.locator('#geo-downloads a[data-layer="projects"]').count() == 0
+    assert "nothing selected" in page.locator("#geo-downloads").inner_text()
+    assert page.locator('#geo-downloads a[data-layer="provinces"]').count() > 0
     assert page.errors == []
 
 

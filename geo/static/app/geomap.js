@@ -169,6 +169,13 @@
     return params;
   };
 
+  // True when a checkbox group (status or category) has every box unticked: nothing can match, while
+  // the same choice left out of the query would mean "all".
+  GeoMapView.prototype.selectsNothing = function () {
+    var self = this;
+    return FILTERS.some(function (k) { return k !== "province" && self.filters[k].length === 0 && self.unticked(k); });
+  };
+
   GeoMapView.prototype.icon = function (props) {
     var status = this.cfg.statuses[props.status] ? props.status : "";
     var category = this.cfg.icons[props.category] ? props.category : "other";
@@ -533,9 +540,15 @@
       box.appendChild(el("div", {class: "geo-hint", text: "Downloads are offered by the service's map."}));
       return;
     }
+    var nothing = this.selectsNothing();
     [["projects", "Projects (as filtered)", params], ["provinces", "Provinces", ""], ["salang", "Salang", ""]]
       .forEach(function (layer) {
         var row = el("div", {class: "geo-download-row"}, [el("span", {text: layer[1] + ": "})]);
+        if (nothing && layer[0] === "projects") {
+          row.appendChild(el("span", {class: "geo-hint", text: "nothing selected (tick a status and a category)"}));
+          box.appendChild(row);
+          return;
+        }
         cfg.formats.forEach(function (fmt, i) {
           var href = cfg.urls.layers.replace("{id}", layer[0]).replace("{format}", fmt) + (layer[2] ? "?" + layer[2] : "");
           if (i) row.appendChild(document.createTextNode(" "));
@@ -613,7 +626,7 @@
     this.syncUrl();
     this.updateDownloads();
     // An empty checkbox group selects nothing: answer locally rather than asking for "all".
-    var none = FILTERS.some(function (k) { return k !== "province" && self.filters[k].length === 0 && self.unticked(k); });
+    var none = this.selectsNothing();
     var projects = none ? Promise.resolve([]) : this.source.projects(params);
     var stats = none ? Promise.resolve(null) : this.source.stats(params);
     return Promise.all([projects, stats]).then(function (got) {
