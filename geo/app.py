@@ -16,6 +16,7 @@ from geo.catalogue import Catalogue
 from geo.compression import Compression
 from geo.cors import CORSMiddleware
 from geo.errors import StoreUnavailable
+from geo.head import HeadAsGet
 from geo.pagecache import PageCache
 from geo.responsecache import ResponseCache
 from geo.responses import OPENAPI, JSONResponse
@@ -68,10 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
-    # Outermost last: CORS, then the page cache (it keeps compressed pages too), then gzip
+    # Outermost last: CORS, HEAD as GET, then the page cache (it keeps compressed pages too), then gzip
     # (level 5 trades a little size for much less CPU than the default 9).
     app.add_middleware(Compression, minimum_size=1024, level=5)
     app.add_middleware(ResponseCache, catalogue=catalogue)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(CORSMiddleware, write_origins=settings.write_origins())
 
     @app.get("/api", include_in_schema=False)

@@ -97,3 +97,14 @@ def test_a_changed_static_layer_gets_new_validators(settings: Settings) -> None:
         stale = client.get("/layers/salang.geojson", headers={"If-None-Match": before.headers["etag"]})
         assert stale.status_code == 200 and stale.json()["features"][0]["properties"]["status"] == "closed"
         assert after.headers["last-modified"]
+
+
+def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
+    for url in ("/collections/salang/items", "/layers/salang.geojson", "/map", "/collections",
+                "/collections/projects/items/salang-tunnel-2"):
+        get = client.get(url, headers={"Accept-Encoding": "identity"})
+        head = client.head(url, headers={"Accept-Encoding": "identity"})
+        assert head.status_code == 200 and head.content == b"", url
+        assert head.headers["etag"] == get.headers["etag"], url
+        assert head.headers["content-type"] == get.headers["content-type"], url
+    assert client.head("/collections/nope/items").status_code == 404

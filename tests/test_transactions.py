@@ -35,16 +35,17 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def test_options_says_what_each_collection_allows(client: TestClient) -> None:
-    assert client.options(ITEMS).headers["allow"] == "GET, OPTIONS, POST"
-    assert client.options(f"{ITEMS}/salang-tunnel-2").headers["allow"] == "GET, OPTIONS, PUT, PATCH, DELETE"
-    assert client.options("/collections/provinces/items").headers["allow"] == "GET, OPTIONS"
-    assert client.options("/collections/salang/items/salang-tunnel").headers["allow"] == "GET, OPTIONS"
+    assert client.options(ITEMS).headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    one = client.options(f"{ITEMS}/salang-tunnel-2")
+    assert one.headers["allow"] == "GET, HEAD, OPTIONS, PUT, PATCH, DELETE"
+    assert client.options("/collections/provinces/items").headers["allow"] == "GET, HEAD, OPTIONS"
+    assert client.options("/collections/salang/items/salang-tunnel").headers["allow"] == "GET, HEAD, OPTIONS"
     assert client.options("/collections/nope/items").status_code == 404
 
 
 def test_options_without_keys_offers_no_writes(settings: Settings) -> None:
     with TestClient(create_app(settings.model_copy(update={"api_keys": None}))) as client:
-        assert client.options(ITEMS).headers["allow"] == "GET, OPTIONS"
+        assert client.options(ITEMS).headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 def test_put_replaces_and_keeps_server_fields(client: TestClient) -> None:

@@ -54,13 +54,13 @@ def _writable(coll: Collection, settings: Settings) -> bool:
 
 
 def _allow(coll: Collection, settings: Settings, writes: str) -> str:
-    return "GET, OPTIONS" + (f", {writes}" if _writable(coll, settings) else "")
+    return "GET, HEAD, OPTIONS" + (f", {writes}" if _writable(coll, settings) else "")
 
 
 def _require_editable(coll: Collection) -> None:
     if not coll.editable:
         raise ReadOnly(f"{coll.id} is read-only; only projects can be written.",
-                       headers={"Allow": "GET, OPTIONS"})
+                       headers={"Allow": "GET, HEAD, OPTIONS"})
 
 
 def _written(request: Request, coll: Collection, feature: Feature, status_code: int = 200) -> GeoJSONResponse:
