@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -52,23 +53,24 @@ def provinces_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def layers_dir(tmp_path: Path, provinces_cache: Path) -> Path:
-    """A fresh layers folder holding the shipped Salang layer and the cached provinces."""
-    folder = tmp_path / "layers"
-    folder.mkdir()
-    shutil.copy(ROOT / "layers" / "salang.geojson", folder)
-    for name in (provinces.CACHE_NAME, provinces.PROVENANCE_NAME):
-        shutil.copy(provinces_cache / name, folder)
-    return folder
-
-
-@pytest.fixture
-def settings(tmp_path: Path, layers_dir: Path) -> Settings:
-    """Settings on temporary copies of the shipped store and layers, with one API key."""
-    store = tmp_path / "projects.geojson"
+def workspace(folder: Path, provinces_cache: Path | None, **overrides: Any) -> Settings:
+    """Settings on copies, in `folder`, of the shipped store and Salang layer and (if given) the
+    cached provinces; `overrides` are further settings."""
+    layers = folder / "layers"
+    layers.mkdir(parents=True)
+    shutil.copy(ROOT / "layers" / "salang.geojson", layers)
+    if provinces_cache is not None:
+        for name in (provinces.CACHE_NAME, provinces.PROVENANCE_NAME):
+            shutil.copy(provinces_cache / name, layers)
+    store = folder / "projects.geojson"
     shutil.copy(ROOT / "projects.geojson", store)
-    return Settings(projects=store, layers_dir=layers_dir, data_mirror=mirror_dir(), api_keys=KEY)
+    return Settings(projects=store, layers_dir=layers, **{"data_mirror": mirror_dir(), **overrides})
+
+
+@pytest.fixture
+def settings(tmp_path: Path, provinces_cache: Path) -> Settings:
+    """Settings on temporary copies of the shipped store and layers, with one API key."""
+    return workspace(tmp_path, provinces_cache, api_keys=KEY)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ each URL directly through /vsicurl/ (so it must know the size), and the CSV arri
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import httpx
 import pyogrio
 import pytest
 
-from geo.settings import Settings
-from tests.conftest import ROOT, mirror_dir
+from tests.conftest import workspace
 from tests.server import live_server
 
 PARAMS = "status=proposed&category=transport"
@@ -24,13 +22,7 @@ PARAMS = "status=proposed&category=transport"
 def base(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[str]:
     """The service in a subprocess on temporary copies of the store and layers."""
     folder = tmp_path_factory.mktemp("live-downloads")
-    layers = folder / "layers"
-    layers.mkdir()
-    shutil.copy(ROOT / "layers" / "salang.geojson", layers)
-    for item in provinces_cache.iterdir():
-        shutil.copy(item, layers)
-    shutil.copy(ROOT / "projects.geojson", folder / "projects.geojson")
-    settings = Settings(projects=folder / "projects.geojson", layers_dir=layers, data_mirror=mirror_dir())
+    settings = workspace(folder, provinces_cache)
     with live_server(settings) as url:
         yield url
 

@@ -3,7 +3,6 @@ and schemathesis over the OpenAPI document."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from schemathesis.checks import (
 
 from geo.app import create_app
 from geo.settings import Settings
-from tests.conftest import AUTH, KEY, ROOT, mirror_dir, point_feature
+from tests.conftest import AUTH, KEY, point_feature, workspace
 from tests.server import live_server
 
 COLLECTIONS = ("provinces", "salang", "projects")
@@ -36,14 +35,7 @@ PLACES = [(69.17, 34.53), (62.2, 34.35), (65.71, 31.61), (67.11, 36.71), (70.45,
 def server(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[str]:
     """The service in a subprocess on temporary copies of the store and layers, with a dozen more projects."""
     folder = tmp_path_factory.mktemp("interop")
-    layers = folder / "layers"
-    layers.mkdir()
-    shutil.copy(ROOT / "layers" / "salang.geojson", layers)
-    for item in provinces_cache.iterdir():
-        shutil.copy(item, layers)
-    store = folder / "projects.geojson"
-    shutil.copy(ROOT / "projects.geojson", store)
-    settings = Settings(projects=store, layers_dir=layers, data_mirror=mirror_dir(), api_keys=KEY)
+    settings = workspace(folder, provinces_cache, api_keys=KEY)
     with live_server(settings) as base:
         for n, (lon, lat) in enumerate(PLACES):
             created = httpx.post(f"{base}/collections/projects/items", headers=AUTH,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pycountry
@@ -15,7 +14,7 @@ from geo.app import create_app
 from geo.cli import main
 from geo.errors import LayerUnavailable
 from geo.settings import Settings
-from tests.conftest import ROOT, mirror_dir
+from tests.conftest import mirror_dir, workspace
 
 
 def test_normalised_to_iso_codes_and_names(provinces_cache: Path) -> None:
@@ -54,13 +53,8 @@ def test_a_bad_source_is_refused(tmp_path: Path) -> None:
 
 
 def test_without_source_provinces_answer_503_and_the_rest_works(tmp_path: Path) -> None:
-    layers = tmp_path / "layers"
-    layers.mkdir()
-    shutil.copy(ROOT / "layers" / "salang.geojson", layers)
-    store = tmp_path / "projects.geojson"
-    shutil.copy(ROOT / "projects.geojson", store)
-    settings = Settings(projects=store, layers_dir=layers, data_mirror=tmp_path / "empty-mirror",
-                        api_keys="k", allow_download=False)
+    settings = workspace(tmp_path, None, data_mirror=tmp_path / "empty-mirror", api_keys="k",
+                         allow_download=False)
     with TestClient(create_app(settings)) as client:
         response = client.get("/collections/provinces/items")
         assert response.status_code == 503
