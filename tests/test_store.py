@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -128,3 +132,44 @@ def test_a_disk_fault_during_a_post_is_a_503_and_changes_nothing(settings: Setti
         assert client.get("/collections/projects/items").json()["numberMatched"] == before
         again = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
         assert again.status_code == 201
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from geo.store import GeoJSONFileStore
+store = GeoJSONFileStore(Path(sys.argv[1]))
+n = 0
+while True:
+    fid = f"k-{n}"
+    store.add({"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [69.1, 34.5]},
+               "properties": {"name": fid, "category": "water", "status": "planned"}})
+    print(fid, flush=True)  # acknowledged: the write is on disk
+    n += 1
+"""
+
+
+def test_sigkill_mid_write_keeps_every_acknowledged_write(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    with subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
+                          cwd=ROOT) as proc:
+        assert proc.stdout is not None
+        acknowledged = [proc.stdout.readline().strip() for _ in range(40)]
+        os.kill(proc.pid, signal.SIGKILL)  # somewhere in the middle of a later write
+        proc.wait(10)
+        acknowledged += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
+    ids = GeoJSONFileStore(path).snapshot().ids  # the file still parses
+    assert set(acknowledged) <= set(ids)
+    assert list(ids) == [f"k-{n}" for n in range(len(ids))]  # in order, nothing torn or repeated
+    assert list(tmp_path.glob("*.tmp")) == []  # a killed write's temporary file is swept on opening
+
+
+def test_orphaned_temporary_files_are_swept_and_others_left(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    GeoJSONFileStore(path).add(_feature("a"))
+    orphan = tmp_path / ".p.geojson.abc123.tmp"
+    orphan.write_bytes(b'{"type": "FeatureCollection", "features": [')
+    unrelated = tmp_path / ".other.geojson.abc123.tmp"
+    unrelated.write_bytes(b"keep")
+    assert GeoJSONFileStore(path).snapshot().ids == ("a",)
+    assert not orphan.exists() and unrelated.exists()

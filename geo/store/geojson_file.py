@@ -74,7 +74,17 @@ class GeoJSONFileStore:
         self._mutex = threading.Lock()
         self._signature: Signature = None
         self._table = FeatureTable.empty()
+        self._sweep()
         self._load()
+
+    def _sweep(self) -> None:
+        """Remove temporary files left by a writer that was killed before its rename."""
+        if not self.path.parent.is_dir():
+            return
+        # Under the lock no write is in flight, so every temporary file of this store is an orphan.
+        with self._lock:
+            for orphan in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                orphan.unlink(missing_ok=True)
 
     def _load(self) -> None:
         """(Re)read the file into memory; a missing file is an empty store."""
