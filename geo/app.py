@@ -22,7 +22,6 @@ from geo.responsecache import ResponseCache
 from geo.responses import OPENAPI, JSONResponse
 from geo.routers import assets, downloads, features, map, stats, transactions
 from geo.settings import Settings
-from geo.stats import ColumnCache
 from geo.store import GeoJSONFileStore, ProjectStore
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalogue = catalogue
     app.state.map_cache = PageCache()
-    app.state.stats_columns = ColumnCache()
     problems.install(app)
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]

@@ -8,10 +8,10 @@ loops over features in Python.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,8 @@ from shapely import STRtree
 
 from geo.frame import Frame
 from geo.queryables import Queryable
+
+T = TypeVar("T")
 
 IntArray = npt.NDArray[np.intp]
 
@@ -58,8 +60,9 @@ class FeatureTable:
     ends: npt.NDArray[np.datetime64] = field(init=False)
     position: dict[str, int] = field(init=False)
     tree: STRtree = field(init=False)
-    _frames: dict[tuple[Queryable, ...], Frame] = field(init=False, repr=False, compare=False)
-    _frames_lock: threading.Lock = field(init=False, repr=False, compare=False)
+    # What is derived from this version on first use (CQL2 frames, stats columns, download columns).
+    _derived: dict[Hashable, Any] = field(init=False, repr=False, compare=False)
+    _derived_lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         feats = self.features
@@ -85,8 +88,8 @@ class FeatureTable:
             put(self, "ends", np.array([], dtype="datetime64[s]"))
         put(self, "position", {fid: i for i, fid in enumerate(self.ids)})
         put(self, "tree", STRtree(self.geometries))
-        put(self, "_frames", {})
-        put(self, "_frames_lock", threading.Lock())
+        put(self, "_derived", {})
+        put(self, "_derived_lock", threading.Lock())
 
     def __len__(self) -> int:
         return len(self.features)
@@ -148,16 +151,23 @@ class FeatureTable:
             mask &= ok
         return np.flatnonzero(mask)
 
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()`'s result, computed once for this version and kept (the table never changes)."""
+        try:
+            value: T = self._derived[key]
+            return value
+        except KeyError:
+            pass
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = build()
+            value = self._derived[key]
+        return value
+
     def frame(self, queryables: tuple[Queryable, ...]) -> Frame:
         """Typed columns of these properties, built on first use and kept (CQL2 and sortby run on it)."""
-        frame = self._frames.get(queryables)
-        if frame is None:
-            with self._frames_lock:
-                frame = self._frames.get(queryables)
-                if frame is None:
-                    frame = self._frames[queryables] = Frame.build(self.features, self.ids,
-                                                                   self.geometries, queryables)
-        return frame
+        return self.derived(("frame", queryables),
+                            lambda: Frame.build(self.features, self.ids, self.geometries, queryables))
 
     def property_names(self) -> frozenset[str]:
         """Every property name that some feature has."""

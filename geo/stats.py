@@ -6,7 +6,6 @@ request never loops over features in Python.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,21 +54,9 @@ def build_columns(table: FeatureTable, province_codes: tuple[str, ...]) -> Colum
                    _codes([p.get("province") for p in props], provinces), provinces, budget, has)
 
 
-class ColumnCache:
-    """The columns of the latest table version (rebuilt when the store changes)."""
-
-    def __init__(self) -> None:
-        self._columns: Columns | None = None
-        self._lock = threading.Lock()
-
-    def get(self, table: FeatureTable, province_codes: tuple[str, ...]) -> Columns:
-        """The columns for this table, built on first use of its version."""
-        columns = self._columns
-        if columns is None or columns.version != table.version or columns.provinces[:len(
-                province_codes)] != province_codes:
-            with self._lock:
-                columns = self._columns = build_columns(table, province_codes)
-        return columns
+def columns_of(table: FeatureTable, province_codes: tuple[str, ...]) -> Columns:
+    """The stats columns of this table version, built on first use and kept with the table."""
+    return table.derived(("stats", province_codes), lambda: build_columns(table, province_codes))
 
 
 def _group(codes: npt.NDArray[np.intp], names: tuple[str, ...], budget: npt.NDArray[np.float64],
@@ -113,11 +100,11 @@ def project_stats(columns: Columns, chosen: IntArray, province_names: Mapping[st
     }
 
 
-def collect(catalogue: Catalogue, filters: Filters, cache: ColumnCache) -> tuple[dict[str, Any], str]:
+def collect(catalogue: Catalogue, filters: Filters) -> tuple[dict[str, Any], str]:
     """The figures of the projects that pass `filters`, and the store version they describe."""
     projects = catalogue.get("projects")
     table = projects.table()
     chosen = projects.select(table, filters)
     names = catalogue.province_names()
-    columns = cache.get(table, tuple(sorted(names)))
+    columns = columns_of(table, tuple(sorted(names)))
     return project_stats(columns, chosen, names, filters.raw), table.version

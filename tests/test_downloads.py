@@ -113,3 +113,14 @@ def test_bad_download_parameters_are_problems_naming_the_field(client: TestClien
         assert response.headers["content-type"] == "application/problem+json"
         assert {"type", "title", "status", "detail"} <= set(problem)
         assert field in [e["field"] for e in problem["errors"]], problem
+
+
+def test_whole_layer_columns_are_reused_until_a_write(client: TestClient) -> None:
+    first = client.get("/layers/projects.csv").text
+    table = client.app.state.catalogue.get("projects").table()  # type: ignore[attr-defined]
+    assert "download-columns" in table._derived  # flattened once for this version
+    assert client.get("/layers/projects.csv").text == first
+    created = client.post("/collections/projects/items", headers=AUTH,
+                          json=point_feature(name="Clinic after the cache", category="health")).json()
+    after = client.get("/layers/projects.csv").text
+    assert created["id"] in after and "Clinic after the cache" in after and created["id"] not in first

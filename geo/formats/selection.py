@@ -39,4 +39,9 @@ class Selection:
     @cached_property
     def columns(self) -> list[Column]:
         """The chosen features' attributes as typed columns."""
+        idx = self.indices
+        whole = len(idx) == len(self.table) and bool(np.all(idx == np.arange(len(idx))))
+        if whole:
+            # The whole layer in its own order (an unfiltered download): flattened once per version.
+            return self.table.derived("download-columns", lambda: flatten(self.table.features))
         return flatten(self.features)

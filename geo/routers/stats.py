@@ -12,7 +12,7 @@ from geo.caching import make_etag, not_modified, validators
 from geo.query import Filters, filters_dependency
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep
-from geo.stats import ColumnCache, collect
+from geo.stats import collect
 
 router = APIRouter(tags=["Statistics"])
 
@@ -58,8 +58,7 @@ def stats(request: Request, catalogue: CatalogueDep,
 
     Budgets are sums of the known `budget_usd` values; `with_budget` says how many projects had one.
     """
-    cache: ColumnCache = request.app.state.stats_columns
-    figures, version = collect(catalogue, filters, cache)
+    figures, version = collect(catalogue, filters)
     etag = make_etag("stats", version, sorted(filters.raw.items()), tuple(figures["by_province"]))
     answer = not_modified(request, etag)
     if answer is not None:
