@@ -7,6 +7,7 @@ so two writers holding the same ETag cannot both succeed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -122,6 +123,18 @@ def _checked(catalogue: Catalogue, body: Any, current: Feature) -> Feature:
     return replace_project(current, check_feature(body, catalogue.place), catalogue.province_names())
 
 
+async def _rewrite(request: Request, coll: Collection, catalogue: Catalogue, settings: Settings,
+                   feature_id: str, if_match: str | None,
+                   client_feature: Callable[[Any, Feature], Any]) -> GeoJSONResponse:
+    """PUT and PATCH: read the body, turn it into a whole client feature, check and store it."""
+    _require_editable(coll)
+    body = await read_json(request, settings.max_body_bytes)
+    new = await run_in_threadpool(catalogue.store.change, feature_id, _guarded(
+        if_match, lambda current: _checked(catalogue, client_feature(body, current), current)))
+    assert new is not None  # a replacement or an update never deletes
+    return _written(request, coll, new)
+
+
 @router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a project",
             response_class=GeoJSONResponse, openapi_extra=FEATURE_BODY,
             responses={200: FEATURE_OK, **WRITE_ERRORS})
@@ -130,12 +143,7 @@ async def replace_item(
     feature_id: str, _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
 ) -> GeoJSONResponse:
     """Replace a project with a new GeoJSON Feature (same checks as POST; id and created_at stay)."""
-    _require_editable(coll)
-    body = await read_json(request, settings.max_body_bytes)
-    new = await run_in_threadpool(catalogue.store.change, feature_id, _guarded(
-        if_match, lambda current: _checked(catalogue, body, current)))
-    assert new is not None  # a replacement never deletes
-    return _written(request, coll, new)
+    return await _rewrite(request, coll, catalogue, settings, feature_id, if_match, lambda body, _: body)
 
 
 def _patched(body: Any, current: Feature) -> dict[str, Any]:
@@ -165,12 +173,7 @@ async def update_item(
     feature_id: str, _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
 ) -> GeoJSONResponse:
     """Update a project: a JSON merge patch of `properties` (null removes one), and/or a new `geometry`."""
-    _require_editable(coll)
-    body = await read_json(request, settings.max_body_bytes)
-    new = await run_in_threadpool(catalogue.store.change, feature_id, _guarded(
-        if_match, lambda current: _checked(catalogue, _patched(body, current), current)))
-    assert new is not None  # an update never deletes
-    return _written(request, coll, new)
+    return await _rewrite(request, coll, catalogue, settings, feature_id, if_match, _patched)
 
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
