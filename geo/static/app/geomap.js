@@ -339,6 +339,16 @@
     return chart;
   };
 
+  // Frame the country in the part of the map that the filter panel (right) and the legend (left)
+  // leave free; on a narrow screen the margins shrink so the country is never squeezed out.
+  GeoMapView.prototype.fitCountry = function () {
+    if (!this.provinceLayer || !this.provinceLayer.getLayers().length) return;
+    var size = this.map.getSize(), cap = function (px) { return Math.min(px, size.x * 0.3); };
+    var panel = document.getElementById("geo-panel"), legend = document.getElementById("geo-legend");
+    var right = panel ? cap(panel.offsetWidth + 10) : 10, left = legend ? cap(legend.offsetWidth + 10) : 10;
+    this.map.fitBounds(this.provinceLayer.getBounds(), {paddingTopRight: [right, 10], paddingBottomLeft: [left, 10]});
+  };
+
   GeoMapView.prototype.showProvinces = function (features) {
     var self = this;
     this.provinceLayer = L.geoJSON({type: "FeatureCollection", features: features}, {
@@ -355,6 +365,7 @@
     });
     this.provincesGroup.addLayer(this.provinceLayer);
     this.state.provinces = features.length;
+    this.fitCountry();
     this.fillProvinceSelect(features);
     if (!this.cfg.basemap && L.Control.MiniMap) {
       // No basemap tiles: the minimap shows the provinces instead.
