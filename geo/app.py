@@ -16,6 +16,7 @@ from geo.catalogue import Catalogue
 from geo.compression import Compression
 from geo.cors import CORSMiddleware
 from geo.errors import StoreUnavailable
+from geo.fastlane import ItemsFastLane
 from geo.head import HeadAsGet
 from geo.pagecache import PageCache
 from geo.responsecache import ResponseCache
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
     # Outermost last: CORS, HEAD as GET, then the page cache (it keeps compressed pages too), then gzip
     # (level 5 trades a little size for much less CPU than the default 9).
+    app.add_middleware(ItemsFastLane, catalogue=catalogue, settings=settings)
     app.add_middleware(Compression, minimum_size=1024, level=5)
     app.add_middleware(ResponseCache, catalogue=catalogue)
     app.add_middleware(HeadAsGet)

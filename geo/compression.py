@@ -18,6 +18,7 @@ class Compression:
     def __init__(self, app: ASGIApp, minimum_size: int = 1024, level: int = 5) -> None:
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=level,
                                    exclude_content_types=EXCLUDED)
+        self.app = self.gzip  # the next layer, as every middleware here names it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Compress through GZipMiddleware and re-tag what it compressed."""
