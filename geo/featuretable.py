@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -121,6 +122,21 @@ class FeatureTable:
         i = self.position.get(fid)
         return None if i is None else self.features[i]
 
+    def _equal_any(self, name: str, wanted: Iterable[str]) -> npt.NDArray[np.bool_]:
+        """Where column `name` holds one of `wanted`: a union of per-value masks kept for this version.
+
+        Only values the column holds get a mask, so the memo stays as small as the vocabulary however
+        many different values clients ask for.
+        """
+        column = self.columns[name]
+        present = self.derived(("values", name),
+                               lambda: frozenset(v for v in column.tolist() if isinstance(v, str)))
+        out = np.zeros(len(self), dtype=bool)
+        for value in wanted:
+            if value in present:
+                out |= self.derived(("equals", name, value), partial(np.equal, column, value))
+        return out
+
     def select(self, *, bbox: Sequence[float] | None = None,
                equals: Mapping[str, Iterable[str]] | None = None,
                interval: tuple[np.datetime64 | None, np.datetime64 | None] | None = None,
@@ -133,10 +149,8 @@ class FeatureTable:
             spatial[hits] = True
             mask &= spatial
         for name, wanted in (equals or {}).items():
-            column = self.columns.get(name)
-            if column is None:
-                continue
-            mask &= np.isin(column, list(wanted))
+            if name in self.columns:
+                mask &= self._equal_any(name, wanted)
         if interval is not None and self.temporal:
             lo, hi = interval
             # A feature matches when its [start, end] overlaps the query interval; a missing end

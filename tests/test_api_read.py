@@ -137,3 +137,14 @@ def test_bad_parameters_are_problems_naming_the_field(client: TestClient, params
 def test_filter_that_does_not_apply_is_refused(client: TestClient) -> None:
     response = client.get("/collections/provinces/items", params={"status": "proposed"})
     assert response.status_code == 400 and "province" in response.json()["detail"]
+
+
+def test_equality_filters_keep_masks_only_for_values_present(client: TestClient) -> None:
+    table = client.app.state.catalogue.get("provinces").table()  # type: ignore[attr-defined]
+    for n in range(50):
+        assert client.get("/collections/provinces/items", params={"province": f"AF-X{n}"}).json()[
+            "numberMatched"] == 0
+    assert client.get("/collections/provinces/items", params={"province": "AF-KAB,AF-X1"}).json()[
+        "numberMatched"] == 1
+    kept = [key for key in table._derived if key[0] == "equals"]
+    assert kept == [("equals", "code", "AF-KAB")]
