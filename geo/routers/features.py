@@ -226,11 +226,15 @@ async def queryables(request: Request, coll: CollectionDep) -> Response:
         queryables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
 
 
-def _page_link(request: Request, rel: str, offset: int, limit: int, media: str = GEOJSON) -> dict[str, Any]:
+def _page_links(request: Request, pages: list[tuple[str, int]], limit: int,
+                media: str) -> list[dict[str, Any]]:
+    """`next`/`prev` links: this request's other parameters (encoded once) with a new offset and limit."""
+    if not pages:
+        return []
     params = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
-    params.update({"offset": str(offset), "limit": str(limit)})
-    href = f"{base_url(request)}{request.url.path}?{urlencode(params)}"
-    return {"href": href, "rel": rel, "type": media, "title": f"{rel} page"}
+    prefix = f"{base_url(request)}{request.url.path}?" + (urlencode(params) + "&" if params else "")
+    return [{"href": f"{prefix}offset={offset}&limit={limit}", "rel": rel, "type": media,
+             "title": f"{rel} page"} for rel, offset in pages]
 
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
@@ -267,10 +271,9 @@ async def items(
         {"href": f"{base_url(request)}/collections/{coll.id}", "rel": "collection",
          "type": "application/json", "title": coll.title},
     ]
-    if offset + size < len(matched):
-        links.append(_page_link(request, "next", offset + size, size, media))
-    if offset > 0:
-        links.append(_page_link(request, "prev", max(0, offset - size), size, media))
+    pages = [("next", offset + size)] if offset + size < len(matched) else []
+    pages += [("prev", max(0, offset - size))] if offset > 0 else []
+    links += _page_links(request, pages, size, media)
     headers = {**validators(etag, table.modified), "Content-Crs": f"<{CRS84}>", "Vary": "Accept"}
     if as_html:
         features = [table.selected(int(i), filters.properties) if filters.properties is not None
