@@ -8,13 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from geo import provinces
 from geo.catalogue import Catalogue
 from geo.models import Category, Status
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore
+from geo.store.geojson_file import encode_store
 from geo.validation import check_feature
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +48,8 @@ def synthetic_projects(count: int, settings: Settings, seed: int = 42) -> list[d
 
 
 def write_store(path: Path, features: list[dict[str, Any]]) -> None:
-    """Write features as a projects store file."""
-    body = b",\n".join(orjson.dumps(f) for f in features)
-    path.write_bytes(b'{"type":"FeatureCollection","name":"projects","features":[\n' + body + b"\n]}\n")
+    """Write features as a projects store file (the store's own format)."""
+    path.write_bytes(encode_store(features))
 
 
 def bench_settings(work: Path) -> Settings:

@@ -127,10 +127,6 @@ class Filters:
     properties: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
 
-    def is_empty(self) -> bool:
-        """Whether no filter is set."""
-        return not self.raw
-
 
 def parse_sortby(raw: str | None) -> tuple[tuple[str, bool], ...]:
     """`sortby` as (property, descending) pairs."""

@@ -169,12 +169,6 @@ def _versions(tables: dict[str, FeatureTable | None]) -> tuple[str, ...]:
     return tuple(f"{cid}:{t.version if t is not None else 'unavailable'}" for cid, t in tables.items())
 
 
-def _latest(tables: list[FeatureTable | None]) -> datetime | None:
-    # Last-Modified only when every part has a known time; else the ETag alone decides.
-    times = [t.modified if t is not None else None for t in tables]
-    return None if not times or None in times else max(t for t in times if t is not None)
-
-
 @router.get("/collections", summary="The collections", responses={**HTML_OR_JSON, **problems(304, 400)})
 async def collections(request: Request, catalogue: CatalogueDep, f: FormatParam = None) -> Response:
     """Every collection with its extent and links."""

@@ -12,7 +12,6 @@ import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 from filelock import FileLock
@@ -23,6 +22,7 @@ from geo.fsutil import atomic_write_bytes
 from geo.store.base import PROJECT_FILTERS, PROJECT_TEMPORAL, Change, Feature
 
 Signature = tuple[int, int, int] | None
+HEAD = b'{"type":"FeatureCollection","name":"projects","features":[\n'
 
 
 def _signature(path: Path) -> Signature:
@@ -32,6 +32,11 @@ def _signature(path: Path) -> Signature:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def encode_store(features: list[Feature]) -> bytes:
+    """A store file's bytes: one feature per line keeps the file readable and its diffs small."""
+    return HEAD + b",\n".join(orjson.dumps(f) for f in features) + b"\n]}\n"
 
 
 def parse_store(data: bytes, path: Path) -> list[Feature]:
@@ -112,12 +117,8 @@ class GeoJSONFileStore:
         return self._table
 
     def _write(self, features: list[Feature]) -> None:
-        doc: dict[str, Any] = {"type": "FeatureCollection", "name": "projects", "features": features}
-        # One feature per line keeps the file readable and its diffs small.
-        body = b",\n".join(orjson.dumps(f) for f in features)
-        head = orjson.dumps({k: v for k, v in doc.items() if k != "features"})[:-1]
         try:
-            atomic_write_bytes(self.path, head + b',"features":[\n' + body + b"\n]}\n")
+            atomic_write_bytes(self.path, encode_store(features))
         except OSError as exc:
             raise StoreWriteFailed(
                 f"The project store could not be written ({exc.strerror or exc}); nothing was changed. "
