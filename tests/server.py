@@ -27,7 +27,7 @@ def _env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEO_")}
     env.update(GEO_PROJECTS=str(settings.projects), GEO_LAYERS_DIR=str(settings.layers_dir),
                GEO_API_KEYS=settings.api_keys or "", GEO_ALLOW_DOWNLOAD="false",
-               GEO_CORS_ORIGINS=settings.cors_origins)
+               GEO_CORS_ORIGINS=settings.cors_origins, GEO_MAP_TILES=settings.map_tiles)
     if settings.data_mirror is not None:
         env["GEO_DATA_MIRROR"] = str(settings.data_mirror)
     return env

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from geo.app import create_app
 from geo.settings import Settings
 from tests.conftest import AUTH, ROOT, point_feature, require
+from tests.server import live_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -27,38 +24,19 @@ READY = ("() => window.GeoMap && GeoMap.state && GeoMap.state.ready && GeoMap.st
          "&& GeoMap.state.errors.length === 0")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live_url(settings: Settings) -> Iterator[str]:
     """A real uvicorn server on loopback, no basemap tiles, with three more projects (one hostile)."""
     settings = settings.model_copy(update={"map_tiles": "none"})
-    app = create_app(settings)
-    with TestClient(app) as client:
+    with TestClient(create_app(settings)) as client:
         for body in (point_feature(name=XSS, description=XSS, funders=[XSS]),
                      point_feature(name="Kandahar regional hospital", lon=65.71, lat=31.61, category="health",
                                    status="approved", name_prs="شفاخانه کندهار", budget_usd=2_500_000),
                      point_feature(name="Herat water network", lon=62.2, lat=34.35, category="water",
                                    status="planned")):
             assert client.post("/collections/projects/items", json=body, headers=AUTH).status_code == 201
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(settings) as url:
+        yield url
 
 
 @pytest.fixture
