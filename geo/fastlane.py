@@ -18,15 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geo.catalogue import Catalogue
 from geo.errors import GeoError
-from geo.query import filters_dependency
+from geo.query import PARAMETERS, filters_from
 from geo.routers.features import items
 from geo.settings import Settings
 
 ITEMS = re.compile(r"^/collections/([^/]+)/items$")
-# Query parameter -> keyword of filters_dependency.
-FILTERS = {"bbox": "bbox", "datetime": "datetime_", "status": "status", "category": "category",
-           "province": "province", "filter": "filter_", "filter-lang": "filter_lang",
-           "filter-crs": "filter_crs", "sortby": "sortby", "properties": "properties", "ids": "ids"}
 OTHERS = frozenset({"limit", "offset", "f"})
 
 
@@ -37,14 +33,14 @@ def _arguments(query: str) -> dict[str, Any] | None:
     if len(set(names)) != len(names):
         return None  # a repeated parameter: FastAPI's rule (the last wins) applies there
     params = dict(pairs)
-    if any(name not in FILTERS and name not in OTHERS for name in params):
+    if any(name not in PARAMETERS and name not in OTHERS for name in params):
         return None
     limit, offset, fmt = params.get("limit"), params.get("offset", "0"), params.get("f")
     if (limit is not None and not (limit.isdigit() and int(limit) >= 1)) or not offset.isdigit():
         return None
     if fmt not in (None, "json", "html"):
         return None
-    return {"filters": {kw: params.get(name) for name, kw in FILTERS.items()},
+    return {"filters": {name: params.get(name) for name in PARAMETERS},
             "limit": None if limit is None else int(limit), "offset": int(offset), "f": fmt}
 
 
@@ -68,7 +64,7 @@ class ItemsFastLane:
             return
         try:
             coll = self.catalogue.get(match.group(1))
-            filters = await filters_dependency(**args["filters"])
+            filters = filters_from(args["filters"])
             response = await items(Request(scope, receive), coll, self.settings, filters,
                                    args["limit"], args["offset"], args["f"])
         except GeoError:

@@ -7,6 +7,7 @@ Besides bbox, datetime and the property filters: a CQL2 `filter` (OGC API - Feat
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated
@@ -150,22 +151,35 @@ def parse_filter(text: str | None, lang: str | None, crs: str | None) -> cql.Exp
     return cql.parse(text, lang or "cql2-text")
 
 
+# Each filter's query parameter -> the keyword it arrives as in `filters_dependency` (Python names:
+# no dashes, no shadowing of `datetime` or `filter`).
+PARAMETERS = {"bbox": "bbox", "datetime": "datetime_", "status": "status", "category": "category",
+              "province": "province", "filter": "filter_", "filter-lang": "filter_lang",
+              "filter-crs": "filter_crs", "sortby": "sortby", "properties": "properties", "ids": "ids"}
+
+
+def filters_from(values: Mapping[str, str | None]) -> Filters:
+    """The filters from values keyed by query parameter (a request's, or the CLI's options), checked."""
+    unknown = sorted(k for k, v in values.items() if v is not None and k not in PARAMETERS)
+    if unknown:
+        raise _bad(unknown[0], f"is not a filter (the filters: {', '.join(PARAMETERS)})")
+    raw = {k: v for k in PARAMETERS if (v := values.get(k))}
+    equals = {k: vals for k in ("status", "category", "province") if (vals := split_values(raw.get(k)))}
+    wanted = split_values(raw.get("properties"))
+    chosen_ids = split_values(raw.get("ids"))
+    return Filters(parse_bbox(raw.get("bbox")), parse_datetime(raw.get("datetime")), equals, raw,
+                   cql=parse_filter(raw.get("filter"), raw.get("filter-lang"), raw.get("filter-crs")),
+                   sortby=parse_sortby(raw.get("sortby")),
+                   properties=None if wanted is None else tuple(dict.fromkeys(wanted)),
+                   ids=None if chosen_ids is None else tuple(chosen_ids))
+
+
 async def filters_dependency(bbox: BBoxParam = None, datetime_: DatetimeParam = None,
                              status: StatusParam = None, category: CategoryParam = None,
                              province: ProvinceParam = None, filter_: FilterParam = None,
                              filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
                              sortby: SortbyParam = None, properties: PropertiesParam = None,
                              ids: IdsParam = None) -> Filters:
-    """FastAPI dependency: parse and check the filter parameters (async: no thread-pool hop)."""
-    raw = {k: v for k, v in (("bbox", bbox), ("datetime", datetime_), ("status", status),
-                             ("category", category), ("province", province), ("filter", filter_),
-                             ("filter-lang", filter_lang), ("filter-crs", filter_crs),
-                             ("sortby", sortby), ("properties", properties), ("ids", ids)) if v}
-    equals = {k: vals for k, v in (("status", status), ("category", category), ("province", province))
-              if (vals := split_values(v))}
-    wanted = split_values(properties)
-    chosen_ids = split_values(ids)
-    return Filters(parse_bbox(bbox), parse_datetime(datetime_), equals, raw,
-                   cql=parse_filter(filter_, filter_lang, filter_crs), sortby=parse_sortby(sortby),
-                   properties=None if wanted is None else tuple(dict.fromkeys(wanted)),
-                   ids=None if chosen_ids is None else tuple(chosen_ids))
+    """FastAPI dependency: the filter parameters, documented and checked (async: no thread-pool hop)."""
+    arguments = locals()
+    return filters_from({name: arguments[keyword] for name, keyword in PARAMETERS.items()})

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from pathlib import Path
-from typing import Any
 
 from geo.catalogue import Catalogue
 from geo.errors import InvalidInput
 from geo.formats import FORMATS, Selection, format_of, write_to
-from geo.query import Filters, filters_dependency
+from geo.query import filters_from
 from geo.settings import Settings
-
-
-def parse_filters(options: dict[str, str | None]) -> Filters:
-    """The same filters as the HTTP query (`status`, `bbox`, ... and CQL2 `filter` where supported)."""
-    accepted = inspect.signature(filters_dependency).parameters
-    # The dependency's Python names: `datetime_` and `filter_` avoid shadowing builtins.
-    kwargs: dict[str, Any] = {}
-    for key, value in options.items():
-        if value is None:
-            continue
-        name = key if key in accepted else f"{key}_"
-        if name not in accepted:
-            raise InvalidInput(f"--{key} is not supported by this version",
-                               errors=[{"field": key, "message": "not supported"}])
-        kwargs[name] = value
-    result = filters_dependency(**kwargs)
-    # The dependency may be a coroutine (FastAPI runs async dependencies without a thread hop).
-    filters: Filters = asyncio.run(result) if inspect.isawaitable(result) else result
-    return filters
 
 
 def export_layer(settings: Settings, layer: str, dest: Path, options: dict[str, str | None],
@@ -47,7 +25,7 @@ def export_layer(settings: Settings, layer: str, dest: Path, options: dict[str, 
     try:
         coll = Catalogue(settings, store).get(layer)
         table = coll.table()
-        chosen = coll.select(table, parse_filters(options))
+        chosen = coll.select(table, filters_from(options))
         write_to(fmt, Selection(layer, table, chosen, bom=bom and fmt.extension == "csv"), dest)
     finally:
         store.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Any
 import orjson
 
 from geo.catalogue import Catalogue
-from geo.query import Filters, filters_dependency
+from geo.fsutil import atomic_write_bytes
+from geo.query import Filters, filters_from
 from geo.settings import Settings
 from geo.web import assets
 from geo.web.page import MapOptions, render_page
@@ -67,9 +67,7 @@ def write_map(settings: Settings, dest: Path, options: Mapping[str, str | None])
     """
     from geo.app import open_store
 
-    filters = asyncio.run(filters_dependency(
-        bbox=options.get("bbox"), datetime_=options.get("datetime"), status=options.get("status"),
-        category=options.get("category"), province=options.get("province")))
+    filters = filters_from(options)
     store = open_store(settings)
     try:
         catalogue = Catalogue(settings, store)
@@ -79,7 +77,5 @@ def write_map(settings: Settings, dest: Path, options: Mapping[str, str | None])
     finally:
         store.close()
     # Written whole and renamed, so a reader never sees half a map.
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(dest)
+    atomic_write_bytes(dest, page.encode("utf-8"))
     return count
