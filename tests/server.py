@@ -24,27 +24,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(settings: Settings) -> dict[str, str]:
+    # Every setting the test chose, and none of the developer's own GEO_* variables.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEO_")}
-    env.update(GEO_PROJECTS=str(settings.projects), GEO_LAYERS_DIR=str(settings.layers_dir),
-               GEO_API_KEYS=settings.api_keys or "", GEO_ALLOW_DOWNLOAD="false",
-               GEO_CORS_ORIGINS=settings.cors_origins, GEO_MAP_TILES=settings.map_tiles)
-    if settings.data_mirror is not None:
-        env["GEO_DATA_MIRROR"] = str(settings.data_mirror)
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"GEO_{name.upper()}"] = str(value)
+    env["GEO_ALLOW_DOWNLOAD"] = "false"
     return env
 
 
 @contextmanager
-def live_server(settings: Settings, startup_limit_s: float = 60.0) -> Iterator[str]:
-    """Run the service on these settings; yield its base URL; stop it afterwards."""
+def live_server(settings: Settings, startup_limit_s: float = 60.0,
+                log: Path | None = None) -> Iterator[str]:
+    """Run the service on these settings; yield its base URL; stop it afterwards.
+
+    With `log`, the server's stderr (its log, and any traceback) is written to that file.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
+    log_file = log.open("ab") if log is not None else None
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "server:app", "--fd", str(sock.fileno()), "--log-level", "warning",
          "--no-access-log"],
-        cwd=ROOT, env=_env(settings), pass_fds=(sock.fileno(),))
+        cwd=ROOT, env=_env(settings), pass_fds=(sock.fileno(),),
+        stderr=log_file)
     sock.close()
     try:
         # Wait for start-up (a limit, not a measurement: it only turns a hang into a clear failure).
@@ -68,3 +74,5 @@ def live_server(settings: Settings, startup_limit_s: float = 60.0) -> Iterator[s
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if log_file is not None:
+            log_file.close()
