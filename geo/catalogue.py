@@ -19,7 +19,7 @@ from geo.errors import InvalidInput, LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable, IntArray
 from geo.models import Category, ProjectProperties, Status
 from geo.query import Filters
-from geo.queryables import PROJECT_QUERYABLES, Queryable, infer
+from geo.queryables import PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
 from geo.settings import Settings
 from geo.spatial import Placement, ProvinceIndex, in_bbox
 from geo.store.base import PROJECT_FILTERS, ProjectStore
@@ -49,6 +49,8 @@ class Collection:
     attribution: str = ""
     # The typed queryables; None: inferred from the layer's data.
     queryables: tuple[Queryable, ...] | None = None
+    # The declared feature schema (Part 5) the queryables come from; None: inferred from the data.
+    schema: Schema | None = None
 
     def table(self) -> FeatureTable:
         """The current features (raises LayerUnavailable when the source cannot be had)."""
@@ -187,6 +189,7 @@ class Catalogue:
                     keywords=("projects", "infrastructure", "schools", "health", "housing"),
                     load=store.snapshot, filters={f: f for f in PROJECT_FILTERS},
                     temporal=("start_date", "end_date"), queryables=PROJECT_QUERYABLES,
+                    schema=PROJECT_SCHEMA,
                     editable=store.editable, licence="CC BY 4.0",
                     attribution="Contributors to this service; sources per project"),
             )
