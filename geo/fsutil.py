@@ -1,10 +1,28 @@
-"""Durable file writes: a crash leaves either the old file or the new one, never a torn one."""
+"""Durable file writes and a cross-process lock that leaves no file behind.
+
+`atomic_write_bytes`: a crash leaves either the old file or the new one, never a torn one; the file
+keeps its mode, owner and (when it is a symlink) its link. `exclusive_lock`: one holder at a time
+across processes, and the lock file exists only while someone holds it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import logging
 import os
-import tempfile
+import secrets
+import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class LockTimeout(Exception):
+    """The lock was not free within the time allowed."""
 
 
 def fsync_dir(folder: Path) -> None:
@@ -16,19 +34,120 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically and durably: temporary file, fsync, rename, fsync folder."""
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+def real_target(path: Path) -> Path:
+    """The file a write to `path` must replace: the end of its symlink chain (or `path` itself)."""
+    # realpath also resolves a dangling link, so the first write creates the file it points to.
+    return Path(os.path.realpath(path))
+
+
+def temporary_name(target: Path) -> Path:
+    """A fresh hidden temporary name beside `target` (the pattern the store sweeps: .<name>.*.tmp)."""
+    return target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+
+
+def _adopt_ownership(fd: int, old: os.stat_result) -> None:
+    """Give the new file the old one's mode and, where permitted, its owner and group."""
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    if (old.st_uid, old.st_gid) == (os.geteuid(), os.getegid()):
+        return
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:
+        # Only root may give a file away; a member of the group may still keep the group.
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, old.st_gid)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` atomically and durably: temporary file, fsync, rename, fsync folder.
+
+    An existing file keeps its mode and owner; a symlink stays a symlink and its target is replaced.
+    Raises OSError when nothing was written (the old file is untouched, no temporary is left). Once the
+    rename is done the write has happened: a failing fsync of the folder is logged and reported by
+    returning False (the data is in place, its survival of a power cut is not certain); True otherwise.
+    """
+    target = real_target(path)
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        old: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    tmp = temporary_name(target)
+    # 0o666 minus the umask, like any newly created file (mkstemp would force 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            if old is not None:
+                _adopt_ownership(fd, old)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except BaseException:
         # Leave no half-written temporary behind; the target is untouched.
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(folder)
+    try:
+        fsync_dir(folder)
+    except OSError as exc:
+        log.error("%s was written, but the fsync of its folder failed (%s): the new version is in place "
+                  "but may not survive a power cut", target, exc)
+        return False
+    return True
+
+
+# Polling between attempts: short at first (the usual write holds the lock for milliseconds), then capped.
+_POLL_MIN_S, _POLL_MAX_S = 0.001, 0.025
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive cross-process lock on `path` (created on demand, removed on release).
+
+    Raises LockTimeout after `timeout` seconds, and OSError when the lock file cannot be created.
+    Removing the file on release is safe because each acquirer checks, once it holds the flock, that the
+    path still names the inode it locked; a waiter left holding a removed inode starts again. Threads of
+    one process exclude each other too: each attempt opens its own descriptor, and flock locks belong to
+    open file descriptions.
+    """
+    deadline = time.monotonic() + timeout
+    pause = _POLL_MIN_S
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"{path} is still held after {timeout:g} s") from None
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_S)
+            continue
+        if _names(path, fd):
+            break
+        # The previous holder removed the file between our open and our flock: try again on the new one.
+        os.close(fd)
+    try:
+        yield
+    finally:
+        # Unlink while still holding: a waiter on this inode will find it no longer named and retry.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        on_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (on_path.st_dev, on_path.st_ino) == (held.st_dev, held.st_ino)
+

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
 
 
 class Category(StrEnum):
@@ -38,7 +49,34 @@ class Status(StrEnum):
 # features) but they are ignored, never trusted.
 SERVER_FIELDS = frozenset({"id", "province", "province_name", "created_at", "updated_at", "status_history"})
 
-ShortText = Annotated[str, Field(min_length=1, max_length=300)]
+# Characters no name or description needs: C0 and C1 controls (NUL truncates values in GeoPackage and
+# FlatGeobuf) and the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069),
+# which can make a name read differently from what it holds. Tab, newline and carriage return are
+# allowed in the long texts (description, source_note) only.
+FORBIDDEN_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+FORBIDDEN_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _clean(pattern: re.Pattern[str]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        found = pattern.search(value)
+        if found:
+            raise ValueError(f"must not contain the control or bidirectional formatting character "
+                             f"U+{ord(found.group()):04X} (at position {found.start()})")
+        return value
+    return check
+
+
+ShortText = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_clean(FORBIDDEN_IN_LINE))]
+LongText = Annotated[str, AfterValidator(_clean(FORBIDDEN_IN_TEXT))]
+
+
+def _clean_raw(value: Any) -> Any:
+    # Before URL parsing, which would percent-encode the character and hide what was sent.
+    return _clean(FORBIDDEN_IN_LINE)(value) if isinstance(value, str) else value
+
+
+SourceUrl = Annotated[HttpUrl, BeforeValidator(_clean_raw)]
 
 
 class ProjectProperties(BaseModel):
@@ -51,13 +89,14 @@ class ProjectProperties(BaseModel):
     name_ps: ShortText | None = Field(None, description="Name in Pashto.")
     category: Category
     status: Status
-    description: str | None = Field(None, max_length=10_000)
-    budget_usd: float | None = Field(None, ge=0, le=1e12, description="Budget in US dollars.")
+    description: LongText | None = Field(None, max_length=10_000)
+    # strict: a JSON number only (`true` or "1000" would otherwise be read as 1.0 and 1000.0).
+    budget_usd: float | None = Field(None, ge=0, le=1e12, strict=True, description="Budget in US dollars.")
     funders: list[ShortText] | None = Field(None, max_length=50)
     start_date: date | None = None
     end_date: date | None = None
-    source_url: HttpUrl | None = None
-    source_note: str | None = Field(None, max_length=2_000)
+    source_url: SourceUrl | None = None
+    source_note: LongText | None = Field(None, max_length=2_000)
     geometry_quality: Literal["exact", "approximate"] | None = Field(
         None, description="How good the geometry is; say `approximate` for a guessed location.")
 

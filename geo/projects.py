@@ -6,8 +6,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from geo.errors import InvalidFeature
 from geo.models import SERVER_FIELDS
 from geo.validation import CheckedFeature
+
+# Project properties are flat (a list of funders is the deepest): 32 is far beyond any real patch and far
+# below Python's recursion limit.
+MAX_PATCH_DEPTH = 32
 
 
 def now_iso() -> str:
@@ -59,8 +64,32 @@ def replace_project(current: dict[str, Any], checked: CheckedFeature,
     return {"type": "Feature", "id": current["id"], "geometry": checked.geometry, "properties": props}
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply an RFC 7386 JSON merge patch: objects merge, `null` removes, anything else replaces."""
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply objects and arrays nest in `value`, counted without recursion and up to `limit` + 1."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def merge_patch(target: Any, patch: Any, field: str = "properties") -> Any:
+    """Apply an RFC 7386 JSON merge patch: objects merge, `null` removes, anything else replaces.
+
+    A patch nested deeper than MAX_PATCH_DEPTH is refused (422 naming `field`) before any recursion.
+    """
+    if nesting_depth(patch, MAX_PATCH_DEPTH) > MAX_PATCH_DEPTH:
+        message = f"a merge patch may nest objects and arrays at most {MAX_PATCH_DEPTH} deep"
+        raise InvalidFeature(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    return _merge(target, patch)
+
+
+def _merge(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         return patch
     result = dict(target) if isinstance(target, dict) else {}
@@ -68,7 +97,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = _merge(result.get(key), value)
     return result
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from geo.auth import require_key
+from geo.auth import require_key, writes_configured
 from geo.body import read_json
 from geo.caching import check_if_match, feature_etag
 from geo.catalogue import Catalogue, Collection
@@ -51,7 +51,8 @@ PATCH_KEYS = frozenset({"type", "id", "geometry", "properties", "links"})
 
 
 def _writable(coll: Collection, settings: Settings) -> bool:
-    return coll.editable and bool(settings.keys())
+    # An unreadable keys file offers no writes here; the writes themselves answer 503 saying why.
+    return coll.editable and writes_configured(settings)
 
 
 def _allow(coll: Collection, settings: Settings, writes: str) -> str:

@@ -2,5 +2,6 @@
 
 from geo.store.base import ProjectStore
 from geo.store.geojson_file import GeoJSONFileStore
+from geo.store.refresh import StoreRefresh
 
-__all__ = ["GeoJSONFileStore", "ProjectStore"]
+__all__ = ["GeoJSONFileStore", "ProjectStore", "StoreRefresh"]

@@ -22,7 +22,19 @@ class ProjectStore(Protocol):
     editable: bool
 
     def snapshot(self) -> FeatureTable:
-        """The current features (reloaded first if another process changed the store)."""
+        """The last complete version of the features; never waits for a writer.
+
+        Off the event loop it is brought up to date first if another process changed the store; on the
+        event loop it does nothing that blocks (see `StoreRefresh`).
+        """
+        ...
+
+    def stale(self) -> bool:
+        """Whether another process changed the store since the snapshot was taken (cheap, non-blocking)."""
+        ...
+
+    def refresh(self) -> FeatureTable:
+        """Bring the snapshot up to date (blocking I/O: call it from a thread) and return it."""
         ...
 
     def add(self, feature: Feature) -> Feature:

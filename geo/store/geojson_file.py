@@ -1,37 +1,60 @@
 """The embedded store: one human-readable GeoJSON FeatureCollection on disk.
 
-Reads are served from memory. Every write takes an inter-process file lock, re-reads the file if
-another process changed it, writes a complete new file atomically and durably (temporary file,
-fsync, rename, fsync of the folder) and only then acknowledges. A file that cannot be read is
-refused, never overwritten.
+Reads are served from an immutable in-memory snapshot and never wait for a writer: a write builds
+its new snapshot aside and swaps it in when the file is in place. Every write takes an inter-process
+file lock, re-reads the file if another process changed it, writes a complete new file atomically and
+durably (temporary file, fsync, rename, fsync of the folder) and only then acknowledges. A file that
+cannot be read is refused, never overwritten.
+
+Noticing another process's write: a stat of the path compared with the file this store last read.
+The store keeps that file open, so its inode cannot be freed and reused by a later version: a new
+version of the file is always a new inode (writers rename), even when its size and mtime repeat. The
+version clients see (ETags) is a hash of the file's bytes, the same in every process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from filelock import FileLock
 
-from geo.errors import NotFound, StoreCorrupt, StoreWriteFailed
+from geo.errors import NotFound, StoreBusy, StoreCorrupt, StoreWriteFailed
 from geo.featuretable import FeatureTable
-from geo.fsutil import atomic_write_bytes
+from geo.fsutil import LockTimeout, atomic_write_bytes, exclusive_lock, real_target
 from geo.store.base import PROJECT_FILTERS, PROJECT_TEMPORAL, Change, Feature
 
-Signature = tuple[int, int, int] | None
+log = logging.getLogger(__name__)
+
 HEAD = b'{"type":"FeatureCollection","name":"projects","features":[\n'
+# (device, inode, size, mtime_ns) of one version of the file; None when there is no file.
+Identity = tuple[int, int, int, int] | None
+RETRY_AFTER_S = "2"
 
 
-def _signature(path: Path) -> Signature:
-    """What identifies one version of the file on disk (inode, size, mtime); None when absent."""
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _identity_of(path: Path) -> Identity:
+    """The identity of what `path` names now (through symlinks); None when absent."""
     try:
-        st = os.stat(path)
+        return _identity(os.stat(path))
     except FileNotFoundError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def content_version(data: bytes) -> str:
+    """The version of a store file's bytes: a digest, so it changes whenever the content does."""
+    return hashlib.blake2b(data, digest_size=10).hexdigest()
 
 
 def encode_store(features: list[Feature]) -> bytes:
@@ -68,79 +91,200 @@ def parse_store(data: bytes, path: Path) -> list[Feature]:
     return features
 
 
+@dataclass(frozen=True)
+class _State:
+    """One complete version: its table, the identity of its file, and that file held open."""
+
+    table: FeatureTable
+    identity: Identity
+    # Holding the file open pins its inode (see the module docstring); None for a missing file.
+    fd: int | None
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class GeoJSONFileStore:
     """A `ProjectStore` kept in one GeoJSON file, shared safely between processes."""
 
     editable = True
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock_timeout_s: float = 10.0) -> None:
         self.path = path
-        self._lock = FileLock(str(path) + ".lock", timeout=30)
-        self._mutex = threading.Lock()
-        self._signature: Signature = None
-        self._table = FeatureTable.empty()
+        self.lock_timeout_s = lock_timeout_s
+        self._install_lock = threading.Lock()  # held only to swap states, never across I/O
+        self._reload_lock = threading.Lock()  # one background reload at a time
+        self._state = _State(FeatureTable.empty(), None, None)
         self._sweep()
-        self._load()
+        state = self._read()
+        self._install(state)
+
+    @property
+    def lock_path(self) -> Path:
+        """The cross-process lock file: hidden, beside the real file, present only during a write."""
+        target = real_target(self.path)
+        return target.parent / f".{target.name}.lock"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the cross-process write lock, or answer 503 (busy, or the folder is not writable)."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(exclusive_lock(self.lock_path, self.lock_timeout_s))
+            except LockTimeout:
+                raise StoreBusy(
+                    f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
+                    "nothing was changed. Try again shortly.",
+                    headers={"Retry-After": RETRY_AFTER_S}) from None
+            except OSError as exc:
+                raise StoreWriteFailed(
+                    f"The project store cannot be locked for writing ({exc.strerror or exc}); nothing was "
+                    "changed. Try again later; if it persists, tell the operator.") from exc
+            yield
 
     def _sweep(self) -> None:
         """Remove temporary files left by a writer that was killed before its rename."""
-        if not self.path.parent.is_dir():
+        target = real_target(self.path)
+        if not target.parent.is_dir():
             return
         # Under the lock no write is in flight, so every temporary file of this store is an orphan.
-        with self._lock:
-            for orphan in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                orphan.unlink(missing_ok=True)
+        try:
+            with self._locked():
+                for orphan in target.parent.glob(f".{target.name}.*.tmp"):
+                    orphan.unlink(missing_ok=True)
+        except (StoreBusy, StoreWriteFailed, OSError) as exc:
+            # Housekeeping only: a read-only folder or a busy lock must not stop the service from reading.
+            log.warning("temporary files of %s were not swept: %s", self.path, exc)
 
-    def _load(self) -> None:
-        """(Re)read the file into memory; a missing file is an empty store."""
-        signature = _signature(self.path)
-        features = [] if signature is None else parse_store(self.path.read_bytes(), self.path)
-        self._install(features, signature)
-
-    def _install(self, features: list[Feature], signature: Signature) -> None:
-        modified = None if signature is None else datetime.fromtimestamp(signature[2] / 1e9, UTC)
-        self._table = FeatureTable(tuple(features), version=self._version(signature),
-                                   filter_columns=PROJECT_FILTERS, temporal=PROJECT_TEMPORAL,
-                                   modified=modified)
-        self._signature = signature
+    def _read(self) -> _State:
+        """Read the file as it is now into a new state (not yet installed); a missing file is empty."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return _State(FeatureTable.empty(), None, None)
+        try:
+            # fstat and read through one descriptor: the identity is exactly that of the bytes read.
+            st = os.fstat(fd)
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                data = fh.read()
+            table = self._table(parse_store(data, self.path), data, st.st_mtime_ns)
+        except BaseException:
+            os.close(fd)
+            raise
+        return _State(table, _identity(st), fd)
 
     @staticmethod
-    def _version(signature: Signature) -> str:
-        return "0" if signature is None else f"{signature[0]:x}-{signature[1]:x}-{signature[2]:x}"
+    def _table(features: list[Feature], data: bytes, mtime_ns: int | None) -> FeatureTable:
+        modified = None if mtime_ns is None else datetime.fromtimestamp(mtime_ns / 1e9, UTC)
+        return FeatureTable(tuple(features), version=content_version(data), filter_columns=PROJECT_FILTERS,
+                            temporal=PROJECT_TEMPORAL, modified=modified)
+
+    def _install(self, state: _State, *, if_current: bool = False) -> None:
+        """Make `state` the one reads see. With `if_current`, only if its file is still the one on disk
+        (a background reload must not undo a write that landed while it was reading)."""
+        with self._install_lock:
+            if if_current and _identity_of(self.path) != state.identity:
+                dropped = state
+            else:
+                dropped, self._state = self._state, state
+        if dropped.fd is not None and dropped is not self._state:
+            os.close(dropped.fd)
+
+    def stale(self) -> bool:
+        """Whether the file on disk is not the one the current snapshot was read from (a stat)."""
+        return _identity_of(self.path) != self._state.identity
+
+    def refresh(self) -> FeatureTable:
+        """Bring the snapshot up to date with the file; blocking I/O, so call it off the event loop.
+
+        Takes no write lock: the file is only ever replaced whole, so any version read is complete.
+        A file that became unreadable is logged and the last good snapshot kept.
+        """
+        with self._reload_lock:
+            if self.stale():
+                try:
+                    self._install(self._read(), if_current=True)
+                except (StoreCorrupt, OSError) as exc:
+                    log.error("the project store could not be re-read; serving the last good version: %s",
+                              exc)
+        return self._state.table
 
     def snapshot(self) -> FeatureTable:
-        """The current features; a stat() per call notices writes by other processes."""
-        if _signature(self.path) != self._signature:
-            with self._mutex:
-                if _signature(self.path) != self._signature:
-                    self._load()
-        return self._table
+        """The last complete version; never waits for a writer.
+
+        Off the event loop a changed file is re-read first. On the event loop nothing blocking is done:
+        `StoreRefresh` re-reads in a thread before each request, and if a change slipped in since, the
+        previous version is served while a thread re-reads.
+        """
+        state = self._state
+        if _identity_of(self.path) == state.identity:
+            return state.table
+        if not _on_event_loop():
+            return self.refresh()
+        if not self._reload_lock.locked():
+            threading.Thread(target=self.refresh, name="store-refresh", daemon=True).start()
+        return state.table
+
+    def _current_locked(self) -> _State:
+        """Under the write lock: the state of the file on disk (re-read if another process changed it)."""
+        state = self._state
+        if _identity_of(self.path) == state.identity:
+            return state
+        try:
+            fresh = self._read()
+        except StoreCorrupt as exc:
+            raise StoreWriteFailed(f"The project store on disk cannot be read, so it was not overwritten "
+                                   f"({exc}). Nothing was changed; tell the operator.") from exc
+        except OSError as exc:
+            raise StoreWriteFailed(f"The project store cannot be read ({exc.strerror or exc}); nothing was "
+                                   "changed. Try again later; if it persists, tell the operator.") from exc
+        self._install(fresh)
+        return fresh
 
     def _write(self, features: list[Feature]) -> None:
+        """Under the write lock: replace the file with `features` and install the new snapshot."""
+        data = encode_store(features)
         try:
-            atomic_write_bytes(self.path, encode_store(features))
+            atomic_write_bytes(self.path, data)
         except OSError as exc:
             raise StoreWriteFailed(
                 f"The project store could not be written ({exc.strerror or exc}); nothing was changed. "
                 "Try again later; if it persists, tell the operator.") from exc
-        # No re-read: every writer holds the file lock, so what is on disk is exactly `features`.
-        self._install(features, _signature(self.path))
+        # From here on the write has happened (a failed folder fsync is logged by atomic_write_bytes):
+        # nothing below may report failure. No re-parse: under the lock, what is on disk is `data`.
+        fd: int | None = None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(fd)
+            identity: Identity = _identity(st)
+            mtime_ns: int | None = st.st_mtime_ns
+        except OSError as exc:
+            log.error("the project store was written but could not be reopened (%s); it will be re-read", exc)
+            if fd is not None:
+                os.close(fd)
+            fd, identity, mtime_ns = None, None, None
+        self._install(_State(self._table(features, data, mtime_ns), identity, fd))
 
     def add(self, feature: Feature) -> Feature:
         """Append a new feature."""
-        with self._mutex, self._lock:
-            self._refresh_locked()
-            if self._table.get(feature["id"]) is not None:
+        with self._locked():
+            table = self._current_locked().table
+            if table.get(feature["id"]) is not None:
                 raise ValueError(f"id {feature['id']!r} exists")
-            self._write([*self._table.features, feature])
+            self._write([*table.features, feature])
         return feature
 
     def change(self, fid: str, change: Change) -> Feature | None:
         """Replace or delete one feature, keeping the order of the others."""
-        with self._mutex, self._lock:
-            self._refresh_locked()
-            features = list(self._table.features)
-            i = self._table.position.get(fid)
+        with self._locked():
+            table = self._current_locked().table
+            features = list(table.features)
+            i = table.position.get(fid)
             if i is None:
                 raise NotFound(f"There is no project {fid!r}.")
             new = change(features[i])
@@ -151,9 +295,9 @@ class GeoJSONFileStore:
             self._write(features)
         return new
 
-    def _refresh_locked(self) -> None:
-        if _signature(self.path) != self._signature:
-            self._load()
-
     def close(self) -> None:
-        """Nothing to release: the lock is held only during writes."""
+        """Let go of the file held open for the current snapshot."""
+        with self._install_lock:
+            state, self._state = self._state, _State(self._state.table, None, None)
+        if state.fd is not None:
+            os.close(state.fd)
