@@ -21,7 +21,7 @@ from geo.head import HeadAsGet
 from geo.pagecache import PageCache
 from geo.responsecache import ResponseCache
 from geo.responses import OPENAPI, JSONResponse
-from geo.routers import assets, downloads, features, map, stats, transactions
+from geo.routers import assets, downloads, features, map, schemas, stats, transactions
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore
 
@@ -84,6 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi_page() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/api", title=app.title)
 
-    for module in (features, transactions, downloads, map, stats, assets):
+    for module in (features, schemas, transactions, downloads, map, stats, assets):
         app.include_router(module.router)
     return app

@@ -3,16 +3,20 @@
 FastAPI writes OpenAPI 3.1 (JSON Schema 2020-12). The few 3.1-only forms it uses are rewritten to
 their 3.0 equivalents (`anyOf` with null -> `nullable`, schema `examples` -> `example`, `const` ->
 `enum`, numeric `exclusiveMinimum` -> boolean form), and the tests check the result with
-openapi-spec-validator. Error responses are documented as RFC 9457 problem JSON.
+openapi-spec-validator. Error responses are documented as RFC 9457 problem JSON. The standard query
+parameters are declared as the standards' OpenAPI fragments (`ogc_parameters`), and the write
+operations name the Bearer security scheme.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from geo import cql
 from geo.settings import Settings
 
 OPENAPI_VERSION = "3.0.3"
@@ -124,17 +128,81 @@ def _fix_errors(doc: dict[str, Any]) -> None:
                    FeatureCollection=FEATURE_COLLECTION_SCHEMA)
 
 
-def _limits(doc: dict[str, Any], settings: Settings) -> None:
-    """Document `limit`'s default and maximum from the settings."""
+FORM = {"style": "form", "explode": False}
+URI = {"type": "string", "format": "uri"}
+SECURITY_SCHEME = "bearerKey"
+# The server's filter encoding when a request has `filter` but no `filter-lang` (geo/query.py).
+DEFAULT_FILTER_LANG = "cql2-text"
+
+
+def ogc_parameters(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Query parameters as the standards define them, in their OpenAPI 3.0 fragments (schema, style)."""
+    return {
+        # Part 1: /req/core/fc-bbox-definition, fc-limit-definition, fc-time-definition.
+        "bbox": {"schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+                 **FORM},
+        "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": settings.max_limit,
+                             "default": settings.default_limit}, **FORM},
+        "datetime": {"schema": {"type": "string"}, **FORM},
+        # Part 2: crs and bbox-crs are URIs.
+        "crs": {"schema": URI, **FORM},
+        "bbox-crs": {"schema": URI, **FORM},
+        # Part 3: /req/filter/filter-param, filter-lang-param (B: the encodings served, C: the default),
+        # filter-crs-param.
+        "filter": {"schema": {"type": "string"}, **FORM},
+        "filter-lang": {"schema": {"type": "string", "enum": list(cql.LANGS), "default": DEFAULT_FILTER_LANG},
+                        "style": "form"},
+        "filter-crs": {"schema": {"type": "string", "format": "uri-reference"}, **FORM},
+        # Part 8 (draft): /req/sorting/sortby-definition.
+        "sortby": {"schema": {"type": "array", "minItems": 1,
+                              "items": {"type": "string", "pattern": "[+|-]?[A-Za-z_].*"}}, **FORM},
+    }
+
+
+def _example(schema: dict[str, Any], example: Any) -> Any:
+    """A parameter's example in its declared type: a comma-separated array as a list."""
+    if schema.get("type") != "array" or not isinstance(example, str):
+        return example
+    parts = example.split(",")
+    return [float(p) for p in parts] if schema["items"]["type"] == "number" else parts
+
+
+def _parameters(doc: dict[str, Any], settings: Settings) -> None:
+    """Declare the standard query parameters as the standards do, wherever they occur.
+
+    FastAPI declares each as a nullable string; the test suite (ets-ogcapi-features10) checks the
+    standard's type, `style: form` and `explode: false`. The server still reads the comma-separated
+    form, which is what `style: form, explode: false` means.
+    """
+    defined = ogc_parameters(settings)
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():
             for param in operation.get("parameters", []):
-                if param.get("name") == "limit" and param.get("in") == "query":
-                    param["schema"].update(type="integer", minimum=1, maximum=settings.max_limit,
-                                           default=settings.default_limit)
-                    param["schema"].pop("nullable", None)
+                fragment = defined.get(param.get("name", "")) if param.get("in") == "query" else None
+                if fragment is None:
+                    continue
+                example = param["schema"].get("example")
+                param.update(copy.deepcopy(fragment))
+                if example is not None:
+                    param["example"] = _example(param["schema"], example)
+                if param["name"] == "limit":
                     param["description"] = (f"Features per page: {settings.default_limit} by default, at "
                                             f"most {settings.max_limit} (a larger value is clamped).")
+
+
+def _security(doc: dict[str, Any]) -> None:
+    """Document the Bearer key (/req/oas/security) and name it on every operation that checks it.
+
+    The operations that check the key are those that answer 401 without it (geo/auth.py), so the
+    documented 401 marks them: no list of write operations to keep in step by hand.
+    """
+    doc.setdefault("components", {})["securitySchemes"] = {SECURITY_SCHEME: {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key from GEO_API_KEYS, sent as `Authorization: Bearer <key>`."}}
+    for path_item in doc.get("paths", {}).values():
+        for operation in path_item.values():
+            if "401" in operation.get("responses", {}):
+                operation["security"] = [{SECURITY_SCHEME: []}]
 
 
 def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
@@ -144,6 +212,7 @@ def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
     doc = _to_30(doc)
     doc["openapi"] = OPENAPI_VERSION
     _fix_errors(doc)
-    _limits(doc, settings)
+    _parameters(doc, settings)
+    _security(doc)
     result: dict[str, Any] = doc
     return result

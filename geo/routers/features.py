@@ -51,6 +51,8 @@ CONFORMANCE = [
     f"{OGC}/ogcapi-features-4/1.0/conf/features",
 ]
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+SORTABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/sortables"
 SCHEMA_JSON = "application/schema+json"
 
 FormatParam = Annotated[str | None, Query(
@@ -145,6 +147,10 @@ def collection_doc(collection: Collection, base: str, table: FeatureTable | None
          "title": f"{collection.title}: items as HTML"},
         {"href": f"{href}/queryables", "rel": QUERYABLES_REL, "type": SCHEMA_JSON,
          "title": f"{collection.title}: queryables"},
+        {"href": f"{href}/schema", "rel": SCHEMA_REL, "type": SCHEMA_JSON,
+         "title": f"{collection.title}: schema"},
+        {"href": f"{href}/sortables", "rel": SORTABLES_REL, "type": SCHEMA_JSON,
+         "title": f"{collection.title}: sortables"},
     ]
     links += [
         {"href": f"{base}/layers/{collection.id}.{fmt}", "rel": "enclosure", "type": media,

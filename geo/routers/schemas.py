@@ -1,0 +1,87 @@
+"""A collection's feature schema (OGC API - Features Part 5) and its sortables (Part 5, Part 8 draft).
+
+Both come from the collection's one schema (geo/queryables.py), the one its queryables come from:
+declared for projects, inferred from the data for the static layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from geo import html
+from geo.caching import make_etag, not_modified, validators
+from geo.catalogue import Collection
+from geo.featuretable import FeatureTable
+from geo.openapi import problems
+from geo.queryables import Schema, infer_schema, schema_document, sortables_document
+from geo.responses import JSONResponse
+from geo.routers.deps import CollectionDep, base_url
+from geo.routers.features import SCHEMA_JSON, FormatParam
+
+router = APIRouter(tags=["OGC API - Features"])
+
+
+def schema_of(collection: Collection, table: FeatureTable) -> Schema:
+    """The collection's declared schema, or the one inferred from this version of its data (kept)."""
+    if collection.schema is not None:
+        return collection.schema
+    return table.derived("schema", lambda: infer_schema(table.features))
+
+
+def _answer(request: Request, etag: str, table: FeatureTable, make: Callable[[], Response]) -> Response:
+    """A 304 when the client's copy is current, else `make()`; both carry the validators."""
+    cached = not_modified(request, etag, table.modified)
+    response = cached if cached is not None else make()
+    response.headers.update(validators(etag, table.modified))
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def _schema_html(doc: dict[str, Any]) -> str:
+    """The schema as a table: one row per property with its type, format, role and whether it is read-only."""
+    rows = "".join(
+        f"<tr><td><code>{escape(name)}</code></td><td>{escape(str(p.get('title', '')))}</td>"
+        f"<td>{escape(str(p.get('type', '')))}</td><td>{escape(str(p.get('format', '')))}</td>"
+        f"<td>{escape(str(p.get('x-ogc-role', '')))}</td><td>{'yes' if p.get('readOnly') else ''}</td></tr>"
+        for name, p in doc["properties"].items())
+    head = "".join(f"<th>{h}</th>" for h in ("property", "title", "type", "format", "role", "read-only"))
+    return (f"<p>{escape(doc['description'])}</p><table><tr>{head}</tr>{rows}</table>"
+            f'<p><a href="{escape(doc["$id"])}?f=json">This schema as JSON Schema</a></p>')
+
+
+@router.get("/collections/{collection_id}/schema", summary="The schema of a collection's features",
+            responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}},
+                                         "text/html": {"schema": {"type": "string"}}}},
+                       **problems(304, 400, 404, 503)})
+async def schema(request: Request, coll: CollectionDep, f: FormatParam = None) -> Response:
+    """Every property the features have (returnables) and a client may send (receivables), as JSON
+    Schema 2020-12 with `x-ogc-role` for the id, the geometry and the primary temporal properties."""
+    table = coll.table()
+    href = f"{base_url(request)}/collections/{coll.id}/schema"
+    as_html = html.wants_html(request, f)
+    etag = make_etag("schema", href, table.version, coll.editable, as_html)
+
+    def make() -> Response:
+        doc = schema_document(coll.title, coll.description, schema_of(coll, table), href,
+                              temporal=coll.temporal, editable=coll.editable)
+        if as_html:
+            return HTMLResponse(html.page(f"{coll.title}: schema", _schema_html(doc)))
+        return JSONResponse(doc, media_type=SCHEMA_JSON)
+    return _answer(request, etag, table, make)
+
+
+@router.get("/collections/{collection_id}/sortables", summary="What a collection can be sorted on",
+            responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
+                       **problems(304, 400, 404, 503)})
+async def sortables(request: Request, coll: CollectionDep) -> Response:
+    """The properties `sortby` accepts, as a JSON Schema: the id and every queryable."""
+    table = coll.table()
+    href = f"{base_url(request)}/collections/{coll.id}/sortables"
+    etag = make_etag("sortables", href, table.version)
+    return _answer(request, etag, table, lambda: JSONResponse(
+        sortables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
