@@ -27,7 +27,7 @@ WRITES = {"post", "put", "patch", "delete"}
 
 
 def _param(doc: dict[str, Any], path: str, name: str) -> dict[str, Any]:
-    found = [p for p in doc["paths"][path]["get"]["parameters"] if p["name"] == name]
+    found: list[dict[str, Any]] = [p for p in doc["paths"][path]["get"]["parameters"] if p["name"] == name]
     assert len(found) == 1, f"{name} on {path}: {found}"
     return found[0]
 
