@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 serve: $(STAMP)
 	-$(BIN)/geo data fetch
-	$(BIN)/uvicorn server:app --host 127.0.0.1 --port 8000
+	$(BIN)/geo serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

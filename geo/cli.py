@@ -6,10 +6,27 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from geo import provinces
 from geo.errors import GeoError, LayerUnavailable, StoreCorrupt, StoreUnavailable
 from geo.settings import Settings
+
+GRACEFUL_SHUTDOWN_S = 10  # then connections still open (a stalled client) are closed
+
+
+def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How `geo serve` runs uvicorn: bounded connections, short idle keep-alive, bounded shutdown.
+
+    uvicorn itself times out only idle keep-alive connections; a request body that stalls is cut by
+    the app (GEO_BODY_TIMEOUT_S, 408), a download the client stops reading by GEO_STALL_TIMEOUT_S.
+    `limit_concurrency` answers 503 past that many open connections or requests, instead of letting
+    memory grow; with h11 the request head is also limited to 16 kB (httptools, the default when
+    installed, has no such limit: put a reverse proxy in front for header size and header timeouts).
+    """
+    return {"host": args.host, "port": args.port, "workers": args.workers, "log_level": "info",
+            "timeout_keep_alive": args.timeout_keep_alive, "limit_concurrency": args.limit_concurrency,
+            "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S, "h11_max_incomplete_event_size": 16 * 1024}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,11 +35,16 @@ def _serve(args: argparse.Namespace) -> int:
     from geo.app import create_app
 
     try:
-        app = create_app(Settings())
+        app = create_app(Settings())  # fails here, with a message, on a corrupt or missing store
     except (StoreCorrupt, StoreUnavailable) as exc:
         print(f"geo: refusing to start: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info")
+    options = uvicorn_options(args)
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+    else:
+        # Each worker process builds its own app from the same GEO_* environment.
+        uvicorn.run("geo.app:create_app", factory=True, **options)
     return 0
 
 
@@ -72,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the store")
+    serve.add_argument("--limit-concurrency", type=int, default=1000,
+                       help="open connections or requests past which new requests get a 503")
+    serve.add_argument("--timeout-keep-alive", type=int, default=5,
+                       help="seconds an idle keep-alive connection stays open")
     serve.set_defaults(func=_serve)
     data = sub.add_parser("data", help="manage source data")
     data_sub = data.add_subparsers(dest="data_command", required=True)

@@ -1,11 +1,21 @@
 """HEAD answered like GET, without the body (RFC 9110 9.3.2), for every GET route.
 
 FastAPI routes declare GET only; `curl -I`, link checkers and download managers ask HEAD first.
+The request reaches the route as a GET marked with `HEAD_SCOPE_KEY`, so a route whose body is
+expensive to build (a GeoPackage, a zipped Shapefile) can answer from metadata instead (`is_head`).
 """
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEAD_SCOPE_KEY = "geo.head"
+
+
+def is_head(request: Request) -> bool:
+    """Whether this GET is really a HEAD: only the status and headers will be sent."""
+    return bool(request.scope.get(HEAD_SCOPE_KEY, False))
 
 
 class HeadAsGet:
@@ -27,4 +37,4 @@ class HeadAsGet:
                 return
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        await self.app({**scope, "method": "GET", HEAD_SCOPE_KEY: True}, receive, without_body)

@@ -1,28 +1,43 @@
-"""Finished item pages kept as bytes, keyed by request and valid while their collection's version is.
+"""Finished item pages kept as bytes, keyed by what changes them, valid while their collection's version is.
 
 FastAPI spends most of an item request resolving parameters; a repeated page (the same map view,
 a client paging the same layer) is answered from here without that work. An entry is served only
 while the collection's table version is the one it was built from, so a write is visible at once.
+
+The key holds only what the page depends on: path, query, the scheme and host its links are built
+from, HTML or JSON (negotiated from Accept, not the raw header) and gzip or not. Requests a cache
+should not remember (a long query, a malformed host) pass through uncached. Entries are charged
+their key, headers and body; the cache is bounded by count and by those bytes (geo.pagecache).
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo.caching import base_etag
 from geo.catalogue import Catalogue
 from geo.errors import GeoError
+from geo.html import wants_html
+from geo.pagecache import SizedLRU, footprint
 
 ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?$")
-Key = tuple[str, bytes, str, str, str, bool]
+# A host name or IPv4 address, or a bracketed IPv6 address, with an optional port (RFC 3986 3.2.2);
+# at most 255 characters (RFC 1035 2.3.4 allows 253 for the name, plus the port).
+HOST = re.compile(r"(?:[A-Za-z0-9._~-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+# Longer queries are answered, not remembered: a cache of one-off URLs only costs memory.
+MAX_QUERY = 2048
+# The Entry object, its start message dict and the key tuple (their contents are counted apart).
+ENTRY_BYTES = 400
+
+Key = tuple[str, bytes, str, str, str, bool, bool]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One finished response."""
 
@@ -32,20 +47,38 @@ class Entry:
     etag: str | None
 
 
+def cache_key(scope: Scope, headers: Headers) -> Key | None:
+    """What the page depends on, or None when the request should not be cached."""
+    query: bytes = scope.get("query_string", b"")
+    if len(query) > MAX_QUERY:
+        return None
+    host = headers.get("host")
+    if host is None:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else ""
+    elif not HOST.fullmatch(host):
+        return None
+    return (scope["path"], query, scope.get("root_path", ""), scope.get("scheme", "http"), host,
+            wants_html(Request(scope), None), "gzip" in headers.get("accept-encoding", ""))
+
+
 class ResponseCache:
-    """An LRU of successful GET responses on item paths, bounded in total bytes."""
+    """An LRU of successful GET responses on item paths, bounded by entry count and bytes."""
 
     def __init__(self, app: ASGIApp, catalogue: Catalogue, max_bytes: int = 64 << 20,
-                 max_entry: int = 1 << 20) -> None:
+                 max_entries: int = 4096, max_entry: int = 1 << 20) -> None:
         self.app = app
         self.catalogue = catalogue
-        self.max_bytes = max_bytes
         self.max_entry = max_entry
-        self._entries: OrderedDict[Key, Entry] = OrderedDict()
-        self._size = 0
+        self._entries: SizedLRU[Entry] = SizedLRU(max_entries, max_bytes)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def used_bytes(self) -> int:
+        """What the entries are charged: keys, headers and bodies."""
+        return self._entries.used_bytes
 
     def _version(self, collection_id: str) -> str | None:
         try:
@@ -60,23 +93,21 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         version = self._version(match.group(1))
-        if version is None:
+        headers = Headers(scope=scope)
+        key = None if version is None else cache_key(scope, headers)
+        if version is None or key is None:
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        key: Key = (scope["path"], scope.get("query_string", b""), headers.get("host", ""),
-                    scope.get("scheme", "http"), headers.get("accept", ""),
-                    "gzip" in headers.get("accept-encoding", ""))
         entry = self._entries.get(key)
         # If-Modified-Since needs the app's clock; the cache answers only If-None-Match itself.
         if entry is not None and entry.version == version and "if-modified-since" not in headers:
-            self._entries.move_to_end(key)
             if self._conditional_hit(headers, entry):
                 await send({"type": "http.response.start", "status": 304,
                             "headers": [(b"etag", entry.etag.encode())] if entry.etag else []})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            await send(entry.start)
+            # A copy: outer layers (CORS, HEAD) may add headers in place, for this request only.
+            await send({**entry.start, "headers": list(entry.start["headers"])})
             await send({"type": "http.response.body", "body": entry.body})
             return
         if "if-none-match" in headers or "if-modified-since" in headers:
@@ -95,28 +126,28 @@ class ResponseCache:
     def _recorder(self, key: Key, version: str, send: Send) -> Send:
         start: Message | None = None
         chunks: list[bytes] = []
+        size = 0
 
         async def record(message: Message) -> None:
-            nonlocal start
+            nonlocal start, size
             if message["type"] == "http.response.start":
-                start = message if message["status"] == 200 else None
+                # Kept as it leaves this layer: outer layers may change the message in place later.
+                ok = message["status"] == 200
+                start = {**message, "headers": list(message.get("headers", []))} if ok else None
             elif message["type"] == "http.response.body" and start is not None:
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    self._store(key, version, start, b"".join(chunks))
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_entry:
+                    start, chunks[:] = None, []  # too big to keep: stop holding a copy now
+                else:
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        self._store(key, version, start, b"".join(chunks))
             await send(message)
 
         return record
 
     def _store(self, key: Key, version: str, start: Message, body: bytes) -> None:
-        if len(body) > self.max_entry:
-            return
         etag = Headers(raw=start.get("headers", [])).get("etag")
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._size -= len(old.body)
-        self._entries[key] = Entry(version, start, body, etag)
-        self._size += len(body)
-        while self._size > self.max_bytes and self._entries:
-            _, dropped = self._entries.popitem(last=False)
-            self._size -= len(dropped.body)
+        cost = footprint(key) + footprint(start) + footprint(body) + footprint(etag) + ENTRY_BYTES
+        self._entries.put(key, Entry(version, start, body, etag), cost)

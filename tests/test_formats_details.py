@@ -9,6 +9,7 @@ import json
 import sqlite3
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pyarrow.parquet as pq
 import pyogrio
@@ -152,3 +153,22 @@ def test_geo_export_refuses_bad_names_and_filters(cli_env: Settings, tmp_path: P
     assert "dreaming" in capsys.readouterr().err
     assert main(["export", "roads", str(out / "out.csv")]) == 2
     assert list(out.iterdir()) == [], "nothing is written on failure"
+
+
+def test_kml_never_links_what_is_not_http(cli_env: Settings, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # A store edited by hand (the API accepts only http(s) URLs) holding a script link and markup.
+    doc = json.loads(cli_env.projects.read_text(encoding="utf-8"))
+    doc["features"][0]["properties"].update(source_url="javascript:alert(1)", name="<b>Salang</b>")
+    doc["features"][1]["properties"]["source_url"] = "https://example.org/a?b=1&c=2"
+    cli_env.projects.write_text(json.dumps(doc), encoding="utf-8")
+    dest = tmp_path / "out.kml"
+    assert main(["export", "projects", str(dest)]) == 0, capsys.readouterr().err
+    ns = "{http://www.opengis.net/kml/2.2}"
+    marks = list(ElementTree.parse(dest).getroot().iter(f"{ns}Placemark"))
+    urls = {m.get("id"): {d.get("name"): d.text for d in m.iter(f"{ns}SimpleData")}.get("source_url")
+            for m in marks}
+    assert urls == {doc["features"][0]["id"]: None,
+                    doc["features"][1]["id"]: "https://example.org/a?b=1&amp;c=2"}
+    names = [m.findtext(f"{ns}name") for m in marks]
+    assert "&lt;b&gt;Salang&lt;/b&gt;" in names  # shown as typed, not bold

@@ -8,6 +8,7 @@ a format that drops, renames, retypes or mangles a value fails here.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 import zipfile
@@ -52,7 +53,8 @@ EXTRA_PROJECTS: list[dict[str, Any]] = [
                     "start_date": "2027-01-01", "end_date": "2029-12-31"}},
     {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[67.05, 36.70], [67.15, 36.72]]},
      "properties": {"name": "-Mazar ring road", "name_ps": "د مزار کړۍ سړک", "category": "transport",
-                    "status": "approved", "funders": ["ADB"]}},
+                    "status": "approved", "funders": ["ADB"],
+                    "description": "Lanes <2 & >1, \"fast\"; <b>not bold</b>"}},
     {"type": "Feature", "geometry": {"type": "MultiPoint", "coordinates": [[65.70, 31.61], [65.72, 31.62]]},
      "properties": {"name": "+Kandahar clinics", "category": "health", "status": "under_construction",
                     "start_date": "2024-05-01"}},
@@ -137,6 +139,10 @@ def expected_rows(features: list[dict[str, Any]], fmt: str) -> dict[str, dict[st
                 value = neutralised(value)
             elif fmt == "csv" and isinstance(value, list | dict):
                 value = neutralised(orjson.dumps(value).decode())
+            elif fmt == "kml" and isinstance(value, str | list | dict):
+                # KML balloons are HTML: text is escaped so that markup shows instead of running.
+                value = html.escape(value if isinstance(value, str) else orjson.dumps(value).decode(),
+                                    quote=False)
             row[key] = canon(value, fmt in TEXT_FORMATS)
         rows[feature["id"]] = row
     return rows

@@ -1,7 +1,8 @@
 """Download formats: the registry (extension -> media type and writer) and how to produce a file.
 
-A format either streams chunks (GeoJSON, GeoJSONSeq, CSV: big layers never sit whole in memory) or
-writes a file that is then streamed from disk (the GDAL formats and GeoParquet).
+A format either streams chunks (GeoJSON and GeoJSONSeq, joined from bytes the table holds: cheap, and big
+layers never sit whole in memory) or writes a file that is then streamed from disk (CSV, the GDAL
+formats and GeoParquet: these cost CPU, so the service builds only a few at once, geo.formats.slots).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import BinaryIO
 from geo.formats.gdal import write_fgb, write_gpkg, write_kml, write_shp_zip
 from geo.formats.parquet import write_parquet
 from geo.formats.selection import Selection
-from geo.formats.stream import csv_chunks, geojson_chunks, geojson_size, geojsonseq_chunks, geojsonseq_size
+from geo.formats.stream import geojson_chunks, geojson_size, geojsonseq_chunks, geojsonseq_size, write_csv
 from geo.responses import GEOJSON
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "Format", "Selection", "format_of", "open_download", "write_to"]
@@ -38,12 +39,17 @@ class Format:
     # /vsicurl/ refuses a body of unknown size).
     size: Callable[[Selection], int] | None = None
 
+    @property
+    def expensive(self) -> bool:
+        """Whether building it costs CPU per feature (a written file), not only joining stored bytes."""
+        return self.write is not None
+
 
 FORMATS: dict[str, Format] = {f.extension: f for f in (
     Format("geojson", GEOJSON, "GeoJSON", stream=geojson_chunks, size=geojson_size),
     Format("geojsonseq", "application/geo+json-seq", "GeoJSON, one feature per line",
            stream=geojsonseq_chunks, size=geojsonseq_size),
-    Format("csv", "text/csv; charset=utf-8; header=present", "CSV (WKT, lon/lat)", stream=csv_chunks),
+    Format("csv", "text/csv; charset=utf-8; header=present", "CSV (WKT, lon/lat)", write=write_csv),
     Format("kml", "application/vnd.google-earth.kml+xml", "KML", write=write_kml),
     Format("gpkg", "application/geopackage+sqlite3", "GeoPackage", write=write_gpkg),
     Format("fgb", "application/vnd.flatgeobuf", "FlatGeobuf", write=write_fgb),

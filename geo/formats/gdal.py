@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import html
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import geopandas as gpd
 import numpy as np
@@ -22,6 +25,8 @@ DBF_NAME = 10
 DBF_TEXT = 254
 # Shapefiles hold one geometry family per file: GEOS type ids grouped into points, lines, polygons.
 _FAMILIES = {"points": (0, 4), "lines": (1, 2, 5), "polygons": (3, 6)}
+# Characters XML 1.0 cannot hold, even escaped (C0 controls other than tab, newline and return).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _array(col: Column) -> Any:
@@ -55,9 +60,33 @@ def write_fgb(sel: Selection, path: Path) -> None:
                             driver="FlatGeobuf", layer_options={"SPATIAL_INDEX": "YES"})
 
 
+def kml_text(value: str) -> str:
+    """Text for a KML balloon: Google Earth renders `name`, `description` and ExtendedData values as
+    HTML, so markup is escaped (shown, never run); characters XML cannot hold are dropped."""
+    return html.escape(_NOT_XML.sub("", value), quote=False)
+
+
+def kml_link(value: str) -> str | None:
+    """A URL for a KML balloon: http(s) only (a `javascript:` or `data:` link would run when clicked)."""
+    return kml_text(value) if urlsplit(value.strip()).scheme.lower() in ("http", "https") else None
+
+
+def _kml_columns(columns: list[Column]) -> list[Column]:
+    out: list[Column] = []
+    for col in columns:
+        if col.kind != "str":
+            out.append(col)
+            continue
+        clean = kml_link if col.name.endswith("url") else kml_text
+        out.append(Column(col.name, col.kind, [None if v is None else clean(v) for v in col.values]))
+    return out
+
+
 def write_kml(sel: Selection, path: Path) -> None:
-    """KML through LIBKML: `name` and `description` become the placemark's own, the rest ExtendedData."""
-    pyogrio.write_dataframe(frame(sel.columns, sel.geometries), path, layer=sel.layer, driver="LIBKML")
+    """KML through LIBKML: `name` and `description` become the placemark's own, the rest ExtendedData;
+    every text is balloon-safe (`kml_text`, `kml_link`)."""
+    pyogrio.write_dataframe(frame(_kml_columns(sel.columns), sel.geometries), path, layer=sel.layer,
+                            driver="LIBKML")
 
 
 def short_names(names: list[str], limit: int = DBF_NAME) -> dict[str, str]:

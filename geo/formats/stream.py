@@ -1,7 +1,8 @@
 """Formats written as a stream of chunks: GeoJSON, newline-delimited GeoJSON and CSV.
 
 GeoJSON and GeoJSONSeq join the per-feature bytes the table already holds. CSV is written here rather
-than by GDAL so it can stream row by row and neutralise spreadsheet formulas cell by cell.
+than by GDAL so it can neutralise spreadsheet formulas cell by cell; the service writes it to a file
+first (`write_csv`), like the GDAL formats, because it costs CPU per row.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -95,3 +97,11 @@ def csv_chunks(sel: Selection) -> Iterator[bytes]:
         buffer.truncate()
         writer.writerows(rows[start:start + CHUNK])
         yield buffer.getvalue().encode()
+
+
+def write_csv(sel: Selection, path: Path) -> None:
+    """The CSV written to a file: it costs CPU like the GDAL formats, so it is built under an export
+    slot and then streamed from disk, with its length known (see geo.formats.slots)."""
+    with path.open("wb") as out:
+        for chunk in csv_chunks(sel):
+            out.write(chunk)

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Send
 
 from geo.caching import make_etag, not_modified, validators
+from geo.catalogue import Collection
 from geo.errors import NotFound
-from geo.formats import FORMATS, MEDIA_TYPES, Selection, open_download
+from geo.featuretable import FeatureTable
+from geo.formats import FORMATS, MEDIA_TYPES, Format, Selection, open_download
+from geo.formats.slots import ExportSlots
+from geo.head import is_head
 from geo.openapi import problems
 from geo.query import Filters, filters_dependency
-from geo.routers.deps import CatalogueDep
+from geo.routers.deps import CatalogueDep, SettingsDep
 
 router = APIRouter(tags=["Downloads"])
+log = logging.getLogger(__name__)
 
 # Filters whose values would make a file name long or unreadable: named, not spelt out.
 _NAMED_ONLY = ("bbox", "filter")
@@ -33,27 +43,77 @@ def download_name(layer: str, filters: Filters, extension: str) -> str:
     return f"{safe[:_NAME_LIMIT]}_{datetime.now(UTC):%Y-%m-%d}.{extension}"
 
 
+class _Stalled(Exception):
+    """The client stopped reading the download."""
+
+
+class DownloadStream(StreamingResponse):
+    """A streamed download that gives up on a client that has read nothing for `stall_s` seconds.
+
+    Each chunk is read from its source in a worker thread and sent from the event loop, so a client
+    that stops reading holds no thread, only its connection; this frees the connection too.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], *, stall_s: float, media_type: str,
+                 headers: dict[str, str]) -> None:
+        super().__init__(chunks, media_type=media_type, headers=headers)
+        self.stall_s = stall_s
+
+    async def stream_response(self, send: Send) -> None:
+        """Stream as StreamingResponse does; on a stall, stop (the server then closes the connection)."""
+
+        async def within_deadline(message: Message) -> None:
+            with anyio.move_on_after(self.stall_s) as waiting:
+                await send(message)
+            if waiting.cancelled_caught:
+                raise _Stalled
+
+        try:
+            await super().stream_response(within_deadline)
+        except _Stalled:
+            log.warning("closed a download the client had not read for %g s", self.stall_s)
+
+
+def _head(fmt: Format, sel: Selection | None, headers: dict[str, str]) -> Response:
+    """HEAD of a download from metadata: same validators, type and name as the GET, nothing built.
+
+    The length is given when it is known without building the file (GeoJSON, GeoJSONSeq).
+    """
+    if sel is not None and fmt.size is not None:
+        headers = {**headers, "Content-Length": str(fmt.size(sel))}
+    # One empty chunk "with more to come": gzip then decides (and tags) as it does for the GET.
+    return StreamingResponse(iter([b""]), media_type=fmt.media_type, headers=headers)
+
+
+def _select(coll: Collection, table: FeatureTable, filters: Filters, bom: bool) -> Selection:
+    return Selection(coll.id, table, coll.select(table, filters), bom=bom)
+
+
 @router.get("/layers/{name}", summary="Download a whole layer", response_class=Response, responses={
     200: {"description": "The layer as a file.", "content": {m: {} for m in MEDIA_TYPES.values()}},
     **problems(304, 400, 404, 503),
 })
-def download(
+async def download(
     request: Request,
     catalogue: CatalogueDep,
+    settings: SettingsDep,
     name: Annotated[str, PathParam(description="`{layer}.{format}`, e.g. `projects.gpkg`; formats: "
                                                + ", ".join(FORMATS) + ".")],
     filters: Annotated[Filters, Depends(filters_dependency)],
     bom: Annotated[bool, Query(description="CSV only: start with a UTF-8 byte-order mark, so that "
                                            "Excel reads Dari and Pashto correctly.")] = False,
 ) -> Response:
-    """The layer as a file, with the same filters as items; streamed, with ETag and Last-Modified."""
+    """The layer as a file, with the same filters as items; streamed, with ETag and Last-Modified.
+
+    CSV, KML, GeoPackage, FlatGeobuf, GeoParquet and Shapefile are built a few at a time (503 with
+    Retry-After when all slots stay busy); HEAD answers from metadata without building anything.
+    """
     layer, _, extension = name.partition(".")
     fmt = FORMATS.get(extension)
     if fmt is None:
         raise NotFound(f"Unknown format {extension!r}; the formats are {', '.join(FORMATS)}.")
     coll = catalogue.get(layer)
     table = coll.table()
-    chosen = coll.select(table, filters)
     bom = bom and extension == "csv"
     # The table version, the filters and the format identify the bytes (the date in the name does not).
     etag = make_etag("download", layer, table.version, extension, sorted(filters.raw.items()), bom)
@@ -61,9 +121,21 @@ def download(
     cached = not_modified(request, etag, modified)
     if cached is not None:
         return cached
-    chunks, size = open_download(fmt, Selection(layer, table, chosen, bom=bom))
     headers = validators(etag, modified)
     headers["Content-Disposition"] = f'attachment; filename="{download_name(layer, filters, extension)}"'
+    if is_head(request) and fmt.expensive:
+        coll.select(FeatureTable.empty(), filters)  # the same 400s as the GET, without the work
+        return _head(fmt, None, headers)
+    sel = await run_in_threadpool(_select, coll, table, filters, bom)
+    if is_head(request):
+        return _head(fmt, sel, headers)
+    slots: ExportSlots = request.app.state.export_slots
+    if fmt.expensive:
+        async with slots.slot():
+            chunks, size = await run_in_threadpool(open_download, fmt, sel)
+    else:
+        chunks, size = await run_in_threadpool(open_download, fmt, sel)
     if size is not None:
         headers["Content-Length"] = str(size)
-    return StreamingResponse(chunks, media_type=fmt.media_type, headers=headers)
+    return DownloadStream(chunks, stall_s=settings.stall_timeout_s, media_type=fmt.media_type,
+                          headers=headers)
