@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,9 +70,11 @@ def parse_key_list(raw: str) -> frozenset[str]:
 class KeyFile:
     """The keys held in one file, cached until the file changes."""
 
-    def __init__(self, path: Path, recheck_s: float = RECHECK_S) -> None:
+    def __init__(self, path: Path, recheck_s: float = RECHECK_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.recheck_s = recheck_s
+        self._clock = clock
         self._reading: _Reading | None = None
         self._lock = threading.Lock()
         self._last_problem = ""
@@ -83,7 +86,7 @@ class KeyFile:
             identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             reading = self._reading
             if reading is None or reading.identity != identity or \
-                    time.monotonic() - reading.at >= self.recheck_s:
+                    self._clock() - reading.at >= self.recheck_s:
                 reading = self._read(identity)
         except (OSError, UnicodeDecodeError) as exc:
             self._report(f"the API keys file {self.path} cannot be read: {exc}")
@@ -98,9 +101,9 @@ class KeyFile:
         with self._lock:  # one reader at a time; the others take its result
             reading = self._reading
             if reading is not None and reading.identity == identity and \
-                    time.monotonic() - reading.at < self.recheck_s:
+                    self._clock() - reading.at < self.recheck_s:
                 return reading
-            reading = _Reading(identity, time.monotonic(), parse_key_lines(self.path.read_bytes()))
+            reading = _Reading(identity, self._clock(), parse_key_lines(self.path.read_bytes()))
             self._reading = reading
             return reading
 

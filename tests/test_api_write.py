@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,14 +101,61 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
     (lambda f: f.update(geometry={"type": "Polygon", "coordinates": [
         [[69.0, 34.0], [69.2, 34.2], [69.2, 34.0], [69.0, 34.2], [69.0, 34.0]]]}), "geometry"),
     (lambda f: f["geometry"].update(coordinates=[2.35, 48.85]), "geometry"),
+    # Text that has no place in a name or description: NUL (truncates values in GPKG and FGB), other
+    # controls, and bidirectional overrides and isolates that make a name read as something else.
+    (lambda f: f["properties"].update(name="School\u0000; DROP"), "properties.name"),
+    (lambda f: f["properties"].update(name="School\u001b[31m"), "properties.name"),
+    (lambda f: f["properties"].update(name="Kabul \u202egnp.exe"), "properties.name"),
+    (lambda f: f["properties"].update(name="two\nlines"), "properties.name"),
+    (lambda f: f["properties"].update(name_prs="\u2067مکتب\u2069"), "properties.name_prs"),
+    (lambda f: f["properties"].update(name_ps="\u0085"), "properties.name_ps"),
+    (lambda f: f["properties"].update(description="fine\nthen\u0000"), "properties.description"),
+    (lambda f: f["properties"].update(description="\u202a"), "properties.description"),
+    (lambda f: f["properties"].update(source_note="\u007f"), "properties.source_note"),
+    (lambda f: f["properties"].update(funders=["Ministry", "Bank\u2066"]), "properties.funders.1"),
+    (lambda f: f["properties"].update(source_url="https://example.org/\u0000x"), "properties.source_url"),
+    # A JSON boolean or string where a number is expected.
+    (lambda f: f["properties"].update(budget_usd=True), "properties.budget_usd"),
+    (lambda f: f["properties"].update(budget_usd="1000"), "properties.budget_usd"),
+    # Z is checked like X and Y; a fourth value (M) is refused; positions must agree in dimension.
+    (lambda f: f["geometry"].update(coordinates=[69.17, 34.53, 1e6]), "geometry.coordinates"),
+    (lambda f: f["geometry"].update(coordinates=[69.17, 34.53, -20000]), "geometry.coordinates"),
+    (lambda f: f["geometry"].update(coordinates=[69.17, 34.53, 1800, 5]), "geometry.coordinates"),
+    (lambda f: f["geometry"].update(coordinates=[69.17, 34.53, True]), "geometry.coordinates"),
+    (lambda f: f["geometry"].update(coordinates=[True, 34.53]), "geometry.coordinates"),
+    (lambda f: f.update(geometry={"type": "LineString", "coordinates": [[69.1, 34.5], [69.2, 34.6, 1800]]}),
+     "geometry.coordinates"),
+    (lambda f: f.update(geometry={"type": "Point", "coordinates": [[[[[[69.1, 34.5]]]]]]}),
+     "geometry.coordinates"),
 ])
-def test_invalid_features_are_refused_naming_the_field(client: TestClient, mutate: Any, field: str) -> None:
+def test_invalid_features_are_refused_naming_the_field(client: TestClient, settings: Settings, mutate: Any,
+                                                      field: str) -> None:
     before = client.get(ITEMS).json()["numberMatched"]
+    on_disk = settings.projects.read_bytes()
     body = point_feature()
     mutate(body)
     problem = _problem(client.post(ITEMS, json=body, headers=AUTH), 422)
     assert field in [e["field"] for e in problem["errors"]], problem
     assert client.get(ITEMS).json()["numberMatched"] == before
+    assert settings.projects.read_bytes() == on_disk
+
+
+def test_allowed_text_and_elevations_are_stored_as_sent(client: TestClient) -> None:
+    # Tabs and newlines in a description, a right-to-left mark in a Dari name, and a Z in metres are fine.
+    body: dict[str, Any] = point_feature(name_prs="مکتب\u200f", description="Line one\n\tLine two",
+                                         budget_usd=1200000)
+    body["geometry"]["coordinates"] = [69.1723, 34.5281, 1791.0]
+    created = _problem_free(client.post(ITEMS, json=body, headers=AUTH))
+    assert created["geometry"]["coordinates"] == [69.1723, 34.5281, 1791.0]
+    props = created["properties"]
+    assert props["name_prs"] == "مکتب\u200f" and props["description"] == "Line one\n\tLine two"
+    assert props["budget_usd"] == 1200000
+
+
+def _problem_free(response: Any) -> dict[str, Any]:
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_swapped_coordinates_get_a_hint(client: TestClient) -> None:
@@ -142,12 +188,3 @@ def test_writes_refused_without_configured_keys(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         problem = _problem(client.post(ITEMS, json=point_feature(), headers=AUTH), 403)
         assert "GEO_API_KEYS" in problem["detail"]
-
-
-def test_keys_from_a_file(settings: Settings, tmp_path: Path) -> None:
-    keys = tmp_path / "keys.txt"
-    keys.write_text("# editors\nalpha\nbeta\n")
-    settings = settings.model_copy(update={"api_keys": f"@{keys}"})
-    with TestClient(create_app(settings)) as client:
-        ok = client.post(ITEMS, json=point_feature(), headers={"Authorization": "Bearer beta"})
-        assert ok.status_code == 201

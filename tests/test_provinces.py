@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pycountry
@@ -87,3 +89,22 @@ def test_geo_data_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("GEO_ALLOW_DOWNLOAD", "false")
     assert main(["data", "fetch"]) == 1
     assert "GEO_DATA_MIRROR" in capsys.readouterr().err
+
+
+def test_refetching_keeps_the_cache_files_mode_and_leaves_no_temporary(provinces_cache: Path,
+                                                                       tmp_path: Path) -> None:
+    layers = tmp_path / "layers"
+    settings = Settings(layers_dir=layers, data_mirror=mirror_dir(), allow_download=False)
+    old = os.umask(0o022)
+    try:
+        provinces.fetch(settings)
+    finally:
+        os.umask(old)
+    files = [layers / provinces.CACHE_NAME, layers / provinces.PROVENANCE_NAME]
+    # New files get 0666 minus the umask, like any other (mkstemp would leave 0600).
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o644, 0o644]
+    for f in files:
+        f.chmod(0o640)
+    provinces.fetch(settings, force=True)
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o640, 0o640]
+    assert sorted(p.name for p in layers.iterdir()) == sorted(f.name for f in files)

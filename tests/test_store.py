@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import multiprocessing
 import os
 import signal
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from geo.app import create_app
 from geo.errors import StoreCorrupt, StoreWriteFailed
+from geo.fsutil import atomic_write_bytes, exclusive_lock
 from geo.settings import Settings
-from geo.store import GeoJSONFileStore
+from geo.store import GeoJSONFileStore, geojson_file
+from geo.store.geojson_file import encode_store
 from tests.conftest import AUTH, ROOT, point_feature
+from tests.server import live_server
 
 
 def _feature(fid: str) -> dict[str, object]:
@@ -173,3 +182,244 @@ def test_orphaned_temporary_files_are_swept_and_others_left(tmp_path: Path) -> N
     unrelated.write_bytes(b"keep")
     assert GeoJSONFileStore(path).snapshot().ids == ("a",)
     assert not orphan.exists() and unrelated.exists()
+
+
+# --- Files the service writes: mode, owner, symlinks, no stray files, the truth after a rename ---
+
+def _stray(*folders: Path) -> list[str]:
+    """Temporary and lock files left in these folders."""
+    return sorted(p.name for folder in folders for p in folder.iterdir()
+                  if p.name.endswith((".tmp", ".lock")))
+
+
+def test_mode_and_owner_survive_writes(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    GeoJSONFileStore(path).add(_feature("a"))
+    os.chmod(path, 0o640)
+    # As root the owner can be anyone: give the file away and check a write gives it back the same.
+    owner = (4321, 4322) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(path, *owner)
+    store = GeoJSONFileStore(path)
+    store.add(_feature("b"))
+    store.change("a", lambda f: f)
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    assert (st.st_uid, st.st_gid) == owner
+    assert _stray(tmp_path) == []
+
+
+def test_a_new_store_file_gets_the_usual_mode_not_0600(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "p.geojson"
+        GeoJSONFileStore(path).add(_feature("a"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # 0o666 minus the umask, like any new file
+
+
+def test_a_symlinked_store_stays_a_symlink_and_its_target_gets_the_write(tmp_path: Path,
+                                                                       settings: Settings) -> None:
+    volume, checkout = tmp_path / "volume", tmp_path / "checkout"
+    volume.mkdir()
+    checkout.mkdir()
+    real = volume / "projects.geojson"
+    real.write_bytes(settings.projects.read_bytes())
+    link = checkout / "projects.geojson"
+    link.symlink_to(real)
+    with TestClient(create_app(settings.model_copy(update={"projects": link}))) as client:
+        created = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        assert created.status_code == 201
+        fid = created.json()["id"]
+        patched = client.patch(f"/collections/projects/items/{fid}", headers=AUTH,
+                               json={"properties": {"status": "planned"}})
+        assert patched.status_code == 200
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    stored = {f["id"]: f for f in orjson.loads(real.read_bytes())["features"]}
+    assert stored[fid]["properties"]["status"] == "planned"
+    assert len(stored) == 3  # the two shipped projects and the new one
+    assert _stray(volume, checkout) == []
+
+
+def test_no_temporary_or_lock_file_is_left_after_writes_or_a_failed_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "p.geojson"
+    store = GeoJSONFileStore(path)
+    store.add(_feature("a"))
+    store.change("a", lambda f: f)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
+    before = path.read_bytes()
+
+    def disk_full(fd: int, old: os.stat_result) -> None:
+        # Fails after the temporary file exists and before the rename.
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("geo.fsutil._adopt_ownership", disk_full)
+    with pytest.raises(StoreWriteFailed, match="No space left on device"):
+        store.add(_feature("b"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
+    assert path.read_bytes() == before and store.snapshot().ids == ("a",)
+
+
+def test_a_failed_folder_fsync_after_the_rename_is_reported_as_the_success_it_is(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken_fsync_dir(folder: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    with TestClient(create_app(settings)) as client:
+        monkeypatch.setattr("geo.fsutil.fsync_dir", broken_fsync_dir)
+        with caplog.at_level(logging.ERROR, logger="geo.fsutil"):
+            response = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        # The rename happened: the client must not be told "nothing was changed" and retry into a duplicate.
+        assert response.status_code == 201, response.text
+        fid = response.json()["id"]
+        assert client.get(f"/collections/projects/items/{fid}").status_code == 200
+        assert "Input/output error" in caplog.text and "was written" in caplog.text
+    assert fid in [f["id"] for f in orjson.loads(settings.projects.read_bytes())["features"]]
+
+
+def test_two_writes_of_equal_size_within_one_tick_have_different_versions(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    writer = GeoJSONFileStore(path)
+    writer.add(_feature("a1"))
+    reader = GeoJSONFileStore(path)  # another process's view, loaded at the first version
+    first = os.stat(path)
+    v1 = writer.snapshot().version
+    assert reader.snapshot().version == v1  # a digest of the bytes: the same in every process
+
+    def rename(name: str) -> Any:
+        return lambda f: {**f, "properties": {**f["properties"], "name": name}}
+
+    for name in ("b2", "c3"):
+        writer.change("a1", rename(name))
+        os.utime(path, ns=(first.st_atime_ns, first.st_mtime_ns))  # the same clock tick
+        now = os.stat(path)
+        assert (now.st_size, now.st_mtime_ns) == (first.st_size, first.st_mtime_ns)
+        assert reader.snapshot().features[0]["properties"]["name"] == name
+        assert reader.snapshot().version == writer.snapshot().version
+    assert len({v1, GeoJSONFileStore(path).snapshot().version}) == 2
+    versions = {writer.snapshot().version}
+    writer.change("a1", rename("d4"))
+    versions.add(writer.snapshot().version)
+    assert len(versions) == 2
+
+
+def test_a_held_lock_times_out_as_a_503_with_retry_after(settings: Settings) -> None:
+    quick = settings.model_copy(update={"store_lock_timeout_s": 0.2})
+    before = settings.projects.read_bytes()
+    with TestClient(create_app(quick)) as client:
+        lock = client.app.state.catalogue.store.lock_path  # type: ignore[attr-defined]
+        with exclusive_lock(lock, timeout=1):  # another process is writing, for too long
+            response = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+            deleted = client.delete("/collections/projects/items/salang-tunnel-2", headers=AUTH)
+        for answer in (response, deleted):
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.headers["retry-after"] == "2"
+            assert answer.json()["type"].endswith("store-busy")
+        assert settings.projects.read_bytes() == before
+        again = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        assert again.status_code == 201
+    assert _stray(settings.projects.parent) == []
+
+
+def test_a_held_lock_times_out_as_a_503_through_a_real_server(settings: Settings, tmp_path: Path) -> None:
+    quick = settings.model_copy(update={"store_lock_timeout_s": 0.3})
+    before = settings.projects.read_bytes()
+    log = tmp_path / "server.log"
+    with live_server(quick, log=log) as base:
+        with exclusive_lock(GeoJSONFileStore(settings.projects).lock_path, timeout=1):
+            response = httpx.post(f"{base}/collections/projects/items", json=point_feature(), headers=AUTH,
+                                  timeout=10)
+            read = httpx.get(f"{base}/collections/projects/items", timeout=10)
+        assert response.status_code == 503 and response.headers["retry-after"] == "2"
+        assert response.json()["type"].endswith("store-busy")
+        assert read.status_code == 200 and read.json()["numberMatched"] == 2  # reads went on meanwhile
+        assert settings.projects.read_bytes() == before
+    assert "Traceback" not in log.read_text()
+
+
+# --- Reads never wait for a writer ---
+
+def test_a_read_is_served_while_a_writer_is_inside_the_lock(client: TestClient) -> None:
+    catalogue = client.app.state.catalogue  # type: ignore[attr-defined]
+    place = catalogue.place
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_place(geom: Any) -> Any:
+        # PUT validates inside the store's change(), holding the cross-process lock.
+        inside.set()
+        release.wait(30)
+        return place(geom)
+
+    url = "/collections/projects/items/salang-tunnel-2"
+    body = client.get(url).json()
+    body["properties"] = {k: v for k, v in body["properties"].items() if k != "status_history"}
+    body["properties"]["name"] = "Renamed while others read"
+    catalogue.place = slow_place
+    result: dict[str, int] = {}
+    writer = threading.Thread(target=lambda: result.update(
+        status=client.put(url, json=body, headers=AUTH).status_code))
+    writer.start()
+    try:
+        assert inside.wait(10), "the write never reached its validation"
+        read = client.get(url)  # must not wait for the writer
+        assert writer.is_alive() and not release.is_set()
+        assert read.status_code == 200
+        assert read.json()["properties"]["name"] != "Renamed while others read"  # the last complete version
+    finally:
+        release.set()
+        writer.join(30)
+    assert result == {"status": 200}
+    assert client.get(url).json()["properties"]["name"] == "Renamed while others read"
+
+
+def test_another_process_write_is_read_while_a_local_writer_waits_for_the_lock(
+        client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old failure: a local writer held the snapshot's mutex while it waited for the file lock."""
+    store = client.app.state.catalogue.store  # type: ignore[attr-defined]
+    waiting = threading.Event()
+    real_lock = geojson_file.exclusive_lock
+
+    def observed_lock(path: Path, timeout: float) -> Any:
+        waiting.set()  # the local writer is about to wait for the lock the test holds
+        return real_lock(path, timeout)
+
+    monkeypatch.setattr(geojson_file, "exclusive_lock", observed_lock)
+    result: dict[str, int] = {}
+    with exclusive_lock(store.lock_path, timeout=1):
+        # "Another process" writes a third project while holding the lock.
+        features = orjson.loads(settings.projects.read_bytes())["features"]
+        atomic_write_bytes(settings.projects, encode_store([*features, _feature("from-elsewhere")]))
+        writer = threading.Thread(target=lambda: result.update(status=client.post(
+            "/collections/projects/items", json=point_feature(), headers=AUTH).status_code))
+        writer.start()
+        assert waiting.wait(10)
+        read = client.get("/collections/projects/items")
+        assert writer.is_alive()
+        assert read.status_code == 200 and read.json()["numberMatched"] == 3
+    writer.join(30)
+    assert result == {"status": 201}
+    assert client.get("/collections/projects/items").json()["numberMatched"] == 4
+
+
+def test_another_process_write_is_reloaded_off_the_event_loop(client: TestClient, settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    store = client.app.state.catalogue.store  # type: ignore[attr-defined]
+    calls: list[bool] = []
+    real_refresh = store.refresh
+
+    def recorded_refresh() -> Any:
+        try:
+            asyncio.get_running_loop()
+            calls.append(True)
+        except RuntimeError:
+            calls.append(False)
+        return real_refresh()
+
+    monkeypatch.setattr(store, "refresh", recorded_refresh)
+    features = orjson.loads(settings.projects.read_bytes())["features"]
+    atomic_write_bytes(settings.projects, encode_store([*features, _feature("from-elsewhere")]))
+    assert client.get("/collections/projects/items/from-elsewhere").status_code == 200
+    assert calls and not any(calls), "the store was re-read on the event loop"
+    assert client.get("/collections/projects/items").json()["numberMatched"] == 3

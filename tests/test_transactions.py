@@ -220,3 +220,61 @@ def test_two_processes_with_the_same_etag_cannot_both_write(tmp_path: Path, sett
         assert stored["status"] == winner
         assert [h["status"] for h in stored["status_history"]][-1] == winner
         assert sum(h["status"] in ("approved", "cancelled") for h in stored["status_history"]) == 1
+
+
+def _nested(depth: int, leaf: str = '"x"') -> str:
+    """JSON text of an object nested `depth` levels deep around `leaf` (json.dumps would recurse)."""
+    return '{"a":' * depth + leaf + "}" * depth
+
+
+def _send(client: TestClient, method: str, url: str, text: str) -> httpx.Response:
+    return client.request(method, url, content=text.encode(),
+                          headers={**AUTH, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("depth", [33, 1000])
+def test_a_deeply_nested_merge_patch_is_refused_not_a_500(client: TestClient, settings: Settings,
+                                                           depth: int) -> None:
+    url = f"{ITEMS}/salang-tunnel-2"
+    before = settings.projects.read_bytes()
+    problem = _problem(_send(client, "PATCH", url, '{"properties": {"name": ' + _nested(depth) + "}}"), 422)
+    assert problem["errors"][0]["field"] == "properties" and "32 deep" in problem["errors"][0]["message"]
+    assert settings.projects.read_bytes() == before
+
+
+def test_a_merge_patch_just_within_the_depth_limit_is_judged_on_its_content(client: TestClient) -> None:
+    # 32 levels pass the depth check; the result is then refused because a name is not an object.
+    problem = _problem(_send(client, "PATCH", f"{ITEMS}/salang-tunnel-2",
+                             '{"properties": {"name": ' + _nested(31) + "}}"), 422)
+    assert [e["field"] for e in problem["errors"]] == ["properties.name"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_deeply_nested_values_in_a_whole_feature_are_refused(client: TestClient, settings: Settings,
+                                                             method: str) -> None:
+    before = settings.projects.read_bytes()
+    url = f"{ITEMS}/salang-tunnel-2" if method == "PUT" else ITEMS
+    props = '{"name": "School", "category": "school", "status": "planned", "description": '
+    deep_text = ('{"type": "Feature", "geometry": {"type": "Point", "coordinates": [69.1, 34.5]}, '
+                 '"properties": ' + props + _nested(1000) + "}}")
+    deep_coordinates = ('{"type": "Feature", "geometry": {"type": "Point", "coordinates": '
+                        + "[" * 1000 + "69.1, 34.5" + "]" * 1000 + '}, "properties": ' + props + '"x"}}')
+    for body, field in ((deep_text, "properties.description"), (deep_coordinates, "geometry.coordinates")):
+        problem = _problem(_send(client, method, url, body), 422)
+        assert field in [e["field"] for e in problem["errors"]]
+    assert settings.projects.read_bytes() == before
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"properties": {"name": "Salang\u0000"}}, "properties.name"),
+    ({"properties": {"description": "\u202eevil"}}, "properties.description"),
+    ({"properties": {"budget_usd": True}}, "properties.budget_usd"),
+    ({"geometry": {"type": "Point", "coordinates": [69.1, 35.3, 50_000]}}, "geometry.coordinates"),
+    ({"geometry": {"type": "Point", "coordinates": [69.1, 35.3, 3400, 0]}}, "geometry.coordinates"),
+])
+def test_a_patch_gets_the_same_text_and_number_checks(client: TestClient, settings: Settings,
+                                                      patch: dict[str, Any], field: str) -> None:
+    before = settings.projects.read_bytes()
+    problem = _problem(client.patch(f"{ITEMS}/salang-tunnel-2", headers=AUTH, json=patch), 422)
+    assert field in [e["field"] for e in problem["errors"]]
+    assert settings.projects.read_bytes() == before
