@@ -19,11 +19,12 @@ from geo.errors import StoreUnavailable
 from geo.fastlane import ItemsFastLane
 from geo.head import HeadAsGet
 from geo.pagecache import PageCache
+from geo.ratelimit import WriteRateLimit
 from geo.responsecache import ResponseCache
 from geo.responses import OPENAPI, JSONResponse
 from geo.routers import assets, downloads, features, map, schemas, stats, transactions
 from geo.settings import Settings
-from geo.store import GeoJSONFileStore, ProjectStore
+from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def open_store(settings: Settings) -> ProjectStore:
         # Refuse rather than silently fall back to the file: the operator asked for a database.
         raise StoreUnavailable("GEO_DATABASE_URL is set, but this version has only the GeoJSON-file "
                                "store; unset GEO_DATABASE_URL to use GEO_PROJECTS.")
-    return GeoJSONFileStore(settings.projects)
+    return GeoJSONFileStore(settings.projects, lock_timeout_s=settings.store_lock_timeout_s)
 
 
 def _set_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalogue = catalogue
     app.state.map_cache = PageCache()
+    app.state.write_limit = WriteRateLimit(settings.write_rate_per_key)
     problems.install(app)
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ItemsFastLane, catalogue=catalogue, settings=settings)
     app.add_middleware(Compression, minimum_size=1024, level=5)
     app.add_middleware(ResponseCache, catalogue=catalogue)
+    # Outside the cache and the fast lane: another process's write is re-read (in a thread) before they look.
+    app.add_middleware(StoreRefresh, store=store)
     app.add_middleware(HeadAsGet)
     app.add_middleware(CORSMiddleware, write_origins=settings.write_origins())
 

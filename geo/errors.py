@@ -74,6 +74,24 @@ class StoreWriteFailed(GeoError):
     status, title, type_slug = 503, "Store unavailable", "store-write-failed"
 
 
+class StoreBusy(GeoError):
+    """Another writer held the store's lock for longer than the configured timeout; nothing was changed."""
+
+    status, title, type_slug = 503, "Store busy", "store-busy"
+
+
+class KeysUnavailable(GeoError):
+    """The API keys file is missing, unreadable or empty, so no write can be authorised right now."""
+
+    status, title, type_slug = 503, "API keys unavailable", "keys-unavailable"
+
+
+class TooManyRequests(GeoError):
+    """This key sent writes faster than GEO_WRITE_RATE_PER_KEY allows."""
+
+    status, title, type_slug = 429, "Too many requests", "too-many-requests"
+
+
 class ReadOnly(GeoError):
     """The collection cannot be written."""
 

@@ -19,8 +19,14 @@ class Settings(BaseSettings):
         None, description="Folder holding source files by their original names, used instead of downloading."
     )
     api_keys: str | None = Field(
-        None, description="Comma-separated API keys accepted for writes, or @path of a file of keys."
+        None, description="Comma-separated API keys accepted for writes, or @path of a file of keys "
+                          "(one key per line; lines starting with # are comments)."
     )
+    write_rate_per_key: float = Field(
+        50.0, ge=0, description="Writes per second allowed per API key, with bursts of up to twice that "
+                                "(at least 1); 0 turns the limit off. Counted per process.")
+    store_lock_timeout_s: float = Field(
+        10.0, gt=0, description="How long a write waits for the store's cross-process lock before a 503.")
     database_url: str | None = Field(None, description="postgresql://... to use the PostGIS store.")
     cors_origins: str = Field(
         "", description="Comma-separated origins whose web pages may write (reads are open to any origin).")
@@ -57,8 +63,7 @@ class Settings(BaseSettings):
         return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     def keys(self) -> frozenset[str]:
-        """Return the accepted API keys (from the list, or from the file named by `@path`)."""
-        raw = self.api_keys or ""
-        if raw.startswith("@"):
-            raw = Path(raw[1:]).read_text(encoding="utf-8").replace("\n", ",")
-        return frozenset(k.strip() for k in raw.split(",") if k.strip() and not k.strip().startswith("#"))
+        """The accepted API keys (raises KeysUnavailable when the `@path` file cannot be used)."""
+        from geo.auth import configured_keys  # here: geo.auth needs the web stack, settings do not
+
+        return configured_keys(self.api_keys)
