@@ -2,18 +2,27 @@
 
 Besides bbox, datetime and the property filters: a CQL2 `filter` (OGC API - Features Part 3),
 `sortby`, `properties` (which properties to return) and `ids`.
+
+Every value comes from anyone, so every rule here ends in a 400 problem that names the parameter:
+numbers are ASCII (Python's `int` and `float` also read superscripts, Arabic-Indic digits and
+underscores), instants stay within the calendar after their offset is applied, a parameter comes at
+most once, and an empty value means the parameter was not given.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 import numpy as np
-from fastapi import Query
+from fastapi import Depends, Query, Request
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from geo import cql
 from geo.errors import InvalidInput
@@ -33,7 +42,8 @@ ProvinceParam = Annotated[str | None, Query(
 FilterParam = Annotated[str | None, Query(
     alias="filter",
     description="A CQL2 expression over the collection's queryables (see `/collections/{id}/queryables`), "
-                "e.g. `status IN ('proposed','planned') AND budget_usd > 1000000`.",
+                "e.g. `status IN ('proposed','planned') AND budget_usd > 1000000`. At most "
+                f"{cql.MAX_LENGTH} characters, operators nested at most {cql.MAX_DEPTH} deep.",
     examples=["status = 'proposed'"])]
 FilterLangParam = Annotated[str | None, Query(
     alias="filter-lang", description="`cql2-text` (the default) or `cql2-json`.")]
@@ -51,23 +61,68 @@ IdsParam = Annotated[str | None, Query(description="Only the features with these
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
+# `limit` and `offset`: ASCII digits only, and few enough that the value stays a 64-bit integer.
+COUNT_DIGITS = 18
+COUNT_RULE = f"must be a whole number written with the digits 0-9 (at most {COUNT_DIGITS} of them)"
+# A decimal number as bbox takes it: ASCII digits, an optional sign, fraction and exponent.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_BBOX_RULE = "must be 4 (or 6) comma-separated numbers: minLon,minLat,maxLon,maxLat"
+
 
 def _bad(field_name: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field_name}: {message}", errors=[{"field": field_name, "message": message}])
 
 
+def is_count(text: str) -> bool:
+    """Whether `text` is a `limit` or `offset` this service reads (cheap: the items fast lane asks)."""
+    return 0 < len(text) <= COUNT_DIGITS and text.isascii() and text.isdigit()
+
+
+def _count(value: object) -> object:
+    """A query string's count as an int; anything but ASCII digits is refused before pydantic sees it
+    (pydantic would take `+5`, ` 5`, `1_000` and `5.0`, and thousands of digits)."""
+    if isinstance(value, str):
+        if not is_count(value):
+            raise PydanticCustomError("count", COUNT_RULE)
+        return int(value)
+    return value
+
+
+LimitParam = Annotated[int | None, Query(
+    ge=1, description=f"Features per page (at most the service's maximum; {COUNT_DIGITS} digits at most)."),
+    BeforeValidator(_count)]
+OffsetParam = Annotated[int, Query(
+    ge=0, description="How many matching features to skip."), BeforeValidator(_count)]
+
+
+def reject_repeats(pairs: Iterable[tuple[str, str]]) -> None:
+    """A 400 problem when a query parameter comes more than once (the framework would keep the last
+    silently); lists are one comma-separated value."""
+    counts = Counter(name for name, _ in pairs)
+    repeated = [name for name, n in counts.items() if n > 1]
+    if repeated:
+        message = "is given more than once; give it once (several values: one comma-separated list)"
+        raise InvalidInput(f"{', '.join(repeated)}: {message}",
+                           errors=[{"field": name, "message": message} for name in repeated])
+
+
+async def single_valued(request: Request) -> None:
+    """FastAPI dependency: refuse a repeated query parameter (see `reject_repeats`)."""
+    reject_repeats(request.query_params.multi_items())
+
+
 def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     """`minx,miny,maxx,maxy` (or the 6-number 3D form) as a 2D box, checked."""
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return None
-    try:
-        nums = [float(p) for p in raw.split(",")]
-    except ValueError:
-        raise _bad("bbox", "must be 4 (or 6) comma-separated numbers: minLon,minLat,maxLon,maxLat") from None
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) not in (4, 6) or not all(_NUMBER.fullmatch(p) for p in parts):
+        raise _bad("bbox", _BBOX_RULE)
+    nums = [float(p) for p in parts]
     if len(nums) == 6:
         nums = [nums[0], nums[1], nums[3], nums[4]]
-    if len(nums) != 4 or not all(math.isfinite(n) for n in nums):
-        raise _bad("bbox", "must be 4 (or 6) comma-separated numbers: minLon,minLat,maxLon,maxLat")
+    if not all(math.isfinite(n) for n in nums):
+        raise _bad("bbox", _BBOX_RULE)
     minx, miny, maxx, maxy = nums
     if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
         raise _bad("bbox", "longitudes must lie within ±180 and latitudes within ±90")
@@ -77,9 +132,15 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     return minx, miny, maxx, maxy
 
 
+_DATETIME_RULE = "is not an RFC 3339 date or date-time"
+
+
 def _instant(text: str, end: bool) -> np.datetime64 | None:
     if text in ("..", ""):
         return None
+    if not text.isascii():
+        # fromisoformat's rules may change between Python versions; RFC 3339 is ASCII.
+        raise _bad("datetime", f"{text[:40]!r} {_DATETIME_RULE}")
     try:
         if "T" in text or " " in text:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -90,7 +151,10 @@ def _instant(text: str, end: bool) -> np.datetime64 | None:
             # A bare date as the end of an interval means the whole of that day.
             parsed = datetime.combine(day, datetime.max.time() if end else datetime.min.time())
     except ValueError:
-        raise _bad("datetime", f"{text!r} is not an RFC 3339 date or date-time") from None
+        raise _bad("datetime", f"{text[:40]!r} {_DATETIME_RULE}") from None
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is a moment of the year 0 in UTC.
+        raise _bad("datetime", f"{text!r} lies outside the years 1 to 9999 in UTC") from None
     return np.datetime64(parsed.replace(microsecond=0), "s")
 
 
@@ -101,17 +165,25 @@ def parse_datetime(raw: str | None) -> tuple[np.datetime64 | None, np.datetime64
     if "/" in raw:
         lo_text, _, hi_text = raw.partition("/")
         lo, hi = _instant(lo_text, False), _instant(hi_text, True)
+        if lo is None and hi is None:
+            raise _bad("datetime", "an interval needs at least one end (`start/..` or `../end`)")
         if lo is not None and hi is not None and lo > hi:
             raise _bad("datetime", "the interval's start is after its end")
         return lo, hi
+    if raw == "..":
+        raise _bad("datetime", "`..` marks the open end of an interval (`start/..`); it is not an instant")
     return _instant(raw, False), _instant(raw, True)
 
 
-def split_values(raw: str | None) -> list[str] | None:
-    """A comma-separated filter value as a list (None when not given)."""
+def split_values(raw: str | None, field_name: str) -> list[str] | None:
+    """A comma-separated filter value as a list (None when not given); empty members are skipped,
+    and a list of nothing but commas is a 400 problem."""
     if raw is None or raw.strip() == "":
         return None
-    return [v.strip() for v in raw.split(",") if v.strip()]
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    if not values:
+        raise _bad(field_name, f"{raw[:40]!r} holds no value")
+    return values
 
 
 @dataclass(frozen=True)
@@ -130,14 +202,15 @@ class Filters:
 
 
 def parse_sortby(raw: str | None) -> tuple[tuple[str, bool], ...]:
-    """`sortby` as (property, descending) pairs."""
-    out = []
-    for part in split_values(raw) or []:
-        name = part.lstrip("+-").strip()
+    """`sortby` as (property, descending) pairs; a property named again is ignored (the first
+    mention already decided the order), so the number of sort keys stays within the queryables."""
+    out: dict[str, bool] = {}
+    for part in split_values(raw, "sortby") or []:
+        name = part[1:].strip() if part[0] in "+-" else part
         if not name:
-            raise _bad("sortby", f"{part!r} names no property")
-        out.append((name, part.startswith("-")))
-    return tuple(out)
+            raise _bad("sortby", f"{part[:40]!r} names no property")
+        out.setdefault(name, part.startswith("-"))
+    return tuple(out.items())
 
 
 def parse_filter(text: str | None, lang: str | None, crs: str | None) -> cql.Expression | None:
@@ -164,9 +237,9 @@ def filters_from(values: Mapping[str, str | None]) -> Filters:
     if unknown:
         raise _bad(unknown[0], f"is not a filter (the filters: {', '.join(PARAMETERS)})")
     raw = {k: v for k in PARAMETERS if (v := values.get(k))}
-    equals = {k: vals for k in ("status", "category", "province") if (vals := split_values(raw.get(k)))}
-    wanted = split_values(raw.get("properties"))
-    chosen_ids = split_values(raw.get("ids"))
+    equals = {k: vals for k in ("status", "category", "province") if (vals := split_values(raw.get(k), k))}
+    wanted = split_values(raw.get("properties"), "properties")
+    chosen_ids = split_values(raw.get("ids"), "ids")
     return Filters(parse_bbox(raw.get("bbox")), parse_datetime(raw.get("datetime")), equals, raw,
                    cql=parse_filter(raw.get("filter"), raw.get("filter-lang"), raw.get("filter-crs")),
                    sortby=parse_sortby(raw.get("sortby")),
@@ -174,12 +247,16 @@ def filters_from(values: Mapping[str, str | None]) -> Filters:
                    ids=None if chosen_ids is None else tuple(chosen_ids))
 
 
-async def filters_dependency(bbox: BBoxParam = None, datetime_: DatetimeParam = None,
+async def filters_dependency(_once: Annotated[None, Depends(single_valued)],
+                             bbox: BBoxParam = None, datetime_: DatetimeParam = None,
                              status: StatusParam = None, category: CategoryParam = None,
                              province: ProvinceParam = None, filter_: FilterParam = None,
                              filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
                              sortby: SortbyParam = None, properties: PropertiesParam = None,
                              ids: IdsParam = None) -> Filters:
-    """FastAPI dependency: the filter parameters, documented and checked (async: no thread-pool hop)."""
+    """FastAPI dependency: the filter parameters, documented and checked (async: no thread-pool hop).
+
+    Every route that filters also refuses repeated parameters, its own included (FastAPI runs
+    `single_valued` once per request however many dependencies name it)."""
     arguments = locals()
     return filters_from({name: arguments[keyword] for name, keyword in PARAMETERS.items()})

@@ -21,7 +21,7 @@ from geo.errors import LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable
 from geo.formats import MEDIA_TYPES
 from geo.openapi import problems
-from geo.query import CRS84, Filters, filters_dependency
+from geo.query import CRS84, Filters, LimitParam, OffsetParam, filters_dependency, single_valued
 from geo.queryables import document as queryables_document
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
@@ -58,7 +58,8 @@ SCHEMA_JSON = "application/schema+json"
 FormatParam = Annotated[str | None, Query(
     pattern="^(json|html)$", description="`json` or `html`; by default chosen from Accept.")]
 
-router = APIRouter(tags=["OGC API - Features"])
+# No parameter may come twice (FastAPI would silently keep the last one).
+router = APIRouter(tags=["OGC API - Features"], dependencies=[Depends(single_valued)])
 
 HTML_OR_JSON: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {"schema": {"type": "object"}},
@@ -247,8 +248,8 @@ async def items(
     coll: CollectionDep,
     settings: SettingsDep,
     filters: Annotated[Filters, Depends(filters_dependency)],
-    limit: Annotated[int | None, Query(ge=1, description="Features per page.")] = None,
-    offset: Annotated[int, Query(ge=0, description="How many matching features to skip.")] = 0,
+    limit: LimitParam = None,
+    offset: OffsetParam = 0,
     f: FormatParam = None,
 ) -> Response:
     """A page of features, filtered and sorted, with numberMatched and next/prev links.
