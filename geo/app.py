@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from geo import __version__, openapi, problems
@@ -23,8 +22,10 @@ from geo.ratelimit import WriteRateLimit
 from geo.responsecache import ResponseCache
 from geo.responses import OPENAPI, JSONResponse
 from geo.routers import assets, downloads, features, map, schemas, stats, transactions
+from geo.securityheaders import SecurityHeaders
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
+from geo.web.apidocs import swagger_page
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StoreRefresh, store=store)
     app.add_middleware(HeadAsGet)
     app.add_middleware(CORSMiddleware, write_origins=settings.write_origins())
+    # Outermost: nosniff and the HTML pages' CSP on every response, problems and preflights too.
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/api", include_in_schema=False)
     def openapi_document() -> JSONResponse:
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api.html", include_in_schema=False)
     def openapi_page() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/api", title=app.title)
+        return swagger_page(app.title, "/api")  # Swagger UI from /static/vendor, not a CDN
 
     for module in (features, schemas, transactions, downloads, map, stats, assets):
         app.include_router(module.router)

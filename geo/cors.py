@@ -4,6 +4,10 @@ Starlette's CORSMiddleware applies one policy to every method, so this small ASG
 answers preflights itself: reads (GET, HEAD) are open to `*`; writes are allowed only for the
 origins in GEO_CORS_ORIGINS. Writes always need `Authorization`, which forces a preflight, so a page
 from another origin never gets to send one.
+
+Reads carry `Access-Control-Allow-Origin: *` whether or not the request named an Origin, so they do
+not vary by Origin; the answers that do (writes, write preflights) say `Vary: Origin`. Headers are
+added to a copy of the response's header list, never to the list itself (it may be a cached one).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_HEADERS = "Accept, Accept-Language, If-None-Match, If-Modified-Since"
 WRITE_HEADERS = f"{READ_HEADERS}, Authorization, Content-Type, If-Match"
 EXPOSED = "ETag, Last-Modified, Location, Content-Crs, Content-Disposition"
+EXPOSED_B = EXPOSED.encode("ascii")
 MAX_AGE = "600"
 
 
@@ -39,30 +44,26 @@ class CORSMiddleware:
             return
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        if origin is None:
-            await self.app(scope, receive, send)
-            return
         method = scope["method"]
         requested = headers.get("access-control-request-method")
-        if method == "OPTIONS" and requested:
+        if origin is not None and method == "OPTIONS" and requested:
             await self._preflight(origin, requested.upper(), scope, receive, send)
             return
         if method in READ_METHODS:
-            extra = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED}
-        elif self._may_write(origin):
-            extra = {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": EXPOSED,
-                     "Vary": "Origin"}
+            # The same for every request, with or without Origin: nothing varies, so a shared cache may
+            # give one copy to everyone (no Vary: Origin needed, and none of its cache fragmentation).
+            extra = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", EXPOSED_B)]
+        elif origin is not None and self._may_write(origin):
+            extra = [(b"access-control-allow-origin", origin.encode("latin-1")),
+                     (b"access-control-expose-headers", EXPOSED_B)]
         else:
-            extra = {}
+            extra = []
+        # A write's CORS headers depend on its Origin (allowed or not): say so, whatever it was.
+        vary = method not in READ_METHODS
 
         async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start" and extra:
-                out = MutableHeaders(scope=message)
-                for key, value in extra.items():
-                    if key == "Vary":
-                        out.add_vary_header(value)
-                    else:
-                        out[key] = value
+            if message["type"] == "http.response.start":
+                message = _with_headers(message, extra, vary)
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
@@ -82,7 +83,21 @@ class CORSMiddleware:
             response = problem(403, "Origin not allowed", f"{origin} may not send {requested} requests here; "
                                "writes from browsers are allowed only from the origins in GEO_CORS_ORIGINS.",
                                slug="cors-origin", instance=scope["path"],
-                               errors=[{"field": "Origin", "message": "not allowed to write"}])
+                               errors=[{"field": "Origin", "message": "not allowed to write"}],
+                               headers={"Vary": "Origin"})
             await response(scope, receive, send)
             return
         await Response(status_code=204, headers=headers)(scope, receive, send)
+
+
+def _with_headers(message: Message, extra: list[tuple[bytes, bytes]], vary: bool) -> Message:
+    """The start message with the CORS headers, as a new message with a new header list: the one given
+    may be a cached response's, shared by later requests from other origins."""
+    if not extra and not vary:
+        return message
+    out = MutableHeaders(raw=list(message.get("headers", [])))
+    for name, value in extra:
+        out.raw.append((name, value))
+    if vary:
+        out.add_vary_header("Origin")
+    return {**message, "headers": out.raw}

@@ -25,7 +25,10 @@ def static_file(request: Request, root: Annotated[str, PathParam()], path: Annot
     """One file of a served folder; 404 for anything else, including paths that leave the folder."""
     found = assets.resolve(root, path)
     if found is None:
-        raise NotFound(f"There is no static file {root}/{path}.")
+        # The name as asked, shortened and with control characters shown escaped (it may be hostile).
+        asked = f"{root}/{path}"
+        shown = (asked[:100] + "...") if len(asked) > 100 else asked
+        raise NotFound(f"There is no static file {shown.encode('unicode_escape').decode('ascii')}.")
     served, target = found
     stat = target.stat()
     etag = make_etag(str(target), stat.st_mtime_ns, stat.st_size)

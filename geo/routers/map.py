@@ -14,6 +14,8 @@ from geo.formats import MEDIA_TYPES
 from geo.pagecache import PageCache
 from geo.query import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep, SettingsDep
+from geo.securityheaders import page_policy
+from geo.web import assets
 from geo.web.page import MapOptions, render_page
 
 router = APIRouter(tags=["Map"])
@@ -32,8 +34,9 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
     # Check the filters like items do (unknown status or category -> 400) without touching the data.
     catalogue.get("projects").select(FeatureTable.empty(), filters)
     formats = tuple(MEDIA_TYPES)
+    # assets.version(): the page links its scripts and styles by content hash, so it changes with them.
     key = ("map", settings.map_tiles, settings.map_tiles_attribution, settings.max_limit, formats,
-           tuple(sorted(filters.raw.items())))
+           assets.version(), tuple(sorted(filters.raw.items())))
     etag = make_etag(*key)
     answer = not_modified(request, etag)
     if answer is not None:
@@ -47,4 +50,5 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
                              formats=formats, limit=settings.max_limit)
         page = render_page(options)
         cache.put(key, page)
-    return HTMLResponse(page, headers={"ETag": etag, "Cache-Control": "no-cache"})
+    return HTMLResponse(page, headers={"ETag": etag, "Cache-Control": "no-cache",
+                                       "Content-Security-Policy": page_policy(page, settings.map_tiles)})

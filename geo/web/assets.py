@@ -3,7 +3,8 @@
 Every file comes from the service itself: Leaflet, Leaflet.markercluster, jQuery and Font Awesome from
 their XStatic packages (PyPI); the Folium plugins' files (fullscreen, measure, minimap, search) from
 their npm packages, vendored with their licences under geo/static/vendor/; the map's own code from
-geo/static/. URLs carry the version, so browsers may cache them for good.
+geo/static/. URLs carry the version (the package's, or a content hash of our own and vendored files), so
+browsers may cache them for good, and a changed file always gets a new URL.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Root:
     name: str
     path: Path
     immutable: bool = True
+    # Our own and vendored files: their URLs carry a content hash (the folder name alone does not
+    # change when a vendored file is patched).
+    hashed: bool = False
 
 
 def _xstatic(module: object, label: str) -> Root:
@@ -47,9 +51,9 @@ def roots() -> dict[str, Root]:
         _xstatic(xstatic.pkg.leaflet_markercluster, "leaflet.markercluster"),
         _xstatic(xstatic.pkg.jquery, "jquery"),
         _xstatic(xstatic.pkg.font_awesome, "font-awesome"),
-        Root("vendor", STATIC / "vendor"),
-        # The map's own code changes with the app: served with a content hash in the query instead.
-        Root("app", STATIC / "app", immutable=False),
+        Root("vendor", STATIC / "vendor", hashed=True),
+        # The map's own code changes with the app: revalidated, and its URLs carry a content hash.
+        Root("app", STATIC / "app", immutable=False, hashed=True),
     ]
     return {r.name: r for r in found}
 
@@ -58,14 +62,31 @@ def _root(prefix: str) -> Root:
     return next(r for r in roots().values() if r.name.startswith(prefix + "-") or r.name == prefix)
 
 
+# Longest relative path and path segment looked up on disk (a file system refuses longer names with an
+# error rather than "no such file"; no served file comes near these).
+MAX_PATH = 512
+MAX_SEGMENT = 255
+
+
+def _plausible(relative: str) -> bool:
+    # No control characters (NUL would make the OS call raise), no over-long names or segments.
+    if not relative or len(relative) > MAX_PATH or any(ord(c) < 32 or c == "\x7f" for c in relative):
+        return False
+    return all(len(part.encode("utf-8", "surrogatepass")) <= MAX_SEGMENT for part in relative.split("/"))
+
+
 def resolve(root_name: str, relative: str) -> tuple[Root, Path] | None:
-    """The file behind /static/{root_name}/{relative}, or None (also for paths leaving the folder)."""
+    """The file behind /static/{root_name}/{relative}, or None: also for paths leaving the folder,
+    names no file can have (NUL, control characters, over-long) and names the file system refuses."""
     root = roots().get(root_name)
-    if root is None:
+    if root is None or not _plausible(relative):
         return None
     base = root.path.resolve()
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base) or not target.is_file():
+    try:
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base) or not target.is_file():
+            return None
+    except (OSError, ValueError):  # ValueError covers UnicodeEncodeError (lone surrogates)
         return None
     return root, target
 
@@ -76,10 +97,28 @@ def _digest(path: Path) -> str:
 
 
 def url(prefix: str, relative: str) -> str:
-    """The URL of a served file; the app's own files get a content hash so a new version is fetched."""
+    """The URL of a served file; our own and vendored files get a content hash, so a new version is
+    fetched."""
     root = _root(prefix)
     link = f"{PREFIX}/{root.name}/{relative}"
-    return link if root.immutable else f"{link}?v={_digest(root.path / relative)}"
+    return f"{link}?v={_digest(root.path / relative)}" if root.hashed else link
+
+
+@cache
+def version() -> str:
+    """A digest of every served file's version: the package versions in the XStatic folders' names, and
+    the content of our own and vendored files. It changes whenever a file the map loads changes.
+
+    Computed once per process (like the URLs' hashes): the files are part of the installed code.
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    for root in sorted(roots().values(), key=lambda r: r.name):
+        digest.update(root.name.encode() + b"\0")
+        if not root.hashed:
+            continue  # the package version is in the name
+        for path in sorted(p for p in root.path.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(root.path).as_posix()}\0{_digest(path)}\0".encode())
+    return digest.hexdigest()
 
 
 def page_js() -> list[tuple[str, str]]:

@@ -3,8 +3,8 @@
  * the legend, the project cards, the "zoom to Salang" control and the download links.
  *
  * Safety: every value that comes from the data reaches the page through textContent, DOM properties or
- * setAttribute on fixed attribute names, never as HTML. The only HTML strings built here are marker
- * icons made of the app's own colours and Font Awesome paths (from the config, not from the data).
+ * setAttribute on fixed attribute names, never as HTML; no HTML string is built here at all. Styles are
+ * set as style properties, never as style attributes (the page's Content-Security-Policy forbids those).
  */
 (function () {
   "use strict";
@@ -62,7 +62,9 @@
   }
 
   function iconSvg(icon, size) {
-    var node = svg("svg", {viewBox: icon.viewBox, width: size, height: size, "aria-hidden": "true"});
+    var attrs = {viewBox: icon.viewBox, "aria-hidden": "true"};
+    if (size) { attrs.width = size; attrs.height = size; }  // else the stylesheet sizes it
+    var node = svg("svg", attrs);
     node.appendChild(svg("path", {d: icon.d}));
     return node;
   }
@@ -176,18 +178,33 @@
     return FILTERS.some(function (k) { return k !== "province" && self.filters[k].length === 0 && self.unticked(k); });
   };
 
+  // A marker icon drawn through the DOM (its colour set as a style property, not a style attribute,
+  // which the page's Content-Security-Policy forbids). One icon object serves many markers, so each
+  // marker gets its own copy of the drawing. Made on first use: this file loads before Leaflet.
+  var PinIcon = null;
+  function pinIcon(options) {
+    PinIcon = PinIcon || L.DivIcon.extend({
+      createIcon: function (oldIcon) {
+        var div = L.DivIcon.prototype.createIcon.call(this, oldIcon);
+        var pin = el("span", {class: "geo-pin"});
+        pin.style.background = this.options.colour;
+        if (this.options.glyph) pin.appendChild(iconSvg(this.options.glyph));
+        div.appendChild(pin);
+        return div;
+      }
+    });
+    return new PinIcon(options);
+  }
+
   GeoMapView.prototype.icon = function (props) {
     var status = this.cfg.statuses[props.status] ? props.status : "";
     var category = this.cfg.icons[props.category] ? props.category : "other";
     var key = status + "|" + category;
     if (!this.icons[key]) {
-      var colour = this.cfg.statuses[status] || "#34495e", icon = this.cfg.icons[category];
-      // Built from the app's own palette and icon paths only: the lookup keys never reach the HTML.
-      var html = '<span class="geo-pin" style="background:' + colour + '">' +
-        (icon ? '<svg viewBox="' + icon.viewBox + '" aria-hidden="true"><path d="' + icon.d + '"/></svg>' : "") +
-        "</span>";
-      this.icons[key] = L.divIcon({html: html, className: "geo-marker", iconSize: [24, 24],
-                                   iconAnchor: [12, 12], popupAnchor: [0, -10]});
+      // The app's own palette and icon paths only: the lookup keys never reach the drawing.
+      this.icons[key] = pinIcon({html: "", colour: this.cfg.statuses[status] || "#34495e",
+                                 glyph: this.cfg.icons[category], className: "geo-marker",
+                                 iconSize: [24, 24], iconAnchor: [12, 12], popupAnchor: [0, -10]});
     }
     return this.icons[key];
   };
@@ -671,6 +688,9 @@
     this.addLegend();
     var search = window[this.cfg.names.search];
     if (search) {
+      // Each suggestion is a text node: leaflet-search's own tip would insert the name as HTML, so a
+      // project called "<img onerror=...>" would run its script for whoever types part of its name.
+      search.options.buildTip = function (text) { return el("li", {text: text, dir: "auto"}); };
       // A found marker may sit inside a cluster: open the cluster, then the project's card.
       search.on("search:locationfound", function (e) {
         if (e.layer && e.layer.getLatLng) self.cluster.zoomToShowLayer(e.layer, function () { e.layer.openPopup(); });
