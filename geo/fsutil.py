@@ -129,7 +129,12 @@ def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
             time.sleep(pause)
             pause = min(pause * 2, _POLL_MAX_S)
             continue
-        if _names(path, fd):
+        try:
+            named = _names(path, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if named:
             break
         # The previous holder removed the file between our open and our flock: try again on the new one.
         os.close(fd)
@@ -137,8 +142,13 @@ def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
         yield
     finally:
         # Unlink while still holding: a waiter on this inode will find it no longer named and retry.
-        with contextlib.suppress(FileNotFoundError):
+        # A failure here must not turn a finished write into an error: the lock is released by the close.
+        try:
             os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("the lock file %s could not be removed (%s); it is harmless and reused", path, exc)
         os.close(fd)
 
 

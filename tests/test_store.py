@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -19,6 +20,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from geo import fsutil
 from geo.app import create_app
 from geo.errors import StoreCorrupt, StoreWriteFailed
 from geo.fsutil import atomic_write_bytes, exclusive_lock
@@ -423,3 +425,73 @@ def test_another_process_write_is_reloaded_off_the_event_loop(client: TestClient
     assert client.get("/collections/projects/items/from-elsewhere").status_code == 200
     assert calls and not any(calls), "the store was re-read on the event loop"
     assert client.get("/collections/projects/items").json()["numberMatched"] == 3
+
+
+def test_a_store_corrupted_by_hand_is_neither_served_broken_nor_overwritten(
+        client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    good = settings.projects.read_bytes()
+    broken = b'{"type": "FeatureCollection", "features": ['
+    atomic_write_bytes(settings.projects, broken)
+    with caplog.at_level(logging.ERROR, logger="geo.store.geojson_file"):
+        for _ in range(5):
+            read = client.get("/collections/projects/items")
+            assert read.status_code == 200 and read.json()["numberMatched"] == 2  # the last good version
+        written = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+    assert written.status_code == 503 and "not overwritten" in written.json()["detail"]
+    assert str(settings.projects) not in written.json()["detail"]
+    assert settings.projects.read_bytes() == broken
+    # Parsed and logged once for the reads (and once for the refused write), not once per request.
+    assert sum("could not be re-read" in r.getMessage() for r in caplog.records) == 1
+    atomic_write_bytes(settings.projects, good)
+    assert client.post("/collections/projects/items", json=point_feature(), headers=AUTH).status_code == 201
+    assert client.get("/collections/projects/items").json()["numberMatched"] == 3
+
+
+
+def test_a_waiter_left_holding_a_removed_lock_file_tries_again(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock file is removed on release, so a waiter may lock a file that no longer has a name.
+
+    Constructed: the waiter has opened the old file and is about to flock it, the holder releases (and
+    removes it), a third party takes the lock on a new file. The waiter must not enter too.
+    """
+    lock = tmp_path / ".p.geojson.lock"
+    opened, go = threading.Event(), threading.Event()
+    third_holds, third_release, waiter_inside = threading.Event(), threading.Event(), threading.Event()
+
+    class PausingFcntl:
+        LOCK_EX, LOCK_NB = fcntl.LOCK_EX, fcntl.LOCK_NB
+
+        @staticmethod
+        def flock(fd: int, op: int) -> None:
+            if threading.current_thread().name == "waiter" and not go.is_set():
+                opened.set()
+                go.wait(10)
+            fcntl.flock(fd, op)
+
+    monkeypatch.setattr(fsutil, "fcntl", PausingFcntl)
+
+    def waiter() -> None:
+        with exclusive_lock(lock, timeout=10):
+            waiter_inside.set()
+
+    def third() -> None:
+        with exclusive_lock(lock, timeout=10):
+            third_holds.set()
+            third_release.wait(10)
+
+    waiting = threading.Thread(target=waiter, name="waiter")
+    with exclusive_lock(lock, timeout=1):
+        waiting.start()
+        assert opened.wait(10)  # the waiter holds a descriptor of the first lock file
+    assert not lock.exists()  # released and removed
+    other = threading.Thread(target=third)
+    other.start()
+    assert third_holds.wait(10)
+    go.set()  # the waiter now locks the removed file, which nobody holds
+    assert not waiter_inside.wait(0.5), "two holders at once"
+    third_release.set()
+    assert waiter_inside.wait(10)
+    waiting.join(10)
+    other.join(10)
+    assert not lock.exists()

@@ -120,6 +120,7 @@ class GeoJSONFileStore:
         self._install_lock = threading.Lock()  # held only to swap states, never across I/O
         self._reload_lock = threading.Lock()  # one background reload at a time
         self._state = _State(FeatureTable.empty(), None, None)
+        self._unreadable: Identity | bool = False  # the identity of a version that could not be read
         self._sweep()
         state = self._read()
         self._install(state)
@@ -196,8 +197,16 @@ class GeoJSONFileStore:
             os.close(dropped.fd)
 
     def stale(self) -> bool:
-        """Whether the file on disk is not the one the current snapshot was read from (a stat)."""
-        return _identity_of(self.path) != self._state.identity
+        """Whether the file on disk is not the one the current snapshot was read from (one stat).
+
+        A version that failed to read is not stale again until the file changes once more, so a corrupt
+        file is parsed (and logged) once, not on every request.
+        """
+        try:
+            on_disk = _identity_of(self.path)
+        except OSError:
+            return False  # cannot tell (a permission or I/O error): keep serving the last good version
+        return on_disk != self._state.identity and on_disk != self._unreadable
 
     def refresh(self) -> FeatureTable:
         """Bring the snapshot up to date with the file; blocking I/O, so call it off the event loop.
@@ -207,11 +216,14 @@ class GeoJSONFileStore:
         """
         with self._reload_lock:
             if self.stale():
+                on_disk: Identity | bool = False
                 try:
+                    on_disk = _identity_of(self.path)
                     self._install(self._read(), if_current=True)
                 except (StoreCorrupt, OSError) as exc:
-                    log.error("the project store could not be re-read; serving the last good version: %s",
-                              exc)
+                    self._unreadable = on_disk
+                    log.error("the project store could not be re-read; serving the last good version until "
+                              "the file changes: %s", exc)
         return self._state.table
 
     def snapshot(self) -> FeatureTable:
@@ -222,7 +234,7 @@ class GeoJSONFileStore:
         previous version is served while a thread re-reads.
         """
         state = self._state
-        if _identity_of(self.path) == state.identity:
+        if not self.stale():
             return state.table
         if not _on_event_loop():
             return self.refresh()
@@ -233,13 +245,14 @@ class GeoJSONFileStore:
     def _current_locked(self) -> _State:
         """Under the write lock: the state of the file on disk (re-read if another process changed it)."""
         state = self._state
-        if _identity_of(self.path) == state.identity:
-            return state
         try:
+            if _identity_of(self.path) == state.identity:
+                return state
             fresh = self._read()
         except StoreCorrupt as exc:
-            raise StoreWriteFailed(f"The project store on disk cannot be read, so it was not overwritten "
-                                   f"({exc}). Nothing was changed; tell the operator.") from exc
+            log.error("a write was refused: %s", exc)  # the path and the fault, for the operator only
+            raise StoreWriteFailed("The project store on disk cannot be read, so it was not overwritten. "
+                                   "Nothing was changed; tell the operator.") from exc
         except OSError as exc:
             raise StoreWriteFailed(f"The project store cannot be read ({exc.strerror or exc}); nothing was "
                                    "changed. Try again later; if it persists, tell the operator.") from exc
