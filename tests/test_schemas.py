@@ -268,3 +268,8 @@ def test_conditional_get_and_unknown_collection(client: TestClient, resource: st
     assert again.status_code == 304 and again.content == b""
     missing = client.get(f"/collections/nowhere/{resource}")
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_repeated_parameter_is_refused(client: TestClient) -> None:
+    response = client.get("/collections/projects/schema?f=json&f=html")
+    assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"

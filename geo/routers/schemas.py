@@ -10,7 +10,7 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from geo import html
@@ -18,12 +18,14 @@ from geo.caching import make_etag, not_modified, validators
 from geo.catalogue import Collection
 from geo.featuretable import FeatureTable
 from geo.openapi import problems
+from geo.query import single_valued
 from geo.queryables import Schema, infer_schema, schema_document, sortables_document
 from geo.responses import JSONResponse
 from geo.routers.deps import CollectionDep, base_url
 from geo.routers.features import SCHEMA_JSON, FormatParam
 
-router = APIRouter(tags=["OGC API - Features"])
+# As on the other OGC routes, no parameter may come twice.
+router = APIRouter(tags=["OGC API - Features"], dependencies=[Depends(single_valued)])
 
 
 def schema_of(collection: Collection, table: FeatureTable) -> Schema:
