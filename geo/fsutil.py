@@ -58,6 +58,14 @@ def _adopt_ownership(fd: int, old: os.stat_result) -> None:
             os.fchown(fd, -1, old.st_gid)
 
 
+def write_durably(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` and flush it to disk."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> bool:
     """Write `data` to `path` atomically and durably: temporary file, fsync, rename, fsync folder.
 
@@ -80,10 +88,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
         try:
             if old is not None:
                 _adopt_ownership(fd, old)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_durably(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, target)

@@ -130,16 +130,17 @@ def test_a_disk_fault_during_a_post_is_a_503_and_changes_nothing(settings: Setti
         before = client.get("/collections/projects/items").json()["numberMatched"]
         on_disk = settings.projects.read_bytes()
 
-        def broken_fsync(fd: int) -> None:
+        def broken_fsync(fd: int, data: bytes) -> None:
             raise OSError(5, "Input/output error")
 
-        monkeypatch.setattr("geo.fsutil.os.fsync", broken_fsync)
+        monkeypatch.setattr("geo.fsutil.write_durably", broken_fsync)
         response = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
         monkeypatch.undo()
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
         assert "nothing was changed" in response.json()["detail"]
         assert settings.projects.read_bytes() == on_disk
+        assert _stray(settings.projects.parent) == []
         assert client.get("/collections/projects/items").json()["numberMatched"] == before
         again = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
         assert again.status_code == 201
