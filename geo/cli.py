@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,17 +17,27 @@ GRACEFUL_SHUTDOWN_S = 10  # then connections still open (a stalled client) are c
 
 
 def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
-    """How `geo serve` runs uvicorn: bounded connections, short idle keep-alive, bounded shutdown.
+    """How `geo serve` runs uvicorn: bounded connections, request heads and shutdown.
 
-    uvicorn itself times out only idle keep-alive connections; a request body that stalls is cut by
-    the app (GEO_BODY_TIMEOUT_S, 408), a download the client stops reading by GEO_STALL_TIMEOUT_S.
-    `limit_concurrency` answers 503 past that many open connections or requests, instead of letting
-    memory grow; with h11 the request head is also limited to 16 kB (httptools, the default when
-    installed, has no such limit: put a reverse proxy in front for header size and header timeouts).
+    - `limit_concurrency`: past that many open connections or running requests, new requests get a
+      503 instead of piling up in memory;
+    - request heads (line and headers) of at most `--max-header-bytes`, complete within 10 s of their
+      first byte (geo.serving; uvicorn with httptools has neither limit);
+    - idle keep-alive connections closed after `--timeout-keep-alive` seconds (uvicorn's own timer);
+    - request bodies: GEO_BODY_TIMEOUT_S (408, geo.body); downloads a client stops reading:
+      GEO_STALL_TIMEOUT_S (geo.routers.downloads);
+    - on shutdown, connections still open after GRACEFUL_SHUTDOWN_S are closed.
     """
-    return {"host": args.host, "port": args.port, "workers": args.workers, "log_level": "info",
+    try:
+        from geo.serving import GuardedHttpTools
+        http: Any = GuardedHttpTools
+    except ImportError:  # no httptools: uvicorn's h11 applies the head size limit itself
+        http = "auto"
+    return {"host": args.host, "port": args.port, "fd": args.fd, "workers": args.workers,
+            "log_level": args.log_level, "access_log": not args.no_access_log, "http": http,
             "timeout_keep_alive": args.timeout_keep_alive, "limit_concurrency": args.limit_concurrency,
-            "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S, "h11_max_incomplete_event_size": 16 * 1024}
+            "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+            "h11_max_incomplete_event_size": args.max_header_bytes}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,7 +51,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"geo: refusing to start: {exc}", file=sys.stderr)
         return 2
     options = uvicorn_options(args)
-    if args.workers == 1:
+    if args.workers == 1 and args.fd is not None:
+        # uvicorn's own --fd takes every inherited socket for a Unix one, so asyncio leaves Nagle's
+        # algorithm on and each response waits ~40 ms for a delayed ACK; the socket's real family fixes it.
+        config = uvicorn.Config(app, **{k: v for k, v in options.items() if k != "fd"})
+        uvicorn.Server(config).run(sockets=[socket.socket(fileno=args.fd)])
+    elif args.workers == 1:
         uvicorn.run(app, **options)
     else:
         # Each worker process builds its own app from the same GEO_* environment.
@@ -94,11 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--fd", type=int, default=None,
+                       help="serve on this already-open socket instead (socket activation, tests)")
     serve.add_argument("--workers", type=int, default=1, help="server processes sharing the store")
+    serve.add_argument("--log-level", default="info",
+                       choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
     serve.add_argument("--limit-concurrency", type=int, default=1000,
                        help="open connections or requests past which new requests get a 503")
     serve.add_argument("--timeout-keep-alive", type=int, default=5,
                        help="seconds an idle keep-alive connection stays open")
+    serve.add_argument("--max-header-bytes", type=int, default=64 * 1024,
+                       help="largest request line and headers accepted (past it: 400)")
     serve.set_defaults(func=_serve)
     data = sub.add_parser("data", help="manage source data")
     data_sub = data.add_subparsers(dest="data_command", required=True)

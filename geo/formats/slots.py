@@ -31,18 +31,23 @@ class ExportSlots:
         # A thread-safe counter, not an event-loop primitive: apps are driven from several loops in
         # tests, and the release may happen on another thread.
         self._free = threading.BoundedSemaphore(size)
+        self.waiting = 0  # downloads waiting for a slot right now
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one slot for the duration of the block."""
         deadline = time.monotonic() + self.wait_s
-        while not self._free.acquire(blocking=False):
-            if time.monotonic() >= deadline:
-                raise ExportsBusy(
-                    f"{self.size} downloads are being built right now, the most this service builds at "
-                    f"once; try again in {self.retry_after_s} seconds.",
-                    headers={"Retry-After": str(math.ceil(self.retry_after_s))})
-            await anyio.sleep(POLL_S)
+        self.waiting += 1
+        try:
+            while not self._free.acquire(blocking=False):
+                if time.monotonic() >= deadline:
+                    raise ExportsBusy(
+                        f"{self.size} downloads are being built right now, the most this service builds "
+                        f"at once; try again in {self.retry_after_s} seconds.",
+                        headers={"Retry-After": str(math.ceil(self.retry_after_s))})
+                await anyio.sleep(POLL_S)
+        finally:
+            self.waiting -= 1
         try:
             yield
         finally:

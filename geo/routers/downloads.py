@@ -43,6 +43,19 @@ def download_name(layer: str, filters: Filters, extension: str) -> str:
     return f"{safe[:_NAME_LIMIT]}_{datetime.now(UTC):%Y-%m-%d}.{extension}"
 
 
+# uvicorn stops taking writes past 64 kB buffered; slices of that size keep what waits for a slow
+# client near that mark (a GeoJSON chunk of 1,000 features can be megabytes).
+SLICE = 1 << 16
+
+
+def _sliced(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        if len(chunk) <= SLICE:
+            yield chunk
+        else:
+            yield from (chunk[start:start + SLICE] for start in range(0, len(chunk), SLICE))
+
+
 class _Stalled(Exception):
     """The client stopped reading the download."""
 
@@ -50,13 +63,15 @@ class _Stalled(Exception):
 class DownloadStream(StreamingResponse):
     """A streamed download that gives up on a client that has read nothing for `stall_s` seconds.
 
-    Each chunk is read from its source in a worker thread and sent from the event loop, so a client
-    that stops reading holds no thread, only its connection; this frees the connection too.
+    Each chunk is made in a worker thread and sent from the event loop, so a client that stops
+    reading holds no thread. Chunks go out in slices of at most SLICE bytes: the server waits for the
+    client before each, so a stalled client holds at most about two slices of the server's memory;
+    after `stall_s` the response is abandoned and the server closes the connection.
     """
 
     def __init__(self, chunks: Iterator[bytes], *, stall_s: float, media_type: str,
                  headers: dict[str, str]) -> None:
-        super().__init__(chunks, media_type=media_type, headers=headers)
+        super().__init__(_sliced(chunks), media_type=media_type, headers=headers)
         self.stall_s = stall_s
 
     async def stream_response(self, send: Send) -> None:
