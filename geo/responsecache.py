@@ -58,8 +58,11 @@ def cache_key(scope: Scope, headers: Headers) -> Key | None:
         host = f"{server[0]}:{server[1]}" if server else ""
     elif not HOST.fullmatch(host):
         return None
+    # wants_html is the negotiation the page itself makes; without "text/html" in Accept it is False
+    # (asked first: it spares the common API request building a Request).
+    html = "text/html" in headers.get("accept", "") and wants_html(Request(scope), None)
     return (scope["path"], query, scope.get("root_path", ""), scope.get("scheme", "http"), host,
-            wants_html(Request(scope), None), "gzip" in headers.get("accept-encoding", ""))
+            html, "gzip" in headers.get("accept-encoding", ""))
 
 
 class ResponseCache:

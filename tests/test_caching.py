@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tracemalloc
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geo.app import create_app
-from geo.caching import make_etag, not_modified
+from geo.caching import http_last_modified, make_etag, not_modified
 from geo.pagecache import PageCache, SizedLRU
 from geo.responsecache import MAX_QUERY, ResponseCache
 from geo.settings import Settings
@@ -180,16 +180,17 @@ def _ims_request(value: str) -> Request:
 def test_if_modified_since_tells_apart_two_versions_within_one_second() -> None:
     first = datetime(2026, 3, 1, 10, 0, 0, 300_000, tzinfo=UTC)  # written at 10:00:00.3
     second = datetime(2026, 3, 1, 10, 0, 0, 700_000, tzinfo=UTC)  # and again at 10:00:00.7
-    header = format_datetime(first, usegmt=True)
-    assert header == "Sun, 01 Mar 2026 10:00:00 GMT"  # the header cannot show the fraction
-    # A client holding the first version must get the second: no 304.
-    assert not_modified(_ims_request(header), make_etag("second"), second) is None
-    # A date after the whole second has passed is a safe 304, for either version.
-    later = "Sun, 01 Mar 2026 10:00:01 GMT"
-    answer = not_modified(_ims_request(later), make_etag("second"), second)
+    # The first version, read at 10:00:00.5, while its second is not over: a later write may share it,
+    # so the date sent is the second before (an HTTP date cannot show the fraction).
+    sent = format_datetime(http_last_modified(first, now=first.timestamp() + 0.2), usegmt=True)
+    assert sent == "Sun, 01 Mar 2026 09:59:59 GMT"
+    # That client, revalidating after the second write, must get the second version: no 304.
+    assert not_modified(_ims_request(sent), make_etag("second"), second) is None
+    # The second version read at 10:00:01.2: its second is over and no later write can share it.
+    settled = format_datetime(http_last_modified(second, now=second.timestamp() + 0.5), usegmt=True)
+    assert settled == "Sun, 01 Mar 2026 10:00:00 GMT"
+    answer = not_modified(_ims_request(settled), make_etag("second"), second)
     assert answer is not None and answer.status_code == 304
-    whole = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
-    assert not_modified(_ims_request(header), make_etag("whole"), whole) is not None
 
 
 def test_odd_if_modified_since_dates_are_ignored_not_errors() -> None:
@@ -207,10 +208,10 @@ def test_a_write_within_the_same_second_is_not_hidden_by_if_modified_since(clien
     since = first.headers["last-modified"]
     assert client.post(ITEMS, json=point_feature(name="Same-second clinic"), headers=AUTH).status_code == 201
     after = client.get(ITEMS, headers={"If-Modified-Since": since})
-    # The write may share the first version's second, but it is later than that second's start.
+    # The write may fall in the first version's second: it must not be hidden by a 304.
     assert after.status_code == 200 and after.json()["numberMatched"] == first.json()["numberMatched"] + 1
-    stamp = datetime.strptime(after.headers["last-modified"], "%a, %d %b %Y %H:%M:%S GMT").timestamp()
-    one_later = format_datetime(datetime.fromtimestamp(stamp + 1, UTC), usegmt=True)
+    stamp = datetime.strptime(after.headers["last-modified"], "%a, %d %b %Y %H:%M:%S GMT")
+    one_later = format_datetime(stamp.replace(tzinfo=UTC) + timedelta(seconds=1), usegmt=True)
     assert client.get(ITEMS, headers={"If-Modified-Since": one_later}).status_code == 304
 
 
