@@ -16,6 +16,7 @@ from geo.compression import Compression
 from geo.cors import CORSMiddleware
 from geo.errors import StoreUnavailable
 from geo.fastlane import ItemsFastLane
+from geo.formats.slots import ExportSlots
 from geo.head import HeadAsGet
 from geo.pagecache import PageCache
 from geo.ratelimit import WriteRateLimit
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalogue = catalogue
-    app.state.map_cache = PageCache()
+    app.state.map_cache = PageCache(settings.page_cache_entries, settings.page_cache_bytes)
+    app.state.export_slots = ExportSlots(settings.max_concurrent_exports, settings.export_wait_s)
     app.state.write_limit = WriteRateLimit(settings.write_rate_per_key)
     problems.install(app)
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
@@ -75,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (level 5 trades a little size for much less CPU than the default 9).
     app.add_middleware(ItemsFastLane, catalogue=catalogue, settings=settings)
     app.add_middleware(Compression, minimum_size=1024, level=5)
-    app.add_middleware(ResponseCache, catalogue=catalogue)
+    app.add_middleware(ResponseCache, catalogue=catalogue, max_bytes=settings.response_cache_bytes,
+                       max_entries=settings.response_cache_entries)
     # Outside the cache and the fast lane: another process's write is re-read (in a thread) before they look.
     app.add_middleware(StoreRefresh, store=store)
     app.add_middleware(HeadAsGet)

@@ -62,6 +62,18 @@ class UnsupportedMediaType(GeoError):
     status, title, type_slug = 415, "Unsupported media type", "unsupported-media-type"
 
 
+class RequestTimeout(GeoError):
+    """The client did not send the whole request body within the configured time."""
+
+    status, title, type_slug = 408, "Request timeout", "request-timeout"
+
+
+class ExportsBusy(GeoError):
+    """Every export slot is taken by other downloads being built; the client may retry shortly."""
+
+    status, title, type_slug = 503, "Service busy", "exports-busy"
+
+
 class LayerUnavailable(GeoError):
     """A layer's source data cannot be had right now; the detail says how to fix it."""
 

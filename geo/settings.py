@@ -31,6 +31,21 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins whose web pages may write (reads are open to any origin).")
     max_body_bytes: int = Field(1_000_000, gt=0, description="Largest request body accepted for writes.")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="How long a client may take to send a request body in all before a 408.")
+    response_cache_bytes: int = Field(
+        64 << 20, ge=0, description="Memory for cached item pages: bodies, headers and keys (0: no cache).")
+    response_cache_entries: int = Field(4096, ge=0, description="Most item pages kept in the cache.")
+    page_cache_bytes: int = Field(8 << 20, ge=0, description="Memory for rendered map pages and their keys.")
+    page_cache_entries: int = Field(64, ge=0, description="Most rendered map pages kept.")
+    max_concurrent_exports: int = Field(
+        2, gt=0, description="Downloads built at once in the formats that take CPU (CSV, KML, GeoPackage, "
+                             "FlatGeobuf, GeoParquet, Shapefile); more wait, then get a 503.")
+    export_wait_s: float = Field(
+        2.0, ge=0, description="How long a download waits for a free export slot before its 503.")
+    stall_timeout_s: float = Field(
+        60.0, gt=0, description="How long a download may wait on a client that has stopped reading "
+                                "before its connection is closed.")
     default_limit: int = Field(10, gt=0, description="Items per page when `limit` is not given.")
     max_limit: int = Field(10_000, gt=0, description="Largest `limit` accepted.")
     allow_download: bool = Field(True, description="Whether source data may be downloaded at all.")

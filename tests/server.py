@@ -21,6 +21,13 @@ import httpx
 from geo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# The process id of each running live server, by base URL (tests that read /proc/<pid> need it).
+PIDS: dict[str, int] = {}
+
+
+def server_pid(base: str) -> int:
+    """The process id of the live server answering at `base`."""
+    return PIDS[base]
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -66,8 +73,10 @@ def live_server(settings: Settings, startup_limit_s: float = 60.0,
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.1)
+        PIDS[base] = proc.pid
         yield base
     finally:
+        PIDS.pop(base, None)
         proc.terminate()
         try:
             proc.wait(timeout=15)
