@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# `geo serve` runs uvicorn with bounded connections (503 past 1000), request heads (64 kB, 10 s) and
+# idle keep-alive (5 s); see geo/cli.py. GEO_* settings bound bodies, downloads and caches.
 serve: $(STAMP)
 	-$(BIN)/geo data fetch
 	$(BIN)/geo serve --host 127.0.0.1 --port 8000
