@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,8 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo.app import create_app
-from geo.settings import Settings
-from tests.conftest import AUTH, ROOT, point_feature, require
+from tests.conftest import AUTH, KEY, ROOT, point_feature, require, workspace
 from tests.server import live_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,10 +24,22 @@ READY = ("() => window.GeoMap && GeoMap.state && GeoMap.state.ready && GeoMap.st
          "&& GeoMap.state.errors.length === 0")
 
 
-@pytest.fixture
-def live_url(settings: Settings) -> Iterator[str]:
-    """A real uvicorn server on loopback, no basemap tiles, with three more projects (one hostile)."""
-    settings = settings.model_copy(update={"map_tiles": "none"})
+@dataclass(frozen=True)
+class Site:
+    """The live server's base URL and an offline map exported by `geo map` from the same store."""
+
+    url: str
+    export: Path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[Site]:
+    """A real uvicorn server on loopback, no basemap tiles, with three more projects (one with a
+    hostile name: tests/test_xss.py tests that; here it only has to render like the others)."""
+    from geo.cli import main
+
+    folder = tmp_path_factory.mktemp("browser")
+    settings = workspace(folder, provinces_cache, api_keys=KEY, map_tiles="none")
     with TestClient(create_app(settings)) as client:
         for body in (point_feature(name=XSS, description=XSS, funders=[XSS]),
                      point_feature(name="Kandahar regional hospital", lon=65.71, lat=31.61, category="health",
@@ -35,13 +47,20 @@ def live_url(settings: Settings) -> Iterator[str]:
                      point_feature(name="Herat water network", lon=62.2, lat=34.35, category="water",
                                    status="planned")):
             assert client.post("/collections/projects/items", json=body, headers=AUTH).status_code == 201
+    # `geo map` on the same store, before the browser starts (Playwright runs an event loop).
+    export = folder / "map.html"
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in {"GEO_PROJECTS": str(settings.projects), "GEO_LAYERS_DIR": str(settings.layers_dir),
+                           "GEO_MAP_TILES": "none"}.items():
+            env.setenv(key, value)
+        assert main(["map", str(export), "--status", "proposed,under_construction"]) == 0
     with live_server(settings) as url:
-        yield url
+        yield Site(url, export)
 
 
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
-    """A fresh page in headless Chromium that records console errors and every requested URL."""
+@pytest.fixture(scope="module")
+def browser(site: Site) -> Iterator[Any]:
+    """One headless Chromium for the module."""
     if not Path(CHROMIUM).is_file():
         require("Chromium is not installed (apt-get install chromium; `make test` does it as root)")
     try:
@@ -49,17 +68,34 @@ def browser_page() -> Iterator[Any]:
     except ImportError:
         require("the playwright package is not installed")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.errors = []  # type: ignore[attr-defined]
-        page.requested = []  # type: ignore[attr-defined]
-        page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        page.on("request", lambda req: page.requested.append(req.url))
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            yield page
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def browser_page(browser: Any) -> Iterator[Any]:
+    """A fresh page (its own context) that records console errors, CSP refusals and requested URLs."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation', "
+                            "e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
+    page = context.new_page()
+    page.errors = []
+    page.requested = []
+    page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.on("request", lambda req: page.requested.append(req.url))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _violations(page: Any) -> list[str]:
+    found: list[str] = page.evaluate("() => window.__violations")
+    return found
 
 
 def _open(page: Any, url: str) -> None:
@@ -72,9 +108,9 @@ def _state(page: Any) -> dict[str, Any]:
     return state
 
 
-def test_map_renders_locally_with_markers_polygons_and_controls(live_url: str, browser_page: Any) -> None:
+def test_map_renders_locally_with_markers_polygons_and_controls(site: Site, browser_page: Any) -> None:
     page = browser_page
-    _open(page, f"{live_url}/map")
+    _open(page, f"{site.url}/map")
     state = _state(page)
     assert state["provinces"] == 34 and state["salang"] == 2 and state["projects"] == 5
     # Polygons and lines are SVG paths; markers and clusters are icons.
@@ -96,7 +132,7 @@ def test_map_renders_locally_with_markers_polygons_and_controls(live_url: str, b
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "map.png"))
     assert (ARTIFACTS / "map.png").stat().st_size > 10_000
-    assert page.errors == []
+    assert page.errors == [] and _violations(page) == []  # it all runs under the page's CSP
     hosts = {urlsplit(u).hostname for u in page.requested if not u.startswith("data:")}
     assert hosts == {"127.0.0.1"}, hosts
 
@@ -106,9 +142,9 @@ def _names(page: Any) -> dict[str, str]:
     return names
 
 
-def test_filters_on_the_page_change_what_is_shown(live_url: str, browser_page: Any) -> None:
+def test_filters_on_the_page_change_what_is_shown(site: Site, browser_page: Any) -> None:
     page = browser_page
-    _open(page, f"{live_url}/map")
+    _open(page, f"{site.url}/map")
     assert _state(page)["projects"] == 5
     # Untick every category but health: one project left, and the URL says so.
     for box in page.locator('.geo-checks[data-filter="category"] input').all():
@@ -133,9 +169,9 @@ def test_filters_on_the_page_change_what_is_shown(live_url: str, browser_page: A
     assert page.errors == []
 
 
-def test_query_string_filters_and_search(live_url: str, browser_page: Any) -> None:
+def test_query_string_filters_and_search(site: Site, browser_page: Any) -> None:
     page = browser_page
-    _open(page, f"{live_url}/map?status=approved,planned")
+    _open(page, f"{site.url}/map?status=approved,planned")
     assert _state(page)["projects"] == 2
     ticked = page.locator('.geo-checks[data-filter="status"] input:checked')
     assert sorted(b.get_attribute("value") for b in ticked.all()) == ["approved", "planned"]
@@ -148,44 +184,49 @@ def test_query_string_filters_and_search(live_url: str, browser_page: Any) -> No
     assert page.errors == []
 
 
-def test_popup_shows_hostile_text_as_text(live_url: str, browser_page: Any) -> None:
-    page = browser_page
-    _open(page, f"{live_url}/map")
-    fid = page.evaluate("""() => Object.keys(GeoMap.view.markers).find(
-        k => GeoMap.view.markers[k].feature.properties.name.startsWith('<script'))""")
-    assert page.evaluate(f"() => GeoMap.view.openProject({fid!r})")
-    title = page.locator(".leaflet-popup-content h4")
-    title.wait_for()
-    assert title.inner_text() == XSS
-    card = page.locator(".leaflet-popup-content").inner_html()
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in card and XSS not in card
-    assert page.locator(".leaflet-popup-content a", has_text="Item JSON").count() == 1
-    assert XSS not in page.content()
-    assert page.errors == [] and not page.evaluate("() => window.__xss === true")
-
-
-@pytest.fixture
-def exported(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """`geo map` run on the test store (before the browser starts: Playwright runs an event loop)."""
-    from geo.cli import main
-
-    out = tmp_path / "map.html"
-    for key, value in {"GEO_PROJECTS": str(settings.projects), "GEO_LAYERS_DIR": str(settings.layers_dir),
-                       "GEO_MAP_TILES": "none"}.items():
-        monkeypatch.setenv(key, value)
-    assert main(["map", str(out), "--status", "proposed,under_construction"]) == 0
-    return out
-
-
-def test_exported_map_opens_offline(exported: Path, browser_page: Any) -> None:
+def test_exported_map_opens_offline(site: Site, browser_page: Any) -> None:
     page = browser_page
     # file:// and no server at all: every byte must be in the file.
-    _open(page, exported.as_uri())
+    _open(page, site.export.as_uri())
     state = _state(page)
-    assert state["provinces"] == 34 and state["salang"] == 2 and state["projects"] == 2
+    # Exported with status proposed or under construction: the shipped proposed and under-construction
+    # projects, and the added (proposed) one with the hostile name.
+    assert state["provinces"] == 34 and state["salang"] == 2 and state["projects"] == 3
     assert page.locator(".leaflet-marker-icon").count() >= 1
     assert {urlsplit(u).scheme for u in page.requested} <= {"file", "data"}
-    # The filters work on the embedded data too.
+    # The filters work on the embedded data too: without "proposed", the one under construction.
     page.locator('.geo-checks[data-filter="status"] input[value="proposed"]').uncheck()
     page.wait_for_function(READY + " && GeoMap.state.projects === 1")
     assert page.errors == []
+
+
+def test_measure_control_works_under_the_csp(site: Site, browser_page: Any) -> None:
+    # leaflet-measure is patched to need neither eval nor style attributes (geo/web/vendorpatch.py).
+    page = browser_page
+    _open(page, f"{site.url}/map")
+    page.locator(".leaflet-control-measure").hover()
+    page.locator(".leaflet-control-measure .js-start").click()
+    box = page.locator(".folium-map").bounding_box()
+    assert box is not None
+    for dx, dy in ((0, 0), (120, 0), (120, 90)):
+        page.mouse.click(box["x"] + 520 + dx, box["y"] + 380 + dy)
+    results = page.locator(".leaflet-control-measure .js-results")
+    assert "Path distance" in results.inner_text() and "Area" in results.inner_text()
+    # The panels hide and show (through the style property, which the CSP allows).
+    assert page.locator(".leaflet-control-measure .js-startprompt").is_hidden()
+    page.locator(".leaflet-control-measure .js-finish").click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert "Area measurement" in popup.inner_text()
+    assert page.errors == [] and _violations(page) == []
+
+
+def test_api_docs_render_from_the_service_under_the_csp(site: Site, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{site.url}/api.html")
+    page.locator(".swagger-ui .opblock").first.wait_for(timeout=20_000)
+    assert page.locator(".swagger-ui .opblock").count() >= 10  # the operations of /api
+    assert "Afghanistan" in page.locator(".swagger-ui .info .title").inner_text()
+    assert page.errors == [] and _violations(page) == []
+    hosts = {urlsplit(u).hostname for u in page.requested if not u.startswith("data:")}
+    assert hosts == {"127.0.0.1"}, hosts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -25,17 +26,27 @@ XSS = "<script>alert(1)</script>"
 LINKS = re.compile(r'(?:src|href)="([^"]+)"')
 
 
+# Where a browser ends a script element's text (HTML "script data" state): at the first "</script" in
+# any case followed by whitespace, "/" or ">", whatever the text around it means.
+_SCRIPT_END = re.compile(r"</script[\t\n\f\r />]", re.I)
+
+
+def _element_json(page: str, element_id: str) -> Any:
+    start = re.search(rf'<script type="application/json" id="{element_id}">', page)
+    assert start, f"the page has a <script id={element_id}>"
+    end = _SCRIPT_END.search(page, start.end())
+    assert end is not None
+    # Text that ended the element early leaves JSON cut short: it does not parse.
+    return json.loads(page[start.end():end.start()])
+
+
 def _config(page: str) -> dict[str, object]:
-    found = re.search(r'<script type="application/json" id="geo-config">(.*?)</script>', page, re.S)
-    assert found, "the page carries its configuration"
-    config: dict[str, object] = json.loads(found.group(1))
+    config: dict[str, object] = _element_json(page, "geo-config")
     return config
 
 
 def _embedded(page: str) -> dict[str, dict[str, list[dict[str, object]]]]:
-    found = re.search(r'<script type="application/json" id="geo-data">(.*?)</script>', page, re.S)
-    assert found, "the export carries its data"
-    data: dict[str, dict[str, list[dict[str, object]]]] = json.loads(found.group(1))
+    data: dict[str, dict[str, list[dict[str, object]]]] = _element_json(page, "geo-data")
     return data
 
 
@@ -90,20 +101,27 @@ def test_download_links_offer_every_registered_format(client: TestClient) -> Non
     assert response.status_code == 200
 
 
-def test_user_text_is_escaped(client: TestClient, settings: Settings) -> None:
-    evil = point_feature(name=XSS, description=XSS, funders=[XSS], source_note="`${alert(2)}`")
+def test_user_text_is_embedded_as_data(client: TestClient, settings: Settings) -> None:
+    # "</script " (any case, then a space or "/") ends a script element as surely as "</script>".
+    ender = "</sCrIpT /><img src=x onerror=alert(1)>"
+    evil = point_feature(name=XSS, description=ender, funders=[XSS], source_note="`${alert(2)}`")
     assert client.post("/collections/projects/items", json=evil, headers=AUTH).status_code == 201
-    assert XSS not in client.get("/map").text
     page = _export(settings)
-    assert XSS not in page and "${alert(2)}" not in page and "</script" not in _embedded_text(page)
-    # The text survives intact for the browser to show as text.
+    assert ender in {f["properties"].get("description") for f in _embedded(page)["projects"]["features"]}
+    # Cut as a browser would: the data element holds all the data (no text ended it early), and the
+    # hostile text comes back intact, for the map to show as text.
     names = {f["properties"]["name"] for f in _embedded(page)["projects"]["features"]}
-    assert XSS in names
+    assert XSS in names and len(names) == 3
+    assert XSS not in page and "${alert(2)}" not in page
 
 
-def _embedded_text(page: str) -> str:
-    start = page.index('id="geo-data">') + len('id="geo-data">')
-    return page[start:page.index("</script>", start)]
+def test_query_text_reaches_the_map_page_as_data(client: TestClient) -> None:
+    # A valid CQL2 filter is the one visitor text the page carries (in its config, passed to the API).
+    hostile = "name = '</script><img src=x onerror=alert(1)>'"
+    response = client.get("/map", params={"filter": hostile})
+    assert response.status_code == 200
+    assert "</script><img" not in response.text and "<img" not in response.text
+    assert _config(response.text)["query"] == {"filter": hostile}
 
 
 def test_template_literal_breakers_are_neutralised(client: TestClient, settings: Settings) -> None:
