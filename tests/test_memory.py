@@ -24,8 +24,8 @@ RESPONSE_CACHE_BYTES = 2 << 20
 PAGE_CACHE_BYTES = 1 << 20
 # What the allocator, warm code paths and in-flight requests may add (measured: see the README).
 MARGIN = 16 << 20
-REQUESTS = 2500
-MAPS = 150
+REQUESTS = 2000
+MAPS = 100
 CONNECTIONS = 16
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/<pid>/status")
@@ -75,9 +75,9 @@ def test_cache_busting_requests_keep_memory_within_the_budgets(tmp_path: Path, p
                          page_cache_entries=100_000)
     with live_server(settings, log=tmp_path / "server.log") as base:
         pid = server_pid(base)
-        _traffic(base, 0, 300)  # warm code paths and fill the caches to their budgets
+        _traffic(base, 0, 200)  # warm code paths and fill the caches to their budgets
         before = rss(pid)
-        _traffic(base, 300, REQUESTS)
+        _traffic(base, 200, REQUESTS)
         after = rss(pid)
     growth = after - before
     budgets = (RESPONSE_CACHE_BYTES + PAGE_CACHE_BYTES) / 2**20
