@@ -23,7 +23,9 @@ from geo.responses import GEOJSON
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "Format", "Selection", "format_of", "open_download", "write_to"]
 
-BLOCK = 1 << 16
+# Read size for files streamed from disk: 128 kB is where Starlette's gzip moves compression off the
+# event loop into a worker thread.
+BLOCK = 128 * 1024
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,10 @@ def download_name(layer: str, filters: Filters, extension: str) -> str:
     return f"{safe[:_NAME_LIMIT]}_{datetime.now(UTC):%Y-%m-%d}.{extension}"
 
 
-# uvicorn stops taking writes past 64 kB buffered; slices of that size keep what waits for a slow
-# client near that mark (a GeoJSON chunk of 1,000 features can be megabytes).
-SLICE = 1 << 16
+# uvicorn stops taking writes past 64 kB buffered; slices of 128 kB keep what waits for a slow client
+# near that mark (a GeoJSON chunk of 1,000 features can be megabytes), and are just large enough for
+# Starlette's gzip to compress them in a worker thread rather than on the event loop.
+SLICE = 128 * 1024
 
 
 def _sliced(chunks: Iterator[bytes]) -> Iterator[bytes]:
