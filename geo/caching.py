@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import Request
@@ -19,26 +18,11 @@ def make_etag(*parts: object) -> str:
     return f'"{digest}"'
 
 
-def http_last_modified(modified: datetime, now: float | None = None) -> datetime:
-    """The whole second to send as Last-Modified for a version written at `modified`.
-
-    HTTP dates have one-second granularity, so two versions written within one second would share a
-    Last-Modified, and If-Modified-Since could not tell them apart. Once the version's second is
-    over, no other version can fall in it (a later one would be written after `now`), so that second
-    names this version alone. Before that, the second before is sent: earlier than the truth, which
-    only costs the client one full response, never a stale 304 (RFC 9110 8.8.2.2: a date within the
-    second of the write is a weak validator).
-    """
-    second = modified.astimezone(UTC).replace(microsecond=0)
-    settled = (time.time() if now is None else now) >= second.timestamp() + 1
-    return second if settled else second - timedelta(seconds=1)
-
-
 def validators(etag: str, last_modified: datetime | None = None) -> dict[str, str]:
-    """The `ETag` (and `Last-Modified`, see http_last_modified) headers for a response."""
+    """The `ETag` (and `Last-Modified`) headers for a response."""
     headers = {"ETag": etag}
     if last_modified is not None:
-        headers["Last-Modified"] = format_datetime(http_last_modified(last_modified), usegmt=True)
+        headers["Last-Modified"] = format_datetime(last_modified.astimezone(UTC), usegmt=True)
     return headers
 
 
@@ -66,11 +50,11 @@ def not_modified(request: Request, etag: str, last_modified: datetime | None = N
     since = request.headers.get("if-modified-since")
     if since and last_modified is not None:
         client_time = http_date(since)
-        # Whole seconds, as sent. Safe because of http_last_modified: a settled second was sent only
-        # while its last version was current, and an unsettled one is sent a second early, so a client
-        # that holds an older version than this one never sends a date at or after its second.
-        second = last_modified.astimezone(UTC).replace(microsecond=0)
-        if client_time is not None and second.timestamp() <= client_time:
+        # To the microsecond, not the whole second the header shows: two versions written within one
+        # second share a Last-Modified, and the later must not answer 304 to a client holding the
+        # earlier. So a version written at 10.3 s is "not modified since" 11 s, but not since 10 s
+        # (clients that revalidate with If-None-Match, as browsers do, get their 304 either way).
+        if client_time is not None and last_modified.timestamp() <= client_time:
             return Response(status_code=304, headers=headers)
     return None
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geo.app import create_app
-from geo.caching import http_last_modified, make_etag, not_modified
+from geo.caching import make_etag, not_modified, validators
 from geo.pagecache import PageCache, SizedLRU
 from geo.responsecache import MAX_QUERY, ResponseCache
 from geo.settings import Settings
@@ -180,17 +180,17 @@ def _ims_request(value: str) -> Request:
 def test_if_modified_since_tells_apart_two_versions_within_one_second() -> None:
     first = datetime(2026, 3, 1, 10, 0, 0, 300_000, tzinfo=UTC)  # written at 10:00:00.3
     second = datetime(2026, 3, 1, 10, 0, 0, 700_000, tzinfo=UTC)  # and again at 10:00:00.7
-    # The first version, read at 10:00:00.5, while its second is not over: a later write may share it,
-    # so the date sent is the second before (an HTTP date cannot show the fraction).
-    sent = format_datetime(http_last_modified(first, now=first.timestamp() + 0.2), usegmt=True)
-    assert sent == "Sun, 01 Mar 2026 09:59:59 GMT"
-    # That client, revalidating after the second write, must get the second version: no 304.
+    sent = validators(make_etag("first"), first)["Last-Modified"]
+    assert sent == "Sun, 01 Mar 2026 10:00:00 GMT"  # an HTTP date cannot show the fraction
+    # A client holding the first version, revalidating after the second write: no 304.
     assert not_modified(_ims_request(sent), make_etag("second"), second) is None
-    # The second version read at 10:00:01.2: its second is over and no later write can share it.
-    settled = format_datetime(http_last_modified(second, now=second.timestamp() + 0.5), usegmt=True)
-    assert settled == "Sun, 01 Mar 2026 10:00:00 GMT"
-    answer = not_modified(_ims_request(settled), make_etag("second"), second)
-    assert answer is not None and answer.status_code == 304
+    # Once the whole second is past the write, the date is unambiguous: 304.
+    later = "Sun, 01 Mar 2026 10:00:01 GMT"
+    answer = not_modified(_ims_request(later), make_etag("second"), second)
+    assert answer is not None and answer.status_code == 304 and answer.headers["last-modified"] == sent
+    # A version written on a whole second is "not modified since" that very second.
+    whole = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
+    assert not_modified(_ims_request(sent), make_etag("whole"), whole) is not None
 
 
 def test_odd_if_modified_since_dates_are_ignored_not_errors() -> None:
