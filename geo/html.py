@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -27,10 +28,27 @@ def page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>")
 
 
+# What a browser ignores in a URL before reading its scheme: tabs and newlines anywhere, and leading
+# control characters and spaces ("java\tscript:" and " javascript:" are both javascript: URLs).
+_IGNORED = re.compile(r"[\t\n\r]")
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+def safe_href(url: object) -> str:
+    """An escaped href value: an http(s) URL or a relative reference; anything else (javascript:,
+    data:, ...) becomes "#", so no link on these pages can run script."""
+    text = str(url)
+    probe = _IGNORED.sub("", text).lstrip("".join(map(chr, range(0x21))))
+    scheme = _SCHEME.match(probe)
+    if scheme is not None and scheme.group(1).lower() not in ("http", "https"):
+        return "#"
+    return escape(text, quote=True)
+
+
 def link_list(links: list[dict[str, Any]]) -> str:
     """An HTML list of OGC links."""
     items = "".join(
-        f'<li><a href="{escape(str(ln["href"]))}">{escape(str(ln.get("title") or ln["rel"]))}</a> '
+        f'<li><a href="{safe_href(ln["href"])}">{escape(str(ln.get("title") or ln["rel"]))}</a> '
         f'<small>({escape(str(ln["rel"]))}, {escape(str(ln.get("type", "")))})</small></li>'
         for ln in links)
     return f"<ul>{items}</ul>"
@@ -45,8 +63,8 @@ def _cell(value: Any) -> str:
 def collections_body(collections: list[dict[str, Any]], href: str) -> str:
     """The collections (under `href`) as a list with their descriptions and items links."""
     rows = "".join(
-        f'<li><a href="{escape(href)}/{escape(c["id"])}?f=html">{escape(c["title"])}</a> '
-        f'(<a href="{escape(href)}/{escape(c["id"])}/items?f=html">items</a>)<br>'
+        f'<li><a href="{safe_href(href + "/" + c["id"] + "?f=html")}">{escape(c["title"])}</a> '
+        f'(<a href="{safe_href(href + "/" + c["id"] + "/items?f=html")}">items</a>)<br>'
         f'<small>{escape(c["description"])}</small></li>'
         for c in collections)
     return f"<ul>{rows}</ul>"
@@ -57,7 +75,12 @@ def collection_body(doc: dict[str, Any], href: str) -> str:
     bbox = ", ".join(f"{v:.4f}" for v in doc["extent"]["spatial"]["bbox"][0])
     return (f"<p>{escape(doc['description'])}</p><p>Extent: <code>{escape(bbox)}</code></p>"
             f"<p>Licence: {escape(doc.get('license', ''))}</p>"
-            f'<p><a href="{escape(href)}/items?f=html">Browse the items</a></p>' + link_list(doc["links"]))
+            f'<p><a href="{safe_href(href + "/items?f=html")}">Browse the items</a></p>'
+            + link_list(doc["links"]))
+
+
+def _item_href(item_href: str, fid: Any) -> str:
+    return safe_href(f"{item_href}/{fid}?f=html")
 
 
 def features_table(features: list[dict[str, Any]], item_href: str) -> str:
@@ -69,15 +92,22 @@ def features_table(features: list[dict[str, Any]], item_href: str) -> str:
                 names.append(key)
     head = "<tr><th>id</th>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>"
     rows = "".join(
-        f'<tr><td><a href="{escape(item_href)}/{escape(str(f["id"]))}?f=html">{escape(str(f["id"]))}</a></td>'
+        f'<tr><td><a href="{_item_href(item_href, f["id"])}">{escape(str(f["id"]))}</a></td>'
         + "".join(f"<td>{_cell(f['properties'].get(n))}</td>" for n in names) + "</tr>"
         for f in features)
     return f"<table>{head}{rows}</table>"
 
 
+def _value(key: str, value: Any) -> str:
+    # A source URL is a link when it is http(s), and plain text otherwise.
+    if key == "source_url" and isinstance(value, str) and safe_href(value) != "#":
+        return f'<a href="{safe_href(value)}" rel="noopener noreferrer nofollow">{_cell(value)}</a>'
+    return _cell(value)
+
+
 def feature_body(feature: dict[str, Any]) -> str:
-    """One feature: its properties as a table, and its geometry type."""
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{_cell(v)}</td></tr>"
+    """One feature: its properties as a table (an http(s) source URL as a link), and its geometry type."""
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{_value(k, v)}</td></tr>"
                    for k, v in feature["properties"].items())
     geometry = feature.get("geometry") or {}
     return f"<p>Geometry: {escape(str(geometry.get('type')))}</p><table>{rows}</table>"

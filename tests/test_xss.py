@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from geo import provinces
+from geo.html import feature_body, safe_href
 from geo.web.export import write_map
 from tests.conftest import AUTH, KEY, point_feature, require, workspace
 from tests.server import live_server
@@ -376,3 +377,33 @@ def test_csp_blocks_markup_injected_into_the_map(site: Site, csp_page: Any) -> N
     page.wait_for_timeout(300)
     assert page.evaluate("() => window.__xss") is None
     assert all(v.startswith("script-src") for v in page.evaluate("() => window.__violations"))
+
+
+# ---------- the HTML pages' links (no browser needed) ----------
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://example.org/a?b=1&c=2", "https://example.org/a?b=1&amp;c=2"),
+    ("http://example.org/", "http://example.org/"),
+    ("/collections/projects?f=html", "/collections/projects?f=html"),
+    ("javascript:alert(1)", "#"),
+    ("JavaScript:alert(1)", "#"),
+    (" \x01javascript:alert(1)", "#"),  # a browser drops leading spaces and control characters
+    ("java\tscr\nipt:alert(1)", "#"),  # ... and tabs and newlines anywhere
+    ("data:text/html,<script>alert(1)</script>", "#"),
+    ("vbscript:msgbox(1)", "#"),
+    ('https://example.org/"><script>', "https://example.org/&quot;&gt;&lt;script&gt;"),
+])
+def test_html_page_links_are_only_http(url: str, expected: str) -> None:
+    assert safe_href(url) == expected
+
+
+def test_html_feature_page_links_only_an_http_source() -> None:
+    def body(source: str) -> str:
+        return feature_body({"properties": {"name": IMG, "source_url": source}, "geometry": None})
+
+    linked = body("https://example.org/source")
+    assert '<a href="https://example.org/source"' in linked
+    for hostile in (JS_URL, " javascript:alert(1)", "data:text/html,x"):
+        page = body(hostile)
+        assert "<a " not in page and "&lt;img src=x" in page and IMG not in page
