@@ -77,9 +77,10 @@ def inline_hashes(page: str) -> tuple[list[str], list[str]]:
 
 
 def policy(*, scripts: Iterable[str] = (), styles: Iterable[str] = (), images: Iterable[str] = (),
-           connect: bool = False) -> str:
+           connect: bool = False, header: bool = True) -> str:
     """A Content-Security-Policy: nothing by default; the service's own scripts, styles and images plus
-    the given sources; never framed by another site."""
+    the given sources; never framed by another site (`header`: browsers ignore, with a console error,
+    the directives a <meta> element may not set)."""
     script_src = " ".join(["'self'", *scripts])
     style_src = " ".join(["'self'", *styles])
     img_src = " ".join(["'self'", "data:", *images])
@@ -92,8 +93,9 @@ def policy(*, scripts: Iterable[str] = (), styles: Iterable[str] = (), images: I
         "connect-src 'self'" if connect else "connect-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",
-        "frame-ancestors 'self'",
     ]
+    if header:
+        directives.append("frame-ancestors 'self'")
     return "; ".join(directives)
 
 

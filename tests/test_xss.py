@@ -366,9 +366,10 @@ def test_html_pages_show_names_as_text(site: Site, page: Any, path: str) -> None
 # ---------- the policy: a second line of defence ----------
 
 
-def test_csp_blocks_markup_injected_into_the_map(site: Site, csp_page: Any) -> None:
+@pytest.mark.parametrize("where", ["served", "exported"])
+def test_csp_blocks_markup_injected_into_the_map(site: Site, csp_page: Any, where: str) -> None:
     page = csp_page
-    _open(page, f"{site.url}/map")
+    _open(page, f"{site.url}/map" if where == "served" else site.export.as_uri())
     assert page.evaluate("() => window.__violations") == []  # the map itself needs no exception
     page.evaluate(f"() => document.body.insertAdjacentHTML('beforeend', {IMG!r} + {BREAK!r})")
     page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.__xss = 2';"

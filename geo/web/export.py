@@ -12,12 +12,14 @@ import orjson
 from geo.catalogue import Catalogue
 from geo.fsutil import atomic_write_bytes
 from geo.query import Filters, filters_from
+from geo.securityheaders import inline_hashes, policy, tile_source
 from geo.settings import Settings
 from geo.web import assets
 from geo.web.page import MapOptions, render_page
 
 _SCRIPT = re.compile(r'<script src="([^"]+)"></script>')
 _STYLE = re.compile(r'<link rel="stylesheet" href="([^"]+)"/>')
+_CHARSET = re.compile(r'<meta http-equiv="content-type"[^>]*>', re.I)
 
 
 def _layer(catalogue: Catalogue, cid: str, filters: Filters | None = None) -> dict[str, Any]:
@@ -56,7 +58,20 @@ def export_map(catalogue: Catalogue, filters: Filters, options: MapOptions) -> s
     page = render_page(MapOptions(tiles=options.tiles, tiles_attribution=options.tiles_attribution,
                                   filters=filters.equals, query={}, formats=(), title=options.title),
                        embedded=data)
-    return inline_assets(page)
+    return with_policy(inline_assets(page), options.tiles)
+
+
+def with_policy(page: str, map_tiles: str) -> str:
+    """The page with a Content-Security-Policy <meta> element: a file opened from disk gets no headers,
+    so the page carries its own policy (its inline scripts and styles by hash, no network but tiles)."""
+    scripts, styles = inline_hashes(page)
+    tiles = tile_source(map_tiles)
+    content = policy(scripts=scripts, styles=styles, images=[tiles] if tiles else [], header=False)
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{content}">'
+    # After the charset declaration, which must stay within the page's first 1024 bytes.
+    found = _CHARSET.search(page)
+    at = found.end() if found else page.index("<head>") + len("<head>")
+    return page[:at] + meta + page[at:]
 
 
 def write_map(settings: Settings, dest: Path, options: Mapping[str, str | None]) -> int:
