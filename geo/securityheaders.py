@@ -31,6 +31,7 @@ _RUNNABLE = {"", "text/javascript", "application/javascript", "module"}
 _INLINE = re.compile(r"<(script|style)\b([^>]*)>(.*?)</\1\s*>", re.S | re.I)
 _TYPE = re.compile(r"""\btype\s*=\s*["']?([^"'\s>]+)""", re.I)
 _SRC = re.compile(r"\bsrc\s*=", re.I)
+_HOST = re.compile(r"(\*\.)?[A-Za-z0-9.-]+(:[0-9]+)?|\*")
 
 
 def source_hash(text: str) -> str:
@@ -56,8 +57,9 @@ def tile_source(map_tiles: str) -> str | None:
     if leading:
         labels = ["*", *labels[leading:]]
     host = ".".join(labels)
-    if "{" in host or "}" in host or host in ("", "*"):
-        return f"{parts.scheme}:" if parts.scheme else None
+    # Only what a host source may hold (no ";" or space that would end or add a directive).
+    if not _HOST.fullmatch(host) or host == "*":
+        return f"{parts.scheme}:" if parts.scheme in ("http", "https") else None
     return f"{parts.scheme}://{host}" if parts.scheme else host
 
 

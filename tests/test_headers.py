@@ -113,12 +113,17 @@ def test_html_pages_carry_a_strict_policy(site: Site, path: str) -> None:
     ("https://tiles.example.org/{z}/{x}/{y}.png", ["https://tiles.example.org"]),
     ("https://{s}.tiles.example.org:8443/{z}/{x}/{y}.png", ["https://*.tiles.example.org:8443"]),
     ("/tiles/{z}/{x}/{y}.png", ["'self'"]),
+    # A template that would smuggle a directive into the header: only the scheme is allowed.
+    ("https://a.example.org;script-src-elem */{z}/{x}/{y}.png", ["https:"]),
 ])
 def test_map_policy_allows_only_the_configured_tile_host(settings: Settings, tiles: str,
                                                           allowed: list[str]) -> None:
     with TestClient(create_app(settings.model_copy(update={"map_tiles": tiles}))) as client:
         response = client.get("/map")
-    assert _policy(response.headers["content-security-policy"])["img-src"] == ["'self'", "data:", *allowed]
+    policy = _policy(response.headers["content-security-policy"])
+    assert policy["img-src"] == ["'self'", "data:", *allowed]
+    assert set(policy) == {"default-src", "script-src", "style-src", "img-src", "font-src", "connect-src",
+                           "base-uri", "form-action", "frame-ancestors"}
 
 
 def test_json_and_every_other_response_is_nosniff(site: Site) -> None:
