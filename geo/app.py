@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.map_cache = PageCache(settings.page_cache_entries, settings.page_cache_bytes)
     app.state.export_slots = ExportSlots(settings.max_concurrent_exports, settings.export_wait_s)
     app.state.write_limit = WriteRateLimit(settings.write_rate_per_key)
-    problems.install(app)
+    problems.install(app, allow_now=transactions.allow_now)  # a 405 lists only what may be done now
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
     # Outermost last: CORS, HEAD as GET, then the page cache (it keeps compressed pages too), then gzip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from html import escape
 from typing import Any
@@ -14,11 +15,70 @@ STYLE = ("body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem au
 
 
 def wants_html(request: Request, f: str | None) -> bool:
-    """Whether to answer with HTML: `?f=html`, or a browser that prefers HTML to JSON."""
+    """Whether to answer with HTML: `?f=html`, or an `Accept` that ranks text/html above JSON.
+
+    `f` overrides Accept. Without it, q-values count (RFC 9110 12.5.1): HTML when its weight is above
+    0 and above JSON's, JSON (the default) on a tie. An Accept that does not name `text/html` gets JSON
+    without being parsed; geo.responsecache keys on that (a bare `*/*` or `text/*` is no preference
+    for HTML: RFC 9110 lets the server pick its default).
+    """
     if f is not None:
         return f == "html"
     accept = request.headers.get("accept", "")
-    return "text/html" in accept and "json" not in accept.split("text/html")[0]
+    if "text/html" not in accept:
+        return False
+    # Browsers send the same few headers over and over: those are parsed once.
+    return _html_over_json_cached(accept) if len(accept) <= _CACHED_LENGTH else _html_over_json(accept)
+
+
+# The JSON types the API answers in; any other `application/...+json` an Accept names counts too.
+_JSON_TYPES = ("application/json", "application/geo+json")
+# Elements past this many are not read (browsers send about ten): a 64 kB header of "a/b," costs no more.
+_MAX_ELEMENTS = 64
+_CACHED_LENGTH = 512
+
+
+def _qvalue(text: str) -> float | None:
+    """An RFC 9110 qvalue (0 to 1, at most three decimals), or None when it is not one."""
+    whole, _, decimals = text.partition(".")
+    if whole not in ("0", "1") or len(decimals) > 3 or (decimals and not (decimals.isascii()
+                                                                          and decimals.isdigit())):
+        return None
+    if whole == "1" and decimals.strip("0"):
+        return None  # above 1
+    return float(text)
+
+
+def _html_over_json(accept: str) -> bool:
+    """Whether text/html weighs more than every JSON type in this Accept (one linear pass)."""
+    exact: dict[str, float] = {}  # "type/subtype" -> q
+    ranges: dict[str, float] = {}  # "type/*" and "*/*" -> q
+    for element in accept.split(",", _MAX_ELEMENTS)[:_MAX_ELEMENTS]:
+        media, *params = element.split(";")
+        media = media.strip().lower()
+        q: float | None = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                q = _qvalue(value.strip())
+                break  # what follows q is accept-ext; other media parameters are not told apart
+        if q is None or "/" not in media:
+            continue  # not a valid element: ignored, as if absent
+        table = ranges if media.endswith("/*") else exact
+        table[media] = max(q, table.get(media, 0.0))
+
+    def weight(media: str) -> float:
+        # The most specific range that matches decides: type/subtype, then type/*, then */*.
+        if media in exact:
+            return exact[media]
+        return ranges.get(media.partition("/")[0] + "/*", ranges.get("*/*", 0.0))
+
+    html = weight("text/html")
+    json_types = [*_JSON_TYPES, *(m for m in exact if m.startswith("application/") and m.endswith("+json"))]
+    return html > 0 and html > max(weight(m) for m in json_types)
+
+
+_html_over_json_cached = functools.lru_cache(maxsize=256)(_html_over_json)
 
 
 def page(title: str, body: str) -> str:

@@ -38,12 +38,16 @@ REASONS = {
     401: "No valid API key (`Authorization: Bearer <key>`).",
     403: "Writes are disabled (no key configured).",
     404: "No such collection or feature.",
-    405: "The collection is read-only.",
-    412: "Precondition failed: `If-Match` does not match the feature's current ETag.",
+    405: "Method not allowed here (e.g. the collection is read-only); `Allow` lists the methods that are.",
+    408: "The request body did not arrive in time.",
+    412: "Precondition failed: `If-Match` does not match the feature's current ETag, or the feature does "
+         "not exist.",
     413: "The body is larger than the limit.",
-    415: "The body is not JSON.",
+    415: "The body is not in a media type this operation reads (for PATCH, `Accept-Patch` lists them).",
     422: "The feature breaks the project rules (`errors` names the fields).",
-    503: "Unavailable: a layer's source data cannot be had yet, or the store cannot be written now.",
+    429: "Too many writes with this key: wait the `Retry-After` seconds (GEO_WRITE_RATE_PER_KEY).",
+    503: "Unavailable: a layer's source data cannot be had yet, the store cannot be written now, or the "
+         "API keys cannot be read (`Retry-After` when a retry soon may succeed).",
 }
 FEATURE_COLLECTION_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["type", "features"],
@@ -66,8 +70,26 @@ FEATURE_SCHEMA: dict[str, Any] = {
 }
 
 
+
+def _header(description: str, required: bool, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema or {"type": "string"}}
+
+
+# The headers an error response carries: required where every such response has it.
+RESPONSE_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
+    401: {"WWW-Authenticate": _header("`Bearer realm=\"geo\"`: send the key as a Bearer token.", True)},
+    405: {"Allow": _header("The methods this resource allows now.", True)},
+    412: {"ETag": _header("The feature's current ETag (absent when the feature does not exist).", False)},
+    415: {"Accept-Patch": _header("On PATCH: the patch media types accepted (RFC 5789).", False)},
+    429: {"Retry-After": _header("Seconds to wait before the next write with this key.", True,
+                                 {"type": "integer", "minimum": 1})},
+    503: {"Retry-After": _header("Seconds after which a retry may succeed, when that is known.", False,
+                                 {"type": "integer", "minimum": 0})},
+}
+
+
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses` entries for these error codes (304 has no body)."""
+    """The `responses` entries for these error codes (304 has no body), with the headers they carry."""
     out: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         if code == 304:
@@ -75,6 +97,8 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         else:
             out[code] = {"description": REASONS[code],
                          "content": {"application/problem+json": {"schema": PROBLEM_REF}}}
+        if code in RESPONSE_HEADERS:
+            out[code]["headers"] = copy.deepcopy(RESPONSE_HEADERS[code])
     return out
 
 

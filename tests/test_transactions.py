@@ -34,6 +34,10 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return problem
 
 
+def _methods(header: str) -> list[str]:
+    return [m.strip() for m in header.split(",")]
+
+
 def test_options_says_what_each_collection_allows(client: TestClient) -> None:
     assert client.options(ITEMS).headers["allow"] == "GET, HEAD, OPTIONS, POST"
     one = client.options(f"{ITEMS}/salang-tunnel-2")
@@ -41,6 +45,126 @@ def test_options_says_what_each_collection_allows(client: TestClient) -> None:
     assert client.options("/collections/provinces/items").headers["allow"] == "GET, HEAD, OPTIONS"
     assert client.options("/collections/salang/items/salang-tunnel").headers["allow"] == "GET, HEAD, OPTIONS"
     assert client.options("/collections/nope/items").status_code == 404
+
+
+@pytest.mark.parametrize("path", [ITEMS, f"{ITEMS}/salang-tunnel-2", "/collections/provinces/items",
+                                  "/collections/salang/items/salang-tunnel"])
+def test_req_create_replace_delete_options_response_a_b_200_with_allow(client: TestClient, path: str) -> None:
+    """/req/create-replace-delete/options-response A: success is 200 (not 204); B: it has `Allow`."""
+    response = client.options(path)
+    assert response.status_code == 200
+    assert "GET" in _methods(response.headers["allow"])
+
+
+def test_req_create_replace_delete_options_response_c_no_writes_on_a_missing_feature(
+        client: TestClient, settings: Settings) -> None:
+    """/req/create-replace-delete/options-response C: `Allow` is what is allowed at the time. A feature that
+    does not exist cannot be replaced, updated or deleted: OPTIONS answers 404, like GET (Part 4's
+    exceptions are the HTTP status codes: 404 "the requested resource does not exist")."""
+    missing = client.options(f"{ITEMS}/no-such-project")
+    _problem(missing, 404)
+    assert "PUT" not in missing.headers.get("allow", "")
+    deleted, _, _ = _create(client)
+    assert client.delete(deleted, headers=AUTH).status_code == 204
+    _problem(client.options(deleted), 404)
+
+
+def test_options_names_the_patch_and_post_media_types(client: TestClient) -> None:
+    """RFC 5789 3.1 (Accept-Patch where PATCH is allowed; Part 4 draft /req/update/options-accept-patch)
+    and the LDP Accept-Post (Part 4 draft /req/create-replace-delete/options-accept-post)."""
+    one = client.options(f"{ITEMS}/salang-tunnel-2")
+    assert "application/merge-patch+json" in _methods(one.headers["accept-patch"])  # RFC 7396's type
+    items = client.options(ITEMS)
+    assert "application/geo+json" in _methods(items.headers["accept-post"])  # RFC 7946's type
+    read_only = client.options("/collections/salang/items/salang-tunnel")
+    assert "accept-patch" not in read_only.headers and "accept-post" not in read_only.headers
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("if_match", ['"abc"', "*"])
+def test_req_create_replace_delete_put_rid_exception_b_if_match_on_a_missing_feature_is_412(
+        client: TestClient, settings: Settings, method: str, if_match: str) -> None:
+    """/req/create-replace-delete/put-rid-exception B: with `If-Match` on a resource that does not exist,
+    412 and nothing created. RFC 9110 13.1.1: If-Match (even `*`) is false without a current
+    representation; PATCH and DELETE evaluate it the same way."""
+    before = settings.projects.read_bytes()
+    url = f"{ITEMS}/no-such-project"
+    body = {} if method == "DELETE" else {"json": point_feature()}
+    failed = _problem(client.request(method, url, headers={**AUTH, "If-Match": if_match}, **body), 412)
+    assert failed["errors"][0]["field"] == "If-Match"
+    assert settings.projects.read_bytes() == before
+    _problem(client.get(url), 404)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_req_create_replace_delete_put_rid_exception_a_without_if_match_a_missing_feature_is_404(
+        client: TestClient, method: str) -> None:
+    """/req/create-replace-delete/put-rid-exception A: no PUT-create here, so a missing feature is 404."""
+    body = {} if method == "DELETE" else {"json": point_feature()}
+    _problem(client.request(method, f"{ITEMS}/no-such-project", headers=AUTH, **body), 404)
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    # RFC 9110 15.5.6: a 405 lists the target resource's currently supported methods, all of them.
+    ("POST", f"{ITEMS}/salang-tunnel-2", "GET, HEAD, OPTIONS, PUT, PATCH, DELETE"),
+    ("PUT", ITEMS, "GET, HEAD, OPTIONS, POST"),
+    ("DELETE", ITEMS, "GET, HEAD, OPTIONS, POST"),
+    ("PUT", "/collections/provinces/items", "GET, HEAD, OPTIONS"),
+    ("POST", "/collections/provinces/items", "GET, HEAD, OPTIONS"),
+    ("POST", "/collections/provinces/items/AF-KAB", "GET, HEAD, OPTIONS"),
+    ("DELETE", "/collections/salang/items/salang-tunnel", "GET, HEAD, OPTIONS"),
+    ("DELETE", "/collections", "GET, HEAD"),
+])
+def test_a_405_allows_every_method_the_resource_supports(client: TestClient, method: str, path: str,
+                                                         allow: str) -> None:
+    response = client.request(method, path, headers=AUTH)
+    _problem(response, 405)
+    assert response.headers["allow"] == allow
+
+
+def test_a_405_offers_no_writes_when_writes_are_off(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"api_keys": None}))) as locked:
+        response = locked.post(f"{ITEMS}/salang-tunnel-2")
+        _problem(response, 405)
+        assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_a_patch_in_another_media_type_is_415_with_accept_patch(client: TestClient,
+                                                                settings: Settings) -> None:
+    """RFC 5789 2.2: an unsupported patch document is refused with 415 and `Accept-Patch`."""
+    before = settings.projects.read_bytes()
+    for media in ("text/plain", "application/xml", "application/json-patch+json"):
+        refused = client.patch(f"{ITEMS}/salang-tunnel-2", headers={**AUTH, "Content-Type": media},
+                               content=b'{"properties": {"status": "approved"}}')
+        _problem(refused, 415)
+        assert "application/merge-patch+json" in _methods(refused.headers["accept-patch"])
+    assert settings.projects.read_bytes() == before
+
+
+def test_req_update_patch_content_type_b_a_patch_without_content_type_is_400(client: TestClient) -> None:
+    """/req/update/patch-content-type B: no `Content-Type` on a PATCH is a 400 client error."""
+    request = client.build_request("PATCH", f"{ITEMS}/salang-tunnel-2", headers=AUTH,
+                                   content=b'{"properties": {"status": "approved"}}')
+    assert "content-type" not in request.headers  # raw bytes: the client names no type
+    problem = _problem(client.send(request), 400)
+    assert problem["errors"][0]["field"] == "Content-Type"
+
+
+@pytest.mark.parametrize("path, method", [(ITEMS, "post"), (f"{ITEMS}/{{featureId}}", "put"),
+                                          (f"{ITEMS}/{{featureId}}", "patch"),
+                                          (f"{ITEMS}/{{featureId}}", "delete")])
+def test_the_write_operations_document_their_refusals(client: TestClient, path: str, method: str) -> None:
+    paths = client.get("/api").json()["paths"]
+    template = path.replace("projects", "{collectionId}")
+    operation = next(item for name, item in paths.items()
+                     if name.replace("{collection_id}", "{collectionId}").replace(
+                         "{feature_id}", "{featureId}") == template)[method]
+    responses = operation["responses"]
+    for code in ("401", "412", "429", "503") if method != "post" else ("401", "429", "503"):
+        assert code in responses, (method, code)
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    assert responses["405"]["headers"]["Allow"]["required"] is True
 
 
 def test_options_without_keys_offers_no_writes(settings: Settings) -> None:

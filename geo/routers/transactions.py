@@ -2,7 +2,14 @@
 
 Every write needs the same key and passes the same checks as POST. `If-Match` (optional) is compared
 with the feature's current ETag inside the store's change function, under its cross-process lock,
-so two writers holding the same ETag cannot both succeed.
+so two writers holding the same ETag cannot both succeed. With `If-Match`, a feature that does not
+exist answers 412, not 404 (/req/create-replace-delete/put-rid-exception B; RFC 9110 13.1.1: the
+condition is false when there is no current representation).
+
+OPTIONS answers 200 with `Allow` (/req/create-replace-delete/options-response), listing the methods
+allowed at that moment for that collection and feature; on a feature that does not exist it answers
+404, like GET. Where PATCH is allowed, `Accept-Patch` (RFC 5789 3.1) names the patch formats; where
+POST is, `Accept-Post` names the feature formats.
 """
 
 from __future__ import annotations
@@ -17,9 +24,9 @@ from starlette.concurrency import run_in_threadpool
 
 from geo.auth import require_key, writes_configured
 from geo.body import read_json
-from geo.caching import check_if_match, feature_etag
+from geo.caching import PreconditionFailed, check_if_match, feature_etag
 from geo.catalogue import Catalogue, Collection
-from geo.errors import InvalidFeature, ReadOnly
+from geo.errors import InvalidFeature, InvalidInput, NotFound, ReadOnly, UnsupportedMediaType
 from geo.openapi import problems
 from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse
@@ -37,14 +44,24 @@ EXAMPLE = {
 }
 FEATURE_BODY = {"requestBody": {"required": True, "content": {
     "application/geo+json": {"schema": {"$ref": "#/components/schemas/Feature"}, "example": EXAMPLE}}}}
+# The patch formats PATCH takes (JSON merge patch, RFC 7396; plain JSON read the same way), and the
+# feature formats POST and PUT take: what Accept-Patch and Accept-Post name.
+PATCH_TYPES = ("application/merge-patch+json", "application/json")
+FEATURE_TYPES = (GEOJSON, "application/json")
+ACCEPT_PATCH = {"Accept-Patch": ", ".join(PATCH_TYPES)}
+ACCEPT_POST = {"Accept-Post": ", ".join(FEATURE_TYPES)}
 PATCH_BODY = {"requestBody": {"required": True, "content": {
     media: {"schema": {"type": "object", "properties": {
         "properties": {"type": "object"}, "geometry": {"type": "object"}}},
         "example": {"properties": {"status": "approved", "budget_usd": 1200000}}}
-    for media in ("application/merge-patch+json", "application/json")}}}
-WRITE_ERRORS = problems(400, 401, 403, 404, 405, 412, 413, 415, 422, 503)
+    for media in PATCH_TYPES}}}
+WRITE_ERRORS = problems(400, 401, 403, 404, 405, 408, 412, 413, 415, 422, 429, 503)
 FEATURE_OK = {"description": "The feature as stored; `ETag` is its new version.",
               "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}}
+ALLOWED = {"description": "`Allow` lists the methods allowed now (with `Accept-Patch` / `Accept-Post` "
+                          "where PATCH / POST is one of them); no body.",
+           "headers": {name: {"schema": {"type": "string"}}
+                       for name in ("Allow", "Accept-Patch", "Accept-Post")}}
 IfMatch = Annotated[str | None, Header(
     alias="If-Match", description="Only write if the feature's ETag is still this one (else 412).")]
 PATCH_KEYS = frozenset({"type", "id", "geometry", "properties", "links"})
@@ -55,14 +72,44 @@ def _writable(coll: Collection, settings: Settings) -> bool:
     return coll.editable and writes_configured(settings)
 
 
-def _allow(coll: Collection, settings: Settings, writes: str) -> str:
-    return "GET, HEAD, OPTIONS" + (f", {writes}" if _writable(coll, settings) else "")
+READS = ("GET", "HEAD", "OPTIONS")
+ITEMS_WRITES = ("POST",)
+ITEM_WRITES = ("PUT", "PATCH", "DELETE")
+
+
+def allowed(coll: Collection, settings: Settings, writes: tuple[str, ...]) -> tuple[str, ...]:
+    """The methods allowed now on a resource of `coll` whose writes would be `writes`."""
+    return READS + writes if _writable(coll, settings) else READS
+
+
+def allow_headers(methods: tuple[str, ...]) -> dict[str, str]:
+    """`Allow`, and `Accept-Patch` / `Accept-Post` when PATCH / POST is allowed."""
+    headers = {"Allow": ", ".join(methods)}
+    if "PATCH" in methods:
+        headers.update(ACCEPT_PATCH)
+    if "POST" in methods:
+        headers.update(ACCEPT_POST)
+    return headers
+
+
+def allow_now(request: Request, path_params: dict[str, Any], methods: tuple[str, ...]) -> tuple[str, ...]:
+    """A 405's `Allow` (see geo.problems): the routed methods, less the writes when the collection in
+    the path cannot be written now (read-only, no keys, or no such collection)."""
+    collection_id = path_params.get("collection_id")
+    if collection_id is None:
+        return methods
+    state = request.app.state
+    try:
+        writable = _writable(state.catalogue.get(collection_id), state.settings)
+    except NotFound:
+        writable = False
+    return methods if writable else tuple(m for m in methods if m not in ITEMS_WRITES + ITEM_WRITES)
 
 
 def _require_editable(coll: Collection) -> None:
     if not coll.editable:
         raise ReadOnly(f"{coll.id} is read-only; only projects can be written.",
-                       headers={"Allow": "GET, HEAD, OPTIONS"})
+                       headers={"Allow": ", ".join(READS)})
 
 
 def _written(request: Request, coll: Collection, feature: Feature, status_code: int = 200) -> GeoJSONResponse:
@@ -73,19 +120,21 @@ def _written(request: Request, coll: Collection, feature: Feature, status_code: 
     return GeoJSONResponse(feature, status_code=status_code, headers=headers)
 
 
-@router.options("/collections/{collection_id}/items", status_code=204, summary="Methods on the items",
-                responses={204: {"description": "`Allow` lists the methods."}, **problems(404)})
+@router.options("/collections/{collection_id}/items", status_code=200, summary="Methods on the items",
+                responses={200: ALLOWED, **problems(404, 503)})
 async def items_options(coll: CollectionDep, settings: SettingsDep) -> Response:
     """Which methods the items accept (GIS clients ask before offering editing)."""
-    return Response(status_code=204, headers={"Allow": _allow(coll, settings, "POST")})
+    return Response(status_code=200, headers=allow_headers(allowed(coll, settings, ITEMS_WRITES)))
 
 
-@router.options("/collections/{collection_id}/items/{feature_id}", status_code=204,
+@router.options("/collections/{collection_id}/items/{feature_id}", status_code=200,
                 summary="Methods on one feature",
-                responses={204: {"description": "`Allow` lists the methods."}, **problems(404)})
+                responses={200: ALLOWED, **problems(404, 503)})
 async def item_options(coll: CollectionDep, settings: SettingsDep, feature_id: str) -> Response:
-    """Which methods one feature accepts."""
-    return Response(status_code=204, headers={"Allow": _allow(coll, settings, "PUT, PATCH, DELETE")})
+    """Which methods one feature accepts; 404 when there is no such feature (nothing to write)."""
+    if coll.table().position.get(feature_id) is None:
+        raise NotFound(f"There is no feature {feature_id!r} in {coll.id}.")
+    return Response(status_code=200, headers=allow_headers(allowed(coll, settings, ITEM_WRITES)))
 
 
 @router.post("/collections/{collection_id}/items", status_code=201, summary="Add a project",
@@ -120,6 +169,27 @@ def _guarded(if_match: str | None, make: Any) -> Any:
     return change
 
 
+async def _change(catalogue: Catalogue, feature_id: str, if_match: str | None,
+                  make: Callable[[Feature], Feature | None]) -> Feature | None:
+    """Apply `make` to the stored feature under the store lock, If-Match checked first.
+
+    The store answers 404 for a feature that does not exist; with If-Match that is a 412 instead: the
+    condition is false when there is no current representation (RFC 9110 13.1.1), and Part 4
+    (/req/create-replace-delete/put-rid-exception B) asks for 412.
+    """
+    try:
+        result: Feature | None = await run_in_threadpool(
+            catalogue.store.change, feature_id, _guarded(if_match, make))
+    except NotFound:
+        if if_match is None:
+            raise
+        raise PreconditionFailed(
+            f"There is no project {feature_id!r}, so `If-Match` cannot hold; nothing was written (PUT "
+            "does not create projects: POST to the items).",
+            errors=[{"field": "If-Match", "message": "the feature does not exist"}]) from None
+    return result
+
+
 def _checked(catalogue: Catalogue, body: Any, current: Feature) -> Feature:
     return replace_project(current, check_feature(body, catalogue.place), catalogue.province_names())
 
@@ -128,10 +198,9 @@ async def _rewrite(request: Request, coll: Collection, catalogue: Catalogue, set
                    feature_id: str, if_match: str | None,
                    client_feature: Callable[[Any, Feature], Any]) -> GeoJSONResponse:
     """PUT and PATCH: read the body, turn it into a whole client feature, check and store it."""
-    _require_editable(coll)
     body = await read_json(request, settings.max_body_bytes)
-    new = await run_in_threadpool(catalogue.store.change, feature_id, _guarded(
-        if_match, lambda current: _checked(catalogue, client_feature(body, current), current)))
+    new = await _change(catalogue, feature_id, if_match,
+                        lambda current: _checked(catalogue, client_feature(body, current), current))
     assert new is not None  # a replacement or an update never deletes
     return _written(request, coll, new)
 
@@ -144,7 +213,22 @@ async def replace_item(
     feature_id: str, _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
 ) -> GeoJSONResponse:
     """Replace a project with a new GeoJSON Feature (same checks as POST; id and created_at stay)."""
+    _require_editable(coll)
     return await _rewrite(request, coll, catalogue, settings, feature_id, if_match, lambda body, _: body)
+
+
+def _check_patch_type(request: Request) -> None:
+    """A PATCH must say what its body is (/req/update/patch-content-type B: 400 without it), in a
+    patch format this service reads (else 415 with `Accept-Patch`, RFC 5789 2.2)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        raise InvalidInput("A PATCH needs a Content-Type: send the patch as "
+                           f"{' or '.join(PATCH_TYPES)}.",
+                           errors=[{"field": "Content-Type", "message": "missing"}])
+    media = content_type.split(";")[0].strip().lower()
+    if media not in PATCH_TYPES:
+        raise UnsupportedMediaType(f"Send the patch as {' or '.join(PATCH_TYPES)}, not {media!r}.",
+                                   headers=dict(ACCEPT_PATCH))
 
 
 def _patched(body: Any, current: Feature) -> dict[str, Any]:
@@ -174,17 +258,20 @@ async def update_item(
     feature_id: str, _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
 ) -> GeoJSONResponse:
     """Update a project: a JSON merge patch of `properties` (null removes one), and/or a new `geometry`."""
+    _require_editable(coll)
+    _check_patch_type(request)
     return await _rewrite(request, coll, catalogue, settings, feature_id, if_match, _patched)
 
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
                summary="Delete a project",
-               responses={204: {"description": "Deleted."}, **problems(400, 401, 403, 404, 405, 412, 503)})
+               responses={204: {"description": "Deleted."},
+                          **problems(400, 401, 403, 404, 405, 412, 429, 503)})
 async def delete_item(
     coll: CollectionDep, catalogue: CatalogueDep, feature_id: str,
     _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
 ) -> Response:
     """Remove a project."""
     _require_editable(coll)
-    await run_in_threadpool(catalogue.store.change, feature_id, _guarded(if_match, lambda _current: None))
+    await _change(catalogue, feature_id, if_match, lambda _current: None)
     return Response(status_code=204)
