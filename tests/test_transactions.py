@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from geo.app import create_app
 from geo.settings import Settings
-from tests.conftest import AUTH, ROOT, point_feature
-from tests.server import live_server
+from geo.store import geojson_file
+from tests.conftest import AUTH, point_feature
 
 ITEMS = "/collections/projects/items"
 
@@ -315,35 +316,47 @@ def test_a_write_to_one_feature_leaves_the_others_etags(client: TestClient) -> N
     assert client.patch(second, headers={**AUTH, "If-Match": second_etag}, json={}).status_code == 200
 
 
-def test_two_processes_with_the_same_etag_cannot_both_write(tmp_path: Path, settings: Settings) -> None:
-    """Two servers on one store; two clients race with one ETag: exactly one write wins."""
-    store = tmp_path / "shared.geojson"
-    shutil.copy(ROOT / "projects.geojson", store)
-    shared = settings.model_copy(update={"projects": store})
-    with live_server(shared) as one, live_server(shared) as two:
-        url = "/collections/projects/items/salang-tunnel-2"
-        etag = httpx.get(one + url).headers["etag"]
-        assert httpx.get(two + url).headers["etag"] == etag
-        start = threading.Barrier(2)
+def test_two_stores_with_the_same_etag_cannot_both_write(settings: Settings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two services on one store file, as two worker processes are: each has its own store, so they meet
+    only at the cross-process file lock and the re-read under it. Both writers read the same ETag, then
+    both reach the store's write lock before either takes it (a barrier in front of the lock): the writes
+    overlap by construction. Exactly one wins; the other's If-Match, checked under the lock against the
+    file as it now is, fails with 412. A check made before the lock (on the snapshot) lets both win."""
+    url = f"{ITEMS}/salang-tunnel-2"
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        etag = one.get(url).headers["etag"]
+        assert two.get(url).headers["etag"] == etag
+        both_at_the_lock = threading.Barrier(2, timeout=30)
+        take_lock = geojson_file.exclusive_lock
+
+        @contextmanager
+        def after_both_arrive(path: Path, timeout: float) -> Iterator[None]:
+            both_at_the_lock.wait()  # each writer waits here until the other has come this far too
+            with take_lock(path, timeout):
+                yield
+
+        monkeypatch.setattr(geojson_file, "exclusive_lock", after_both_arrive)
         results: dict[str, int] = {}
 
-        def write(base: str, status: str) -> None:
-            start.wait()
-            results[status] = httpx.patch(base + url, headers={**AUTH, "If-Match": etag}, timeout=30,
-                                          json={"properties": {"status": status}}).status_code
+        def write(client: TestClient, status: str) -> None:
+            results[status] = client.patch(url, headers={**AUTH, "If-Match": etag},
+                                           json={"properties": {"status": status}}).status_code
 
-        threads = [threading.Thread(target=write, args=(base, status))
-                   for base, status in ((one, "approved"), (two, "cancelled"))]
+        threads = [threading.Thread(target=write, args=(client, status))
+                   for client, status in ((one, "approved"), (two, "cancelled"))]
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            thread.join(60)
+        assert not both_at_the_lock.broken, "the two writes did not both reach the lock"
         assert sorted(results.values()) == [200, 412], results
+        monkeypatch.undo()
         winner = next(status for status, code in results.items() if code == 200)
-        stored = httpx.get(two + url).json()["properties"]
-        assert stored["status"] == winner
-        assert [h["status"] for h in stored["status_history"]][-1] == winner
-        assert sum(h["status"] in ("approved", "cancelled") for h in stored["status_history"]) == 1
+        for client in (one, two):
+            stored = client.get(url).json()["properties"]
+            assert stored["status"] == winner
+            assert sum(h["status"] in ("approved", "cancelled") for h in stored["status_history"]) == 1
 
 
 def _nested(depth: int, leaf: str = '"x"') -> str:
