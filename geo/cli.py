@@ -86,6 +86,9 @@ def _export(args: argparse.Namespace) -> int:
     except GeoError as exc:
         print(f"geo: {exc.detail}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
+    except (StoreCorrupt, StoreUnavailable) as exc:  # the store cannot be opened: say why, no traceback
+        print(f"geo: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.layer}: {count} features written to {args.file}")
     return 0
 
@@ -99,6 +102,9 @@ def _map(args: argparse.Namespace) -> int:
     except GeoError as exc:
         print(f"geo: {exc.detail}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
+    except (StoreCorrupt, StoreUnavailable) as exc:
+        print(f"geo: {exc}", file=sys.stderr)
+        return 1
     print(f"map: {count} projects written to {args.file} (self-contained; opens offline)")
     return 0
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,57 @@ def require(reason: str) -> None:
     pytest.skip(reason)
 
 
+# Untracked paths that tests and tools may leave: environments, caches, the browser tests' screenshots.
+LEFT_ALONE = (".venv/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".hypothesis/", "test-artifacts/")
+
+
+@dataclass(frozen=True)
+class CheckoutState:
+    """What tests must not change in a checkout: file digests, and the files git does not track."""
+
+    digests: dict[str, str]
+    untracked: frozenset[str] | None  # None: not a git checkout (or no git), so not compared
+
+
+def checkout_state(root: Path) -> CheckoutState:
+    """The digest of the store and of every file under layers/ (tracked or not), and the untracked or
+    ignored paths git reports (a store's `.<name>.lock` and `.<name>.<random>.tmp` among them)."""
+    files = [root / "projects.geojson", *(p for p in sorted((root / "layers").rglob("*")) if p.is_file())]
+    digests = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in files if p.is_file() and "__pycache__" not in p.parts}
+    try:
+        # --ignored=matching names an ignored folder (.venv/) without listing what is inside it.
+        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-z", "--ignored=matching",
+                              "--untracked-files=all"], capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return CheckoutState(digests, None)
+    untracked = frozenset(
+        path for status, path in ((r[:2], r[3:].decode("utf-8", "replace")) for r in out.split(b"\0") if r)
+        if status in (b"??", b"!!") and not path.startswith(LEFT_ALONE)
+        and "__pycache__" not in path.split("/") and not path.rstrip("/").endswith(".egg-info"))
+    return CheckoutState(digests, untracked)
+
+
+def checkout_changes(before: CheckoutState, after: CheckoutState) -> list[str]:
+    """What changed between two states, one line each (empty when nothing did)."""
+    changes = [f"{name}: {'removed' if name not in after.digests else 'changed'}"
+               for name in before.digests if after.digests.get(name) != before.digests[name]]
+    created = [name for name in after.digests if name not in before.digests]
+    changes += [f"{name}: created" for name in created]
+    if before.untracked is not None and after.untracked is not None:
+        new = sorted(after.untracked - before.untracked - set(created))
+        changes += [f"{name}: left behind (not tracked by git)" for name in new]
+    return changes
+
+
 @pytest.fixture(scope="session", autouse=True)
 def checkout_store_untouched() -> Iterator[None]:
-    """No test may write the checkout's projects.geojson."""
-    path = ROOT / "projects.geojson"
-    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    """No test may change the checkout: the store and every file under layers/ keep their bytes, and no
+    untracked file (a `.lock`, a `.tmp`, an export written to the working directory) is left behind."""
+    before = checkout_state(ROOT)
     yield
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "a test wrote projects.geojson"
+    changes = checkout_changes(before, checkout_state(ROOT))
+    assert not changes, "tests changed the checkout:\n" + "\n".join(changes)
 
 
 @pytest.fixture(scope="session")
