@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from geo import fsutil
 from geo.app import create_app
 from geo.settings import Settings
-from geo.store import geojson_file
 from tests.conftest import AUTH, point_feature
 
 ITEMS = "/collections/projects/items"
@@ -328,7 +328,7 @@ def test_two_stores_with_the_same_etag_cannot_both_write(settings: Settings,
         etag = one.get(url).headers["etag"]
         assert two.get(url).headers["etag"] == etag
         both_at_the_lock = threading.Barrier(2, timeout=30)
-        take_lock = geojson_file.exclusive_lock
+        take_lock = fsutil.exclusive_lock  # what the store takes (geo.store.geojson_file imports it)
 
         @contextmanager
         def after_both_arrive(path: Path, timeout: float) -> Iterator[None]:
@@ -336,7 +336,7 @@ def test_two_stores_with_the_same_etag_cannot_both_write(settings: Settings,
             with take_lock(path, timeout):
                 yield
 
-        monkeypatch.setattr(geojson_file, "exclusive_lock", after_both_arrive)
+        monkeypatch.setattr("geo.store.geojson_file.exclusive_lock", after_both_arrive)
         results: dict[str, int] = {}
 
         def write(client: TestClient, status: str) -> None:
