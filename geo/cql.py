@@ -40,8 +40,8 @@ LANGS: tuple[Lang, ...] = ("cql2-text", "cql2-json")
 # The longest filter read (characters): room for a polygon of a few hundred vertices, and within the
 # 8 kB request line that proxies commonly allow.
 MAX_LENGTH = 8192
-# How deep operators may nest (`a AND b AND c` is 2 deep): parsing cql2-json and evaluating recurse
-# per level, so this keeps both far from Python's recursion limit.
+# How deep operators may nest (`name = 'a' AND status = 'b'` is 2 deep, one more AND makes 3):
+# parsing cql2-json and evaluating recurse per level, so this keeps both far from Python's limit.
 MAX_DEPTH = 100
 # JSON levels per operator level: the operator's object and its `args` array.
 _JSON_LEVELS = 2
@@ -107,13 +107,17 @@ def _nesting(doc: Any) -> int:
 
 
 def _depth(expression: Expression) -> int:
-    """How deep a parsed expression's operators nest, found without recursion."""
+    """How many operators nest in a parsed expression (`name = 'a' AND id = 'b'` is 2), without recursion."""
     deepest, stack = 0, [(expression, 0)]
     while stack:
         node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        subs = node.get_sub_nodes() if isinstance(node, ast.Node) else node if isinstance(node, list) else []
-        stack.extend((sub, depth + 1) for sub in (subs if isinstance(subs, list) else [subs]))
+        if isinstance(node, list):
+            stack.extend((item, depth) for item in node)
+            continue
+        subs = node.get_sub_nodes() if isinstance(node, ast.Node) else None
+        if subs:
+            deepest = max(deepest, depth + 1)
+            stack.extend((sub, depth + 1) for sub in (subs if isinstance(subs, list) else [subs]))
     return deepest
 
 
@@ -345,6 +349,14 @@ class _Evaluator(GeoPandasEvaluator):  # type: ignore[misc]
         if not isinstance(lhs, gpd.GeoSeries) or isinstance(rhs, gpd.GeoSeries | pd.Series):
             raise bad_filter(f"S_{op} compares the geometry with a literal geometry")
         return getattr(lhs, _SPATIAL_METHODS[op])(rhs)
+
+    @handle(ast.Arithmetic, subclasses=True)
+    def arithmetic(self, node: Any, lhs: Any, rhs: Any) -> Any:
+        """+, -, *, /. Dividing by a literal zero is a 400 whatever the left side (`1/0` fails in Python,
+        a column over 0 would give infinities); over columns IEEE rules hold (NaN matches nothing)."""
+        if node.op.value == "/" and isinstance(rhs, int | float) and rhs == 0:
+            raise bad_filter("divides by zero")
+        return super().arithmetic(node, lhs, rhs)
 
     @handle(ast.TemporalPredicate, subclasses=True)
     def temporal(self, node: Any, lhs: Any, rhs: Any) -> Any:

@@ -156,7 +156,7 @@ class FeatureTable:
             # A feature matches when its [start, end] overlaps the query interval; a missing end
             # means "still going", a missing start means "unknown", which never matches.
             has = ~np.isnat(self.starts)
-            ends = np.where(np.isnat(self.ends), np.datetime64("9999-12-31", "s"), self.ends)
+            ends = np.where(np.isnat(self.ends), np.datetime64("9999-12-31T23:59:59", "s"), self.ends)
             ok = has.copy()
             if hi is not None:
                 ok &= self.starts <= hi

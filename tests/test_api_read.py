@@ -134,6 +134,56 @@ def test_bad_parameters_are_problems_naming_the_field(client: TestClient, params
     assert any(field in e["field"] for e in problem["errors"])
 
 
+PROJECTS = "/collections/projects/items"
+
+
+def _ids(client: TestClient, query: str) -> list[str]:
+    response = client.get(f"{PROJECTS}?{query}")
+    assert response.status_code == 200, response.text
+    return [f["id"] for f in response.json()["features"]]
+
+
+def test_datetime_at_the_edges_of_the_calendar(client: TestClient) -> None:
+    # The shipped store: the Salang reconstruction started 2023-07-12 and has no end; the second
+    # tunnel has no dates at all, so no interval ever matches it.
+    running = ["salang-highway-reconstruction"]
+    assert _ids(client, "datetime=0001-01-01T00:00:00Z/9999-12-31T23:59:59Z") == running
+    assert _ids(client, "datetime=0001-01-01/..") == running
+    assert _ids(client, "datetime=../9999-12-31") == running
+    assert _ids(client, "datetime=9999-12-31T23:59:59%2B01:00") == running  # 22:59:59 UTC
+    assert _ids(client, "datetime=0001-01-01") == []
+    for query, why in (("datetime=0001-01-01T00:00:00%2B01:00", "years 1 to 9999"),
+                       ("datetime=9999-12-31T23:59:59-01:00", "years 1 to 9999"),
+                       ("datetime=..", "not an instant"), ("datetime=../..", "at least one end")):
+        response = client.get(f"{PROJECTS}?{query}")
+        assert response.status_code == 400 and why in response.json()["detail"], (query, response.text)
+
+
+def test_counts_take_ascii_digits_and_keep_their_meaning(client: TestClient) -> None:
+    page = client.get(f"{PROJECTS}?offset=999999999999999999&limit=000001").json()
+    assert (page["numberMatched"], page["numberReturned"]) == (2, 0)
+    assert len(client.get(f"{PROJECTS}?limit=000001").json()["features"]) == 1
+    for odd in ("%C2%B2", "%D9%A3", "+1", "1_0", "1.0", "9" * 19, "9" * 5000, ""):
+        response = client.get(f"{PROJECTS}?limit={odd}")
+        assert response.status_code == 400, odd
+        assert response.json()["errors"][0]["field"] == "limit"
+        assert "digits 0-9" in response.json()["detail"] or odd == ""
+
+
+def test_empty_values_are_absent_and_repeats_are_refused(client: TestClient) -> None:
+    everything = _ids(client, "")
+    assert len(everything) == 2
+    assert _ids(client, "bbox=&datetime=&filter=&status=&sortby=&properties=&ids=") == everything
+    for query, field in (("ids=,", "ids"), ("status=,,", "status"), ("sortby=%20,%20", "sortby"),
+                         ("status=proposed&status=planned", "status"), ("limit=1&limit=1", "limit"),
+                         ("bbox=60,29,75,39&bbox=1,2,3,4", "bbox"), ("f=json&f=json", "f")):
+        response = client.get(f"{PROJECTS}?{query}")
+        assert response.status_code == 400, query
+        assert [e["field"] for e in response.json()["errors"]] == [field], query
+    one = client.get(f"{PROJECTS}/salang-tunnel-2?f=json&f=html")
+    assert one.status_code == 400 and "more than once" in one.json()["detail"]
+
+
 def test_filter_that_does_not_apply_is_refused(client: TestClient) -> None:
     response = client.get("/collections/provinces/items", params={"status": "proposed"})
     assert response.status_code == 400 and "province" in response.json()["detail"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
 from tests.conftest import AUTH, point_feature
@@ -80,3 +83,36 @@ def test_qualifying_requests_skip_fastapi_and_others_reach_it(app: FastAPI) -> N
         assert counting.calls == 8
         bad = client.get(f"{ITEMS}?status=nope")
         assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+
+
+HOSTILE = ["limit=%C2%B2", "limit=%D9%A3", "offset=%C2%B2", "offset=%DB%B3", "limit=" + "9" * 5000,
+           "offset=" + "9" * 5000, "limit=9999999999999999999", "limit=+5", "limit=%205", "limit=1_0",
+           "limit=5.0", "limit=", "offset=", "limit=1&limit=2", "limit=\xb2", "limit=%FF"]
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_hostile_counts_fall_through_and_are_400_problems(clients: tuple[TestClient, TestClient],
+                                                          query: str) -> None:
+    from geo.fastlane import _arguments
+
+    assert _arguments(query) is None  # FastAPI judges it
+    full, plain = clients
+    fast, slow = full.get(f"{ITEMS}?{query}"), plain.get(f"{ITEMS}?{query}")
+    assert fast.status_code == slow.status_code == 400, fast.text
+    assert fast.headers["content-type"] == "application/problem+json"
+    assert fast.json()["errors"][0]["field"] in ("limit", "offset")
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(st.lists(st.tuples(st.sampled_from(["limit", "offset", "f", "bbox", "x", ""]), st.text()), max_size=4))
+def test_arguments_never_raise_and_admit_only_ascii_counts(pairs: list[tuple[str, str]]) -> None:
+    from geo.fastlane import _arguments
+
+    args = _arguments(urlencode(pairs))
+    if args is not None:
+        given_pairs = dict(pairs)
+        for name in ("limit", "offset"):
+            if name in given_pairs:
+                text = given_pairs[name]
+                assert text.isascii() and text.isdigit() and len(text) <= 18
+                assert args[name] == int(text)

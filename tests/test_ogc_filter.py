@@ -300,3 +300,65 @@ def test_bad_sortby_is_a_problem(projects: TestClient) -> None:
     _problem(projects, "sortby", sortby="colour")
     _problem(projects, "sortby", sortby="-")
     _problem(projects, "sortby", sortby="geometry")
+
+
+# --- a filter from anyone: faults and limits ----------------------------------------------------
+
+ZEROS = "0" * 400
+
+
+@pytest.mark.parametrize("params, why", [
+    ({"filter": "1/0 = 1"}, "divides by zero"),
+    ({"filter": "budget_usd / 0 > 1"}, "divides by zero"),
+    ({"filter": f"budget_usd > 1{ZEROS}"}, "401 digits"),
+    ({"filter": "created_at > TIMESTAMP('0001-01-01T00:00:00+01:00')"}, "years 1 to 9999"),
+    ({"filter": "created_at < TIMESTAMP('9999-12-31T23:59:59-01:00')"}, "years 1 to 9999"),
+    ({"filter": "start_date > DATE('2020-02-30')"}, "not a valid cql2-text expression"),
+    ({"filter": "1=1" + " AND 1=1" * 600}, "more than 100 deep"),
+    ({"filter": "name = '" + "x" * 9000 + "'"}, "filters are at most 8192"),
+    ({"filter": "5 BETWEEN 1 AND 9"}, "BETWEEN tests a property"),
+    ({"filter": "LOWER(budget_usd) = 'a'"}, "text properties only"),
+    ({"filter": json.dumps({"op": "s_intersects",
+                            "args": [_prop("geometry"), {"type": "Foo", "coordinates": [1, 2]}]}),
+      "filter-lang": "cql2-json"}, "'Foo' is not a GeoJSON geometry type"),
+    ({"filter": '{"op":"not","args":[' * 300 + '{"op":"=","args":[1,1]}' + "]}" * 300,
+      "filter-lang": "cql2-json"}, "more than 100 deep"),
+    ({"filter": json.dumps({"property": "name"}), "filter-lang": "cql2-json"}, "is not a condition"),
+])
+def test_filter_faults_are_400_problems_saying_why(projects: TestClient, params: dict[str, str],
+                                                   why: str) -> None:
+    assert why in _problem(projects, "filter", **params)["detail"]
+
+
+def test_filter_limits_are_exact(projects: TestClient) -> None:
+    from geo.cql import MAX_DEPTH, MAX_LENGTH
+
+    longest = "name = '" + "x" * (MAX_LENGTH - len("name = ''")) + "'"
+    assert len(longest) == MAX_LENGTH and _names(projects, filter=longest) == []
+    _problem(projects, "filter", filter=longest + " ")
+    # MAX_DEPTH conditions joined by AND nest MAX_DEPTH deep (AND is left-associative).
+    deepest = " AND ".join(["budget_usd > 0"] * MAX_DEPTH)
+    assert _names(projects, filter=deepest) == ["Second Salang Tunnel", "Kabul school", "Herat clinic",
+                                                "Mazar water"]
+    _problem(projects, "filter", filter=deepest + " AND budget_usd > 0")
+
+
+def test_numbers_beyond_a_float_are_answers_where_they_have_one(projects: TestClient) -> None:
+    with_budget = ["Second Salang Tunnel", "Kabul school", "Herat clinic", "Mazar water"]
+    # Infinity exceeds every budget: a 100-digit literal is compared as the float it is.
+    assert _names(projects, filter="budget_usd > 1" + "0" * 100) == []
+    assert _names(projects, filter="budget_usd * 1e308 * 10 > 1") == with_budget
+    assert _names(projects, filter="budget_usd < 9223372036854775808") == with_budget  # 2**63
+
+
+def test_the_text_parser_writes_nothing_on_bad_input(capfd: pytest.CaptureFixture[str]) -> None:
+    # pygeofilter builds its parser with lark's debug=True: a bad date used to print ~9 kB to stdout.
+    import logging
+
+    from geo import cql
+    from geo.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        cql.parse("start_date > DATE('2020-02-30')", "cql2-text")
+    assert capfd.readouterr() == ("", "")
+    assert logging.getLogger("lark").getEffectiveLevel() >= logging.WARNING
