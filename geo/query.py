@@ -88,11 +88,12 @@ def _count(value: object) -> object:
     return value
 
 
+COUNT_MAX = 10**COUNT_DIGITS - 1
 LimitParam = Annotated[int | None, Query(
-    ge=1, description=f"Features per page (at most the service's maximum; {COUNT_DIGITS} digits at most)."),
+    ge=1, le=COUNT_MAX, description="Features per page (a value above the service's maximum is clamped)."),
     BeforeValidator(_count)]
 OffsetParam = Annotated[int, Query(
-    ge=0, description="How many matching features to skip."), BeforeValidator(_count)]
+    ge=0, le=COUNT_MAX, description="How many matching features to skip."), BeforeValidator(_count)]
 
 
 def reject_repeats(pairs: Iterable[tuple[str, str]]) -> None:
