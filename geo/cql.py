@@ -181,7 +181,9 @@ def parse(text: str, lang: str) -> Expression:
     except _TooDeep:
         raise bad_filter(too_deep) from None
     except PARSE_FAULTS as exc:
-        # Parsing untrusted text: each of these means "this is not a filter we can read".
+        # Parsing untrusted text: each of these means "this is not a filter we can read" (the trace
+        # at debug level only, so that bad filters cannot flood the log).
+        log.debug("filter cannot be parsed", exc_info=True)
         raise bad_filter(f"not a valid {lang} expression ({_first_line(exc)})") from None
     if deep:
         raise bad_filter(too_deep)
