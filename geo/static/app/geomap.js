@@ -381,6 +381,9 @@
       }
     });
     this.provincesGroup.addLayer(this.provinceLayer);
+    // Under everything else in the shared SVG, whichever layer arrived first: otherwise a province that
+    // loads after the projects covers their lines and areas (no hover, no click).
+    this.provinceLayer.bringToBack();
     this.state.provinces = features.length;
     this.fitCountry();
     this.fillProvinceSelect(features);
