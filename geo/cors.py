@@ -22,7 +22,10 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_HEADERS = "Accept, Accept-Language, If-None-Match, If-Modified-Since"
 WRITE_HEADERS = f"{READ_HEADERS}, Authorization, Content-Type, If-Match"
-EXPOSED = "ETag, Last-Modified, Location, Content-Crs, Content-Disposition"
+# What a web client on another origin may read: validators, where a new feature is, the CRS, the file
+# name, and what to do next after a refusal (Allow, Accept-Patch/Post, Retry-After, WWW-Authenticate).
+EXPOSED = ("ETag, Last-Modified, Location, Content-Crs, Content-Disposition, "
+           "Allow, Accept-Patch, Accept-Post, Retry-After, WWW-Authenticate")
 EXPOSED_B = EXPOSED.encode("ascii")
 MAX_AGE = "600"
 

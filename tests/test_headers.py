@@ -152,6 +152,15 @@ def test_json_and_every_other_response_is_nosniff(site: Site) -> None:
 # ---------- CORS ----------
 
 
+def test_a_page_on_another_origin_may_read_what_tells_it_what_to_do_next(site: Site) -> None:
+    # Fetch hides every response header not listed in Access-Control-Expose-Headers (Fetch standard,
+    # "CORS-safelisted response-header name"): a client must see Retry-After on a 429 or 503, Allow on a
+    # 405, Accept-Patch on a 415 and the challenge on a 401.
+    answer = httpx.get(f"{site.url}/collections/salang/items", headers={"Origin": STRANGER})
+    exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+    assert {"etag", "location", "retry-after", "allow", "accept-patch", "www-authenticate"} <= exposed
+
+
 def test_reads_have_the_same_cors_headers_with_or_without_origin(site: Site) -> None:
     url = f"{site.url}/collections/salang/items"
     plain, cors = httpx.get(url), httpx.get(url, headers={"Origin": STRANGER})
