@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import orjson
+import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo import cql, provinces
 from geo.errors import InvalidInput, LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable, IntArray
 from geo.models import Category, ProjectProperties, Status
-from geo.query import Filters
+from geo.query import FILTER_NAMES, Filters, queryable_values, unknown_parameters
 from geo.queryables import PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
 from geo.settings import Settings
 from geo.spatial import Placement, ProvinceIndex, in_bbox
@@ -57,8 +59,17 @@ class Collection:
         return self.load()
 
     def queryables_of(self, table: FeatureTable) -> tuple[Queryable, ...]:
-        """What CQL2 filters and sortby may name in this collection."""
-        return self.queryables if self.queryables is not None else infer(table.features)
+        """What CQL2 filters and sortby may name in this collection (inferred ones kept per version)."""
+        if self.queryables is not None:
+            return self.queryables
+        return table.derived("queryables", lambda: infer(table.features))
+
+    def parameter_queryables(self, table: FeatureTable) -> dict[str, Queryable]:
+        """The queryables that are also query parameters of the items (Part 3,
+        queryables-query-parameters): all of them (they have simple values), except where a standard
+        parameter has the name."""
+        return table.derived("parameter queryables", lambda: {
+            q.name: q for q in self.queryables_of(table) if q.name not in FILTER_NAMES})
 
     def property_names(self, table: FeatureTable) -> frozenset[str]:
         """Every property `properties=` may ask for."""
@@ -84,6 +95,11 @@ class Collection:
         equals = {self.filters[p]: v for p, v in filters.equals.items()}
         interval = filters.interval if self.temporal else None
         chosen = table.select(bbox=filters.bbox, equals=equals, interval=interval)
+        if filters.bbox_shape is not None:
+            # A UTM bbox (bbox-crs): the box took its bounding box; keep what meets its curved outline.
+            chosen = chosen[shapely.intersects(table.geometries[chosen], filters.bbox_shape)]
+        if filters.params:
+            chosen = chosen[self._parameters_mask(table, filters.params)[chosen]]
         if filters.properties is not None:
             self._check_properties(table, filters.properties)
         if filters.ids is not None:
@@ -104,6 +120,20 @@ class Collection:
             keys = [frame.rank(name, desc)[chosen] for name, desc in reversed(filters.sortby)]
             chosen = chosen[np.lexsort(keys)]
         return chosen
+
+    def _parameters_mask(self, table: FeatureTable, params: dict[str, str]) -> npt.NDArray[np.bool_]:
+        """Where every queryable parameter's value matches; a 400 problem naming any parameter that is
+        not a queryable here (/req/core/query-param-unknown) or whose value does not fit its type."""
+        queryables = self.parameter_queryables(table)
+        unknown = [name for name in params if name not in queryables]
+        if unknown:
+            raise unknown_parameters(unknown, f"the items of {self.id} (nor one of its queryables)")
+        mask = np.ones(len(table), dtype=bool)
+        for name, text in params.items():
+            if text:  # an empty value means the parameter was not given
+                queryable = queryables[name]
+                mask &= table.equal_to(name, queryable.kind, queryable_values(queryable, text))
+        return mask
 
     def _check_properties(self, table: FeatureTable, wanted: tuple[str, ...]) -> None:
         known = self.property_names(table)

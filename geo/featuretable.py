@@ -21,26 +21,58 @@ import shapely
 from shapely import STRtree
 
 from geo.frame import Frame
-from geo.queryables import Queryable
+from geo.queryables import Kind, Queryable
 
 T = TypeVar("T")
 
 IntArray = npt.NDArray[np.intp]
 
 
-def _to_day(value: Any) -> np.datetime64:
-    """Parse a date or datetime property into a numpy instant; missing or bad values are NaT."""
+def _to_day(value: Any, end: bool = False) -> np.datetime64:
+    """Parse a date or datetime property into a numpy instant; missing or bad values are NaT.
+
+    A bare date stands for its first second, or for its last one when it ends an interval
+    (`end_date` 2028-06-30 runs through that whole day)."""
     if value in (None, ""):
         return np.datetime64("NaT", "s")
     try:
         text = str(value).replace("Z", "+00:00")
         parsed = datetime.fromisoformat(text) if "T" in text else datetime.combine(
-            date.fromisoformat(text[:10]), datetime.min.time())
+            date.fromisoformat(text[:10]), datetime.max.time() if end else datetime.min.time())
     except ValueError:
         return np.datetime64("NaT", "s")
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(parsed, "s")
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            return np.datetime64("NaT", "s")
+    return np.datetime64(parsed.replace(microsecond=0), "s")
+
+
+def _typed(value: Any, kind: Kind) -> Any:
+    """One property value in its queryable's kind (None when it is missing or of another type)."""
+    if kind == "string":
+        return value if isinstance(value, str) else None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    if kind in ("number", "integer"):
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if not isinstance(value, str):
+        return None
+    if kind == "date":
+        day = _to_day(value)
+        return None if np.isnat(day) else day.astype("datetime64[D]")
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo is not None else stamp
+    except (ValueError, OverflowError):
+        return None
+    return np.datetime64(stamp, "us")
+
+
+# Where time has no end: an interval open at either side runs to one of these.
+_DAWN = np.datetime64("0001-01-01T00:00:00", "s")
+_DUSK = np.datetime64("9999-12-31T23:59:59", "s")
 
 
 @dataclass(frozen=True)
@@ -82,7 +114,7 @@ class FeatureTable:
             start, end = self.temporal
             put(self, "starts", np.array([_to_day(f["properties"].get(start)) for f in feats],
                                          dtype="datetime64[s]"))
-            put(self, "ends", np.array([_to_day(f["properties"].get(end)) for f in feats],
+            put(self, "ends", np.array([_to_day(f["properties"].get(end), end=True) for f in feats],
                                        dtype="datetime64[s]"))
         else:
             put(self, "starts", np.array([], dtype="datetime64[s]"))
@@ -108,14 +140,20 @@ class FeatureTable:
         return float(xmin), float(ymin), float(xmax), float(ymax)
 
     def interval(self) -> tuple[str | None, str | None]:
-        """The temporal extent (earliest start, latest end) as ISO strings, or (None, None)."""
+        """The temporal extent (earliest start, latest end) as ISO strings; None for an open end.
+
+        Only features with a time count (/req/core/fc-md-extent): one with an end and no start opens
+        the extent's start, one with a start and no end (still running) opens its end."""
         if not self.temporal or not len(self):
             return None, None
-        both = np.concatenate([self.starts, self.ends])
-        valid = both[~np.isnat(both)]
-        if not len(valid):
+        starts, ends = self.starts, self.ends
+        timed = ~(np.isnat(starts) & np.isnat(ends))
+        if not timed.any():
             return None, None
-        return (str(valid.min()) + "Z", str(valid.max()) + "Z")
+        starts, ends = starts[timed], ends[timed]
+        start = None if np.isnat(starts).any() else str(starts.min()) + "Z"
+        end = None if np.isnat(ends).any() else str(ends.max()) + "Z"
+        return start, end
 
     def get(self, fid: str) -> dict[str, Any] | None:
         """The feature with this id, or None."""
@@ -144,26 +182,45 @@ class FeatureTable:
         """Indices (in layer order) of features matching every given filter."""
         mask = np.ones(len(self), dtype=bool)
         if bbox is not None and len(self):
-            hits = self.tree.query(shapely.box(bbox[0], bbox[1], bbox[2], bbox[3]), predicate="intersects")
+            minx, miny, maxx, maxy = bbox[0], bbox[1], bbox[2], bbox[3]
+            # minx > maxx: the box crosses the antimeridian, so it is two (fc-bbox-definition).
+            boxes = ([shapely.box(minx, miny, maxx, maxy)] if minx <= maxx else
+                     [shapely.box(minx, miny, 180, maxy), shapely.box(-180, miny, maxx, maxy)])
             spatial = np.zeros(len(self), dtype=bool)
-            spatial[hits] = True
+            for box in boxes:
+                spatial[self.tree.query(box, predicate="intersects")] = True
             mask &= spatial
         for name, wanted in (equals or {}).items():
             if name in self.columns:
                 mask &= self._equal_any(name, wanted)
         if interval is not None and self.temporal:
-            lo, hi = interval
-            # A feature matches when its [start, end] overlaps the query interval; a missing end
-            # means "still going", a missing start means "unknown", which never matches.
-            has = ~np.isnat(self.starts)
-            ends = np.where(np.isnat(self.ends), np.datetime64("9999-12-31T23:59:59", "s"), self.ends)
-            ok = has.copy()
-            if hi is not None:
-                ok &= self.starts <= hi
-            if lo is not None:
-                ok &= ends >= lo
-            mask &= ok
+            mask &= self._during(*interval)
         return np.flatnonzero(mask)
+
+    def _during(self, lo: np.datetime64 | None, hi: np.datetime64 | None) -> npt.NDArray[np.bool_]:
+        """Where a feature's [start, end] overlaps [lo, hi] (/req/core/fc-time-response).
+
+        A feature with neither a start nor an end has no temporal geometry, and matches every
+        interval (C); a missing end means still running, a missing start means since ever."""
+        untimed = np.isnat(self.starts) & np.isnat(self.ends)
+        starts = np.where(np.isnat(self.starts), _DAWN, self.starts)
+        ends = np.where(np.isnat(self.ends), _DUSK, self.ends)
+        ok = np.ones(len(self), dtype=bool)
+        if hi is not None:
+            ok &= starts <= hi
+        if lo is not None:
+            ok &= ends >= lo
+        return ok | untimed
+
+    def equal_to(self, name: str, kind: Kind, wanted: Iterable[Any]) -> npt.NDArray[np.bool_]:
+        """Where property `name`, read as `kind`, equals one of `wanted` (values of that kind)."""
+        column = self.derived(("typed", name, kind), lambda: np.array(
+            [_typed(f["properties"].get(name), kind) for f in self.features], dtype=object))
+        out = np.zeros(len(self), dtype=bool)
+        for value in wanted:
+            # Elementwise == on objects: None (missing) equals nothing, NaN equals nothing.
+            out |= np.equal(column, value).astype(bool)
+        return out
 
     def derived(self, key: Hashable, build: Callable[[], T]) -> T:
         """`build()`'s result, computed once for this version and kept (the table never changes)."""

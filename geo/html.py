@@ -11,7 +11,8 @@ from fastapi import Request
 
 STYLE = ("body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
          "color:#222}a{color:#0b5cad}code{background:#f3f3f3;padding:0 .2rem}"
-         "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}")
+         "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}"
+         "details code{display:block;max-height:12rem;overflow:auto;word-break:break-all}")
 
 
 def wants_html(request: Request, f: str | None) -> bool:
@@ -143,18 +144,27 @@ def _item_href(item_href: str, fid: Any) -> str:
     return safe_href(f"{item_href}/{fid}?f=html")
 
 
-def features_table(features: list[dict[str, Any]], item_href: str) -> str:
-    """Features as a table: a link to each, then its scalar properties."""
+def geometry(wkt: str, kind: object, unfolded: bool = False) -> str:
+    """A geometry as WKT under its type, folded unless `unfolded` (a <details> element: no script)."""
+    return (f"<details{' open' if unfolded else ''}><summary>{escape(str(kind))}</summary>"
+            f"<code>{escape(wkt)}</code></details>")
+
+
+def features_table(features: list[dict[str, Any]], item_href: str, wkts: list[str | None]) -> str:
+    """Features as a table: a link to each, its geometry (WKT, in `wkts`' order), then its scalar
+    properties (/req/html/content: the page holds what the GeoJSON holds); None: no geometry."""
     names: list[str] = []
     for feature in features:
         for key, value in feature["properties"].items():
             if key not in names and not isinstance(value, list | dict):
                 names.append(key)
-    head = "<tr><th>id</th>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>"
+    head = ("<tr><th>id</th><th>geometry</th>" + "".join(f"<th>{escape(n)}</th>" for n in names)
+            + "</tr>")
     rows = "".join(
         f'<tr><td><a href="{_item_href(item_href, f["id"])}">{escape(str(f["id"]))}</a></td>'
+        f"<td>{'' if wkt is None else geometry(wkt, (f.get('geometry') or {}).get('type'))}</td>"
         + "".join(f"<td>{_cell(f['properties'].get(n))}</td>" for n in names) + "</tr>"
-        for f in features)
+        for f, wkt in zip(features, wkts, strict=True))
     return f"<table>{head}{rows}</table>"
 
 
@@ -165,9 +175,11 @@ def _value(key: str, value: Any) -> str:
     return _cell(value)
 
 
-def feature_body(feature: dict[str, Any]) -> str:
-    """One feature: its properties as a table (an http(s) source URL as a link), and its geometry type."""
+def feature_body(feature: dict[str, Any], wkt: str | None = None) -> str:
+    """One feature: its geometry as WKT (`wkt`; None: no geometry) and its properties as a table (an
+    http(s) source URL as a link)."""
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{_value(k, v)}</td></tr>"
                    for k, v in feature["properties"].items())
-    geometry = feature.get("geometry") or {}
-    return f"<p>Geometry: {escape(str(geometry.get('type')))}</p><table>{rows}</table>"
+    kind = (feature.get("geometry") or {}).get("type")
+    shape = "<p>No geometry.</p>" if wkt is None else geometry(wkt, kind, unfolded=True)
+    return f"<h2>Geometry</h2>{shape}<h2>Properties</h2><table>{rows}</table>"

@@ -15,17 +15,22 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
+from shapely.geometry.base import BaseGeometry
 
 from geo import cql
+from geo.crs import BboxCrsParam, selection_box
 from geo.errors import InvalidInput
+from geo.queryables import Queryable
 
 BBoxParam = Annotated[str | None, Query(
     description="Only features that intersect this box: `minLon,minLat,maxLon,maxLat` (WGS84).",
@@ -107,9 +112,55 @@ def reject_repeats(pairs: Iterable[tuple[str, str]]) -> None:
                            errors=[{"field": name, "message": message} for name in repeated])
 
 
+# Each route's declared query parameters (its own and its dependencies'), found on first use and kept
+# on the route (routes are not hashable): the check below is then one frozenset lookup per parameter.
+_DECLARED = "geo_query_parameters"
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def declared_parameters(route: APIRoute) -> frozenset[str]:
+    """The query parameters a route declares, so documents in the OpenAPI definition."""
+    known: frozenset[str] | None = getattr(route, _DECLARED, None)
+    if known is None:
+        known = frozenset(_query_names(route.dependant))
+        setattr(route, _DECLARED, known)
+    return known
+
+
+def unknown_parameters(names: Iterable[str], where: str) -> InvalidInput:
+    """The 400 problem of /req/core/query-param-unknown, naming each parameter."""
+    names = list(dict.fromkeys(names))
+    message = f"is not a query parameter of {where}"
+    return InvalidInput(f"{', '.join(names)}: {message} (see the API definition at /api)",
+                        errors=[{"field": name, "message": message} for name in names])
+
+
 async def single_valued(request: Request) -> None:
-    """FastAPI dependency: refuse a repeated query parameter (see `reject_repeats`)."""
-    reject_repeats(request.query_params.multi_items())
+    """FastAPI dependency: refuse a repeated query parameter (see `reject_repeats`), and one the route
+    does not declare (/req/core/query-param-unknown: "not specified in the API definition").
+
+    A route that takes the filters also takes the collection's queryables as parameters (Part 3,
+    queryables-query-parameters); those depend on the collection, so `Collection.select` judges them.
+    """
+    pairs = request.query_params.multi_items()
+    if not pairs:
+        return
+    reject_repeats(pairs)
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    declared = declared_parameters(route)
+    if declared >= FILTER_NAMES:
+        return
+    unknown = [name for name, _ in pairs if name not in declared]
+    if unknown:
+        raise unknown_parameters(unknown, "this resource")
 
 
 def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
@@ -127,36 +178,52 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     minx, miny, maxx, maxy = nums
     if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
         raise _bad("bbox", "longitudes must lie within ±180 and latitudes within ±90")
-    if miny > maxy or minx > maxx:
-        raise _bad("bbox", "the minimum must not exceed the maximum (boxes across the antimeridian "
-                           "are not supported)")
+    if miny > maxy:
+        raise _bad("bbox", "the southern edge (minLat) must not lie north of the northern one (maxLat)")
+    # minLon > maxLon is allowed: a box across the antimeridian (/req/core/fc-bbox-definition), which
+    # FeatureTable.select reads as two boxes, minLon..180 and -180..maxLon.
     return minx, miny, maxx, maxy
 
 
-_DATETIME_RULE = "is not an RFC 3339 date or date-time"
+_DATETIME_RULE = ("is not an RFC 3339 date (2024-01-31) or date-time with its offset "
+                  "(2024-01-31T10:00:00Z, 2024-01-31T14:30:00+04:30)")
+# RFC 3339 section 5.6: full-date, and date-time = full-date "T" partial-time time-offset. The offset
+# is not optional (a time without one names no instant); "T" and "Z" may be lower case (5.6, NOTE).
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+                        r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def rfc3339(text: str, field_name: str, *, end: bool = False) -> datetime:
+    """An RFC 3339 full-date or date-time as a naive UTC datetime, or a 400 problem naming the field.
+
+    A bare date stands for its first second, or its last one when `end` (the end of an interval
+    covers that whole day). A leap second (:60) is read as :59.
+    """
+    try:
+        if _FULL_DATE.fullmatch(text):
+            day = date.fromisoformat(text)
+            return datetime.combine(day, datetime.max.time() if end else datetime.min.time())
+        parts = _DATE_TIME.fullmatch(text)
+        if parts is None:
+            raise ValueError(text)
+        day_text, hour, minute, second, fraction, offset = parts.groups()
+        offset = "+00:00" if offset in ("Z", "z") else offset
+        seconds = min(int(second), 59)
+        parsed = datetime.fromisoformat(f"{day_text}T{hour}:{minute}:{seconds:02d}{offset}")
+        micros = int(fraction[1:7].ljust(6, "0")) if fraction else 0
+        return parsed.replace(microsecond=micros).astimezone(UTC).replace(tzinfo=None)
+    except ValueError:
+        raise _bad(field_name, f"{text[:40]!r} {_DATETIME_RULE}") from None
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is a moment of the year 0 in UTC.
+        raise _bad(field_name, f"{text[:40]!r} lies outside the years 1 to 9999 in UTC") from None
 
 
 def _instant(text: str, end: bool) -> np.datetime64 | None:
     if text in ("..", ""):
         return None
-    if not text.isascii():
-        # fromisoformat's rules may change between Python versions; RFC 3339 is ASCII.
-        raise _bad("datetime", f"{text[:40]!r} {_DATETIME_RULE}")
-    try:
-        if "T" in text or " " in text:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if parsed.tzinfo is not None:
-                parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-        else:
-            day = date.fromisoformat(text)
-            # A bare date as the end of an interval means the whole of that day.
-            parsed = datetime.combine(day, datetime.max.time() if end else datetime.min.time())
-    except ValueError:
-        raise _bad("datetime", f"{text[:40]!r} {_DATETIME_RULE}") from None
-    except OverflowError:
-        # 0001-01-01T00:00:00+01:00 is a moment of the year 0 in UTC.
-        raise _bad("datetime", f"{text!r} lies outside the years 1 to 9999 in UTC") from None
-    return np.datetime64(parsed.replace(microsecond=0), "s")
+    return np.datetime64(rfc3339(text, "datetime", end=end).replace(microsecond=0), "s")
 
 
 def parse_datetime(raw: str | None) -> tuple[np.datetime64 | None, np.datetime64 | None] | None:
@@ -200,6 +267,18 @@ class Filters:
     sortby: tuple[tuple[str, bool], ...] = ()
     properties: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
+    # The other query parameters, as given: queryables compared for equality (Part 3,
+    # queryables-query-parameters), or unknown parameters; `Collection.select` tells them apart.
+    params: dict[str, str] = field(default_factory=dict)
+    # A bbox given in a UTM zone (`bbox-crs`): its outline in CRS84, whose edges curve; `bbox` is then
+    # the outline's bounding box, and features must also intersect the outline (geo.crs).
+    bbox_shape: BaseGeometry | None = None
+
+    def keeping(self, names: frozenset[str]) -> Filters:
+        """These filters with only the `params` named in `names` (the rest dropped, not refused)."""
+        params = {k: v for k, v in self.params.items() if k in names}
+        raw = {k: v for k, v in self.raw.items() if k in PARAMETERS or k in params}
+        return replace(self, params=params, raw=raw)
 
 
 def parse_sortby(raw: str | None) -> tuple[tuple[str, bool], ...]:
@@ -229,35 +308,75 @@ def parse_filter(text: str | None, lang: str | None, crs: str | None) -> cql.Exp
 # no dashes, no shadowing of `datetime` or `filter`).
 PARAMETERS = {"bbox": "bbox", "datetime": "datetime_", "status": "status", "category": "category",
               "province": "province", "filter": "filter_", "filter-lang": "filter_lang",
-              "filter-crs": "filter_crs", "sortby": "sortby", "properties": "properties", "ids": "ids"}
+              "filter-crs": "filter_crs", "sortby": "sortby", "properties": "properties", "ids": "ids",
+              "bbox-crs": "bbox_crs"}
+FILTER_NAMES = frozenset(PARAMETERS)
 
 
-def filters_from(values: Mapping[str, str | None]) -> Filters:
-    """The filters from values keyed by query parameter (a request's, or the CLI's options), checked."""
+def filters_from(values: Mapping[str, str | None], params: Mapping[str, str] | None = None) -> Filters:
+    """The filters from values keyed by query parameter (a request's, or the CLI's options), checked;
+    `params` are the request's other parameters (queryables or unknown: see `Filters.params`)."""
     unknown = sorted(k for k, v in values.items() if v is not None and k not in PARAMETERS)
     if unknown:
         raise _bad(unknown[0], f"is not a filter (the filters: {', '.join(PARAMETERS)})")
     raw = {k: v for k in PARAMETERS if (v := values.get(k))}
+    others = dict(params or {})
+    raw.update((k, v) for k, v in others.items() if v)
     equals = {k: vals for k in ("status", "category", "province") if (vals := split_values(raw.get(k), k))}
     wanted = split_values(raw.get("properties"), "properties")
     chosen_ids = split_values(raw.get("ids"), "ids")
-    return Filters(parse_bbox(raw.get("bbox")), parse_datetime(raw.get("datetime")), equals, raw,
+    bbox, bbox_shape = selection_box(raw.get("bbox"), raw.get("bbox-crs"), parse_bbox)
+    return Filters(bbox, parse_datetime(raw.get("datetime")), equals, raw,
                    cql=parse_filter(raw.get("filter"), raw.get("filter-lang"), raw.get("filter-crs")),
                    sortby=parse_sortby(raw.get("sortby")),
                    properties=None if wanted is None else tuple(dict.fromkeys(wanted)),
-                   ids=None if chosen_ids is None else tuple(chosen_ids))
+                   ids=None if chosen_ids is None else tuple(chosen_ids), params=others,
+                   bbox_shape=bbox_shape)
 
 
-async def filters_dependency(_once: Annotated[None, Depends(single_valued)],
+async def filters_dependency(request: Request, _once: Annotated[None, Depends(single_valued)],
                              bbox: BBoxParam = None, datetime_: DatetimeParam = None,
                              status: StatusParam = None, category: CategoryParam = None,
                              province: ProvinceParam = None, filter_: FilterParam = None,
                              filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
                              sortby: SortbyParam = None, properties: PropertiesParam = None,
-                             ids: IdsParam = None) -> Filters:
+                             ids: IdsParam = None, bbox_crs: BboxCrsParam = None) -> Filters:
     """FastAPI dependency: the filter parameters, documented and checked (async: no thread-pool hop).
 
     Every route that filters also refuses repeated parameters, its own included (FastAPI runs
-    `single_valued` once per request however many dependencies name it)."""
+    `single_valued` once per request however many dependencies name it). The parameters the route
+    does not declare go to `Filters.params`, for the collection to judge."""
     arguments = locals()
-    return filters_from({name: arguments[keyword] for name, keyword in PARAMETERS.items()})
+    route = request.scope.get("route")
+    declared = declared_parameters(route) if isinstance(route, APIRoute) else FILTER_NAMES
+    others = {k: v for k, v in request.query_params.items() if k not in declared}
+    return filters_from({name: arguments[keyword] for name, keyword in PARAMETERS.items()}, others)
+
+
+def queryable_values(queryable: Queryable, text: str) -> list[object]:
+    """A queryable parameter's value in the queryable's type (an enumerated string takes a
+    comma-separated list, any of which matches); a 400 problem naming the parameter otherwise."""
+    name, kind = queryable.name, queryable.kind
+    if kind == "string":
+        if not queryable.enum:
+            return [text]
+        values = split_values(text, name) or []
+        bad = [v for v in values if v not in queryable.enum]
+        if bad:
+            raise _bad(name, f"{bad[0][:40]!r} is not one of {', '.join(queryable.enum)}")
+        return list(values)
+    if kind in ("number", "integer"):
+        if not _NUMBER.fullmatch(text) or not math.isfinite(number := float(text)):
+            raise _bad(name, f"{text[:40]!r} is not a number")
+        return [number]
+    if kind == "boolean":
+        if text not in ("true", "false"):
+            raise _bad(name, "must be true or false")
+        return [text == "true"]
+    if kind == "date":
+        if not _FULL_DATE.fullmatch(text):
+            raise _bad(name, f"{text[:40]!r} is not an RFC 3339 date (2024-01-31)")
+        return [np.datetime64(rfc3339(text, name).date(), "D")]
+    if not _DATE_TIME.fullmatch(text):
+        raise _bad(name, f"{text[:40]!r} is not an RFC 3339 date-time with its offset (2024-01-31T10:00:00Z)")
+    return [np.datetime64(rfc3339(text, name), "us")]

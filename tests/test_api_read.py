@@ -88,16 +88,21 @@ def test_property_and_time_filters_on_projects(client: TestClient) -> None:
     assert doc["numberMatched"] == 1
     assert client.get("/collections/projects/items", params={"status": "completed"}).json()[
         "numberMatched"] == 0
-    # The Salang reconstruction started in 2023 with no end date: it is still running.
-    dated = client.get("/collections/projects/items", params={"datetime": "2028-07-01/.."}).json()
-    assert [f["properties"]["name"] for f in dated["features"]] == ["Salang highway reconstruction"]
-    dated = client.get("/collections/projects/items", params={"datetime": "2027-06-01/2027-06-30"}).json()
-    assert [f["properties"]["name"] for f in dated["features"]] == ["Salang highway reconstruction",
-                                                                    "Herat clinic"]
-    before = client.get("/collections/projects/items", params={"datetime": "2020-01-01/2022-12-31"}).json()
-    assert before["numberMatched"] == 0
-    since = client.get("/collections/projects/items", params={"datetime": "2023-07-12"}).json()
-    assert [f["id"] for f in since["features"]] == ["salang-highway-reconstruction"]
+    # /req/core/fc-time-response: the Salang reconstruction started on 2023-07-12 with no end date, so
+    # it is still running; the second tunnel has no dates (no temporal geometry), so it matches every
+    # datetime (C); the clinic runs from 2027-01-01 through the whole of 2028-06-30.
+    def names(value: str) -> list[str]:
+        doc = client.get("/collections/projects/items", params={"datetime": value}).json()
+        return [f["properties"]["name"] for f in doc["features"]]
+
+    tunnel, highway, clinic = "Second Salang Tunnel", "Salang highway reconstruction", "Herat clinic"
+    assert names("2028-07-01/..") == [tunnel, highway]
+    assert names("2028-06-30T23:00:00Z") == [tunnel, highway, clinic]
+    assert names("2027-06-01/2027-06-30") == [tunnel, highway, clinic]
+    assert names("2020-01-01/2022-12-31") == [tunnel]
+    assert names("2023-07-12") == [tunnel, highway]
+    assert names("2023-07-11T23:59:59Z") == [tunnel]
+    assert names("../2026-12-31") == [tunnel, highway]
 
 
 def test_single_item_and_404(client: TestClient) -> None:
@@ -114,13 +119,25 @@ def test_single_item_and_404(client: TestClient) -> None:
 @pytest.mark.parametrize("params, field", [
     ({"bbox": "1,2,3"}, "bbox"),
     ({"bbox": "a,b,c,d"}, "bbox"),
-    ({"bbox": "70,35,69,36"}, "bbox"),
+    ({"bbox": "69,36,70,35"}, "bbox"),  # south of north
     ({"bbox": "0,-100,1,1"}, "bbox"),
     ({"limit": "0"}, "limit"),
     ({"limit": "ten"}, "limit"),
     ({"offset": "-1"}, "offset"),
     ({"datetime": "yesterday"}, "datetime"),
     ({"datetime": "2024-01-01/2023-01-01"}, "datetime"),
+    # RFC 3339 (which /req/core/fc-time-definition names): a date-time has an offset.
+    ({"datetime": "2020-01-01T00:00:00"}, "datetime"),
+    ({"datetime": "2020-01-01T00:00:00/.."}, "datetime"),
+    ({"datetime": "2020-01-01 00:00:00Z"}, "datetime"),
+    ({"datetime": "20200101T000000Z"}, "datetime"),
+    ({"datetime": "2020-01-01T00:00Z"}, "datetime"),
+    ({"unknownQueryParameter12345": "1"}, "unknownQueryParameter12345"),
+    ({"budget_usd": "lots"}, "budget_usd"),
+    ({"start_date": "2023-07-12T00:00:00Z"}, "start_date"),
+    ({"created_at": "2017-07-01"}, "created_at"),
+    ({"geometry_quality": "rough"}, "geometry_quality"),
+    ({"funders": "ADB"}, "funders"),  # an array: not a simple queryable, so not a parameter
     ({"status": "done"}, "status"),
     ({"category": "school,castle"}, "category"),
 ])
@@ -145,13 +162,15 @@ def _ids(client: TestClient, query: str) -> list[str]:
 
 def test_datetime_at_the_edges_of_the_calendar(client: TestClient) -> None:
     # The shipped store: the Salang reconstruction started 2023-07-12 and has no end; the second
-    # tunnel has no dates at all, so no interval ever matches it.
-    running = ["salang-highway-reconstruction"]
-    assert _ids(client, "datetime=0001-01-01T00:00:00Z/9999-12-31T23:59:59Z") == running
-    assert _ids(client, "datetime=0001-01-01/..") == running
-    assert _ids(client, "datetime=../9999-12-31") == running
-    assert _ids(client, "datetime=9999-12-31T23:59:59%2B01:00") == running  # 22:59:59 UTC
-    assert _ids(client, "datetime=0001-01-01") == []
+    # tunnel has no dates at all, so every datetime matches it (/req/core/fc-time-response C).
+    both = ["salang-tunnel-2", "salang-highway-reconstruction"]
+    assert _ids(client, "datetime=0001-01-01T00:00:00Z/9999-12-31T23:59:59Z") == both
+    assert _ids(client, "datetime=0001-01-01/..") == both
+    assert _ids(client, "datetime=../9999-12-31") == both
+    assert _ids(client, "datetime=9999-12-31T23:59:59%2B01:00") == both  # 22:59:59 UTC
+    assert _ids(client, "datetime=2023-07-12t00:00:00z") == both  # RFC 3339 5.6: t and z may be lower case
+    assert _ids(client, "datetime=2023-07-12T04:29:59%2B04:30") == ["salang-tunnel-2"]  # 23:59:59 UTC before
+    assert _ids(client, "datetime=0001-01-01") == ["salang-tunnel-2"]
     for query, why in (("datetime=0001-01-01T00:00:00%2B01:00", "years 1 to 9999"),
                        ("datetime=9999-12-31T23:59:59-01:00", "years 1 to 9999"),
                        ("datetime=..", "not an instant"), ("datetime=../..", "at least one end")):

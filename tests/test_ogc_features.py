@@ -81,7 +81,15 @@ def test_collection_metadata(client: TestClient) -> None:
     doc = client.get("/collections/projects").json()
     assert doc["itemType"] == "feature" and doc["crs"] == [CRS84] and doc["storageCrs"] == CRS84
     assert doc["extent"]["spatial"]["crs"] == CRS84
-    assert doc["extent"]["temporal"]["interval"] == [["2023-07-12T00:00:00Z", "2029-12-31T00:00:00Z"]]
+    # /req/core/fc-md-extent: the Salang reconstruction (from 2023-07-12, no end) is still running, so
+    # the extent has no end; the second tunnel has no dates and does not count.
+    assert doc["extent"]["temporal"]["interval"] == [["2023-07-12T00:00:00Z", None]]
+    ended = client.patch(f"{ITEMS}/salang-highway-reconstruction", headers=AUTH,
+                         json={"properties": {"end_date": "2025-12-31"}})
+    assert ended.status_code == 200, ended.text
+    # Now every dated project has an end: the last day, 2029-12-31, counts whole.
+    assert client.get("/collections/projects").json()["extent"]["temporal"]["interval"] == [
+        ["2023-07-12T00:00:00Z", "2029-12-31T23:59:59Z"]]
     rels = _rels(doc)
     assert rels["items"][0]["type"] == "application/geo+json"
     queryables = rels["http://www.opengis.net/def/rel/ogc/1.0/queryables"][0]

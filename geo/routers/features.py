@@ -11,6 +11,7 @@ from html import escape
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -37,6 +38,7 @@ CONFORMANCE = [
     f"{OGC}/ogcapi-features-3/1.0/conf/filter",
     f"{OGC}/ogcapi-features-3/1.0/conf/features-filter",
     f"{OGC}/ogcapi-features-3/1.0/conf/queryables",
+    f"{OGC}/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     f"{OGC}/cql2/1.0/conf/cql2-text",
     f"{OGC}/cql2/1.0/conf/cql2-json",
     f"{OGC}/cql2/1.0/conf/basic-cql2",
@@ -81,6 +83,25 @@ def _answer(request: Request, etag: str, last_modified: datetime | None, make: A
 
 def _alternate(href: str) -> dict[str, str]:
     return {"href": f"{href}?f=html", "rel": "alternate", "type": "text/html", "title": "This page as HTML"}
+
+
+def _as_format(request: Request, fmt: str) -> str:
+    """This request's URL with `f=fmt` (the other parameters kept, in their order)."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "f"] + [("f", fmt)]
+    return f"{base_url(request)}{request.url.path}?{urlencode(params)}"
+
+
+def _self_and_alternate(request: Request, as_html: bool, title: str) -> list[dict[str, str]]:
+    """`self` in the format answered and `alternate` in the other (/req/core/fc-links A, html/content)."""
+    here = {"href": str(request.url), "rel": "self", "type": "text/html" if as_html else GEOJSON,
+            "title": title}
+    if as_html:
+        other = {"href": _as_format(request, "json"), "rel": "alternate", "type": GEOJSON,
+                 "title": f"{title} as GeoJSON"}
+    else:
+        other = {"href": _as_format(request, "html"), "rel": "alternate", "type": "text/html",
+                 "title": f"{title} as HTML"}
+    return [here, other]
 
 
 @router.get("/", summary="Landing page", responses={**HTML_OR_JSON, **problems(304, 400)})
@@ -254,6 +275,11 @@ async def items(
 ) -> Response:
     """A page of features, filtered and sorted, with numberMatched and next/prev links.
 
+    Every queryable of the collection (`/collections/{id}/queryables`) is a query parameter too:
+    `?name=value` keeps the features whose property equals the value, read in the queryable's type
+    (a number, an RFC 3339 date or date-time); for a queryable with an enumeration a comma-separated
+    list keeps any of its values. Any other parameter is refused (400).
+
     Without `sortby` features come in the order they were added; new ones go to the end, so a
     client paging with `next` neither repeats nor misses a feature while others add projects.
     """
@@ -268,7 +294,7 @@ async def items(
     chosen = matched[offset:offset + size]
     media = "text/html" if as_html else GEOJSON
     links = [
-        {"href": str(request.url), "rel": "self", "type": media, "title": "This page"},
+        *_self_and_alternate(request, as_html, "This page"),
         {"href": f"{base_url(request)}/collections/{coll.id}", "rel": "collection",
          "type": "application/json", "title": coll.title},
     ]
@@ -279,10 +305,13 @@ async def items(
     if as_html:
         features = [table.selected(int(i), filters.properties) if filters.properties is not None
                     else table.features[i] for i in chosen]
-        nav = "".join(f'<a href="{escape(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[2:])
+        wkts = [None if w is None else str(w)
+                for w in shapely.to_wkt(table.geometries[chosen], rounding_precision=-1)]
+        nav = "".join(f'<a href="{html.safe_href(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[3:])
         first = offset + 1 if len(chosen) else 0
         page = (f"<p>{len(matched)} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
-                + html.features_table(features, f"{base_url(request)}{request.url.path}"))
+                + html.features_table(features, f"{base_url(request)}{request.url.path}", wkts)
+                + html.link_list(links))
         return HTMLResponse(html.page(f"{coll.title}: items", page), headers=headers)
     extra = {"numberMatched": len(matched), "numberReturned": len(chosen), "links": links}
     return GeoJSONResponse(table.feature_collection(chosen, extra, filters.properties), headers=headers)
@@ -306,14 +335,17 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
     if as_html:
         etag = make_etag(etag, "html")
     href = f"{base_url(request)}/collections/{coll.id}"
-    links = [{"href": f"{href}/items/{feature_id}", "rel": "self", "type": GEOJSON},
+    links = [{"href": f"{href}/items/{feature_id}", "rel": "self", "type": GEOJSON, "title": "This feature"},
              _alternate(f"{href}/items/{feature_id}"),
              {"href": href, "rel": "collection", "type": "application/json", "title": coll.title}]
 
     def make() -> Response:
         if as_html:
             feature = table.features[index]
-            page = html.feature_body(feature) + html.link_list(links)
+            shape = table.geometries[index]
+            wkt = None if shape is None else str(shapely.to_wkt(shape, rounding_precision=-1))
+            page_links = [*_self_and_alternate(request, True, "This feature"), links[2]]
+            page = html.feature_body(feature, wkt) + html.link_list(page_links)
             return HTMLResponse(html.page(str(feature["properties"].get("name") or feature_id), page))
         # Splice the links into the cached encoding rather than re-serialising the feature.
         body = table.encoded[index][:-1] + b',"links":' + JSONResponse(links).body + b"}"

@@ -29,10 +29,16 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
             filters: Annotated[Filters, Depends(filters_dependency)]) -> Response:
     """The Folium web map; `status`, `category`, `province`, `bbox` and `datetime` filter the projects.
 
+    It takes the filters of the items, queryables included; other parameters are ignored.
+
     The page holds no features: its script fetches them from the items and /stats, with these filters.
     """
+    projects = catalogue.get("projects")
+    # A page a person opens from a link: parameters that are neither filters nor queryables (utm_source,
+    # fbclid, ...) are dropped, not refused, and not passed on to the API the page calls.
+    filters = filters.keeping(frozenset(projects.parameter_queryables(FeatureTable.empty())))
     # Check the filters like items do (unknown status or category -> 400) without touching the data.
-    catalogue.get("projects").select(FeatureTable.empty(), filters)
+    projects.select(FeatureTable.empty(), filters)
     formats = tuple(MEDIA_TYPES)
     # assets.version(): the page links its scripts and styles by content hash, so it changes with them.
     key = ("map", settings.map_tiles, settings.map_tiles_attribution, settings.max_limit, formats,
