@@ -1,0 +1,322 @@
+"""Coordinate reference systems by reference: OGC API - Features Part 2 (OGC 18-058r1).
+
+Every layer is stored in CRS84 (WGS 84 longitude, latitude), the default of Part 1. A request may ask
+for its geometries in another supported CRS (`crs`, /req/crs/fc-crs-action) and give its `bbox` in one
+(`bbox-crs`, /req/crs/fc-bbox-crs-action); a download may be written in one.
+
+Axis order. In the API (items, one item, GeoJSON downloads) coordinates come in the order the CRS
+defines (Part 2: the `Content-Crs` header names the CRS, and the request's `crs` is the "prior
+arrangement" of RFC 7946 section 4): EPSG:4326 is latitude, longitude; CRS84 longitude, latitude;
+EPSG:3857 and the UTM zones easting, northing. A `bbox` with `bbox-crs` EPSG:4326 is therefore
+`minLat,minLon,maxLat,maxLon`. File formats that carry CRS metadata (GeoPackage, Shapefile,
+FlatGeobuf, GeoParquet) keep x = easting or longitude whatever the CRS, as GDAL and the GeoParquet
+specification define; so does CSV, whose columns say which is which.
+
+Identifiers are the URIs of Part 2 (/req/crs/crs-uri, /rec/crs/crs-format-model), matched exactly: any
+other value, including the `[EPSG:4326]` safe CURIE, is not in the collection's `crs` list and so is a
+400 (/req/crs/fc-crs-valid-value: the parameter's schema is `format: uri`); the message names the URI
+to use. pyproj Transformers are built once per pair (they are thread-safe since pyproj 3.1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import shapely
+from fastapi import Query
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+
+from geo.errors import InvalidInput
+from geo.featuretable import FeatureTable, IntArray
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+
+Box = tuple[float, float, float, float]
+Geometries = npt.NDArray[np.object_]
+
+# Web Mercator is a square world of ±pi x the WGS 84 semi-major axis (EPSG:3857 area of use, which stops
+# at 85.06°N/S, in metres); beyond it PROJ wraps the longitude round.
+_MERCATOR_EDGE = math.pi * 6378137.0
+# Where a box in a northern UTM zone means what it says: 2,000 km either side of the central meridian
+# (PROJ's transverse Mercator stays within millimetres out to 3,900 km) and from the equator to 84°N.
+# Afghanistan (60.5-75°E) lies within each of the three zones' reach. Further out PROJ answers inf, or
+# wraps round the pole.
+_UTM_DOMAIN: Box = (500_000.0 - 2_000_000.0, 0.0, 500_000.0 + 2_000_000.0, 9_330_000.0)
+# Points per kilometre of a projected box's edge when its outline is carried into longitude, latitude
+# (the edges of a UTM box are curves there), and the most per edge.
+_DENSIFY_PER_M = 1 / 1000
+_DENSIFY_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Crs:
+    """One supported CRS: its URI, what pyproj calls it, and how its coordinates are ordered."""
+
+    uri: str
+    code: str
+    title: str
+    # Latitude before longitude (EPSG:4326); projected CRSs are easting, northing.
+    lat_first: bool = False
+    projected: bool = False
+    # A box in this CRS is a longitude-latitude rectangle too (Mercator: x follows the longitude only,
+    # y the latitude only), so its corners alone carry it over.
+    rectilinear: bool = True
+    # Where a box in this CRS is meaningful, in its own units; None: longitude and latitude ranges.
+    domain: Box | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is CRS84, the storage and default CRS (nothing to transform)."""
+        return self.uri == CRS84
+
+    @property
+    def header(self) -> str:
+        """The `Content-Crs` value: the URI in angle brackets (/req/crs/ogc-crs-header-value)."""
+        return f"<{self.uri}>"
+
+    @property
+    def urn(self) -> str:
+        """The OGC URN, as GeoJSON's (2008) `crs` member and GDAL name it."""
+        authority, _, number = self.code.partition(":")
+        if self.is_default:
+            return "urn:ogc:def:crs:OGC:1.3:CRS84"
+        return f"urn:ogc:def:crs:{authority}::{number}"
+
+    @property
+    def file_crs(self) -> str:
+        """The CRS a file format records: EPSG:4326 for CRS84 too (the formats put longitude first)."""
+        return "EPSG:4326" if self.is_default else self.code
+
+    @property
+    def label(self) -> str:
+        """A short name for file names and messages, e.g. `EPSG-32642`."""
+        return self.code.replace(":", "-")
+
+
+def _utm(zone: int) -> Crs:
+    return Crs(f"{EPSG}326{zone}", f"EPSG:326{zone}", f"WGS 84 / UTM zone {zone}N", projected=True,
+               rectilinear=False, domain=_UTM_DOMAIN)
+
+
+SUPPORTED: dict[str, Crs] = {c.uri: c for c in (
+    Crs(CRS84, "OGC:CRS84", "WGS 84 longitude, latitude (the default)"),
+    Crs(f"{EPSG}4326", "EPSG:4326", "WGS 84 latitude, longitude", lat_first=True),
+    Crs(f"{EPSG}3857", "EPSG:3857", "WGS 84 / Pseudo-Mercator (web maps)", projected=True,
+        domain=(-_MERCATOR_EDGE, -_MERCATOR_EDGE, _MERCATOR_EDGE, _MERCATOR_EDGE)),
+    _utm(41), _utm(42), _utm(43),
+)}
+# The `crs` list of every collection (/req/crs/fc-md-crs-list: it includes CRS84, Part 1's default).
+URIS: tuple[str, ...] = tuple(SUPPORTED)
+DEFAULT = SUPPORTED[CRS84]
+
+CrsParam = Annotated[str | None, Query(
+    description="The CRS of the geometries in the response, as a URI (OGC API - Features Part 2). "
+                "Supported: " + ", ".join(f"`{u}`" for u in URIS) + ". EPSG:4326 comes as latitude, "
+                "longitude. Default: CRS84 (longitude, latitude).",
+    examples=[f"{EPSG}32642"])]
+BboxCrsParam = Annotated[str | None, Query(
+    alias="bbox-crs",
+    description="The CRS of `bbox`, as a URI (OGC API - Features Part 2; the same list as `crs`). With "
+                "EPSG:4326 the box is `minLat,minLon,maxLat,maxLon`; in a projected CRS it is "
+                "`minEasting,minNorthing,maxEasting,maxNorthing` in metres. Default: CRS84.",
+    examples=[f"{EPSG}3857"])]
+# The response header of items and items/{id} (/req/crs/ogc-crs-header), for the OpenAPI document.
+CONTENT_CRS_HEADER: dict[str, dict[str, Any]] = {"Content-Crs": {
+    "description": "The CRS of the geometries in the body: a URI in angle brackets (OGC API - Features "
+                   "Part 2).",
+    "required": True, "schema": {"type": "string"}, "example": f"<{CRS84}>"}}
+
+
+def _bad(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+_CODE = re.compile(r"(?:EPSG|OGC)[:/]+(?:[0-9.]+[:/]+)?([0-9A-Za-z]+)", re.IGNORECASE)
+
+
+def _hint(value: str) -> str:
+    """`did you mean <uri>?` for a CRS written another way (a CURIE, a URN, `EPSG:32642`, https)."""
+    match = _CODE.search(value)
+    if match is not None:
+        wanted = match.group(1).upper()
+        for crs in SUPPORTED.values():
+            if crs.code.partition(":")[2].upper() == wanted:
+                return f" Did you mean {crs.uri}?"
+    return ""
+
+
+def parse(value: str | None, field: str = "crs") -> Crs:
+    """The CRS a `crs` or `bbox-crs` value names (CRS84 when not given); an unsupported one is a 400
+    problem that lists the supported URIs (/req/crs/crs-exception, /req/crs/bbox-crs-exception)."""
+    if value is None or value == "":
+        return DEFAULT
+    crs = SUPPORTED.get(value)
+    if crs is None:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise _bad(field, f"{shown!r} is not a supported CRS.{_hint(value)} The supported CRSs (URIs, "
+                          f"exactly as written): {', '.join(URIS)}")
+    return crs
+
+
+@cache
+def _transformer(source: str, target: str, always_xy: bool) -> Transformer:
+    # Built once per pair and kept: building one costs a database lookup (milliseconds).
+    return Transformer.from_crs(source, target, always_xy=always_xy)
+
+
+def _apply(transformer: Transformer) -> Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]:
+    def transform(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        out = np.column_stack([x, y])
+        # A third coordinate (an ellipsoidal height) is the same in each of these CRSs (one datum).
+        return np.column_stack([out, coords[:, 2]]) if coords.shape[1] == 3 else out
+    return transform
+
+
+def to_crs(geometries: Geometries, crs: Crs, *, gis_order: bool = False) -> Geometries:
+    """CRS84 geometries in `crs`, in its own axis order, or with x = easting/longitude (`gis_order`,
+    for file formats). New geometries: the stored ones are shared and never changed."""
+    if crs.is_default or (gis_order and not crs.projected):
+        return geometries
+    transformer = _transformer(DEFAULT.code, crs.code, gis_order)
+    out: Geometries = shapely.transform(geometries, _apply(transformer), include_z=None)
+    return out
+
+
+def _with_geometry(feature: Mapping[str, Any], geometry: str | None, bounds: Sequence[float]) -> bytes:
+    out: dict[str, Any] = {**feature, "geometry": None if geometry is None else orjson.Fragment(geometry)}
+    if "bbox" in feature and geometry is not None:
+        out["bbox"] = [float(v) for v in bounds]
+    return orjson.dumps(out)
+
+
+def encode(features: Sequence[Mapping[str, Any]], geometries: Geometries, crs: Crs) -> list[bytes]:
+    """Each feature's GeoJSON in `crs` (its geometries already parsed: `geometries`, in CRS84).
+
+    The geometries are carried over in one pyproj call and written by GEOS (shortest round-trip
+    decimals); a feature's own `bbox` is recomputed in the new CRS and axis order.
+    """
+    moved = to_crs(geometries, crs)
+    texts = shapely.to_geojson(moved) if len(moved) else np.array([], dtype=object)
+    bounds = shapely.bounds(moved) if len(moved) else np.empty((0, 4))
+    return [_with_geometry(f, t, b) for f, t, b in zip(features, texts.tolist(), bounds, strict=True)]
+
+
+def feature_collection(encoded: Iterable[bytes], extra: Mapping[str, Any]) -> bytes:
+    """A FeatureCollection of already encoded features, with extra top-level members first."""
+    head = {"type": "FeatureCollection", **extra}
+    return orjson.dumps(head)[:-1] + b',"features":[' + b",".join(encoded) + b"]}"
+
+
+def features_page(table: FeatureTable, indices: IntArray, extra: Mapping[str, Any],
+                  properties: Sequence[str] | None, crs: Crs) -> bytes:
+    """A page of items in `crs`: in CRS84 the bytes the table holds, joined (nothing is reprojected
+    or re-encoded); in another CRS only this page's features are carried over and encoded."""
+    if crs.is_default:
+        return table.feature_collection(indices, extra, properties)
+    features = [table.selected(int(i), properties) if properties is not None else table.features[i]
+                for i in indices]
+    return feature_collection(encode(features, table.geometries[indices], crs), extra)
+
+
+def feature_bytes(table: FeatureTable, index: int, crs: Crs) -> bytes:
+    """One feature's GeoJSON in `crs` (in CRS84: the bytes the table holds)."""
+    if crs.is_default:
+        return table.encoded[index]
+    return encode([table.features[index]], table.geometries[[index]], crs)[0]
+
+
+# A decimal number as bbox takes it: ASCII digits, an optional sign, fraction and exponent.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _numbers(raw: str, crs: Crs) -> Box:
+    order = ("minLat,minLon,maxLat,maxLon" if crs.lat_first
+             else "minEasting,minNorthing,maxEasting,maxNorthing" if crs.projected
+             else "minLon,minLat,maxLon,maxLat")
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) == 6:
+        raise _bad("bbox", f"6 numbers give heights, but bbox-crs {crs.uri} has two axes: give 4 ({order})")
+    if len(parts) != 4 or not all(_NUMBER.fullmatch(p) for p in parts):
+        raise _bad("bbox", f"must be 4 comma-separated numbers in bbox-crs {crs.uri}: {order}")
+    a, b, c, d = (float(p) for p in parts)
+    if not all(math.isfinite(n) for n in (a, b, c, d)):
+        raise _bad("bbox", f"must be 4 finite numbers: {order}")
+    return a, b, c, d
+
+
+def _edge(start: tuple[float, float], end: tuple[float, float]) -> npt.NDArray[np.float64]:
+    length = math.dist(start, end)
+    count = min(_DENSIFY_MAX, max(2, math.ceil(length * _DENSIFY_PER_M) + 1))
+    t = np.linspace(0.0, 1.0, count)[:-1]
+    return np.column_stack([start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t])
+
+
+def _projected_box(box: Box, crs: Crs) -> tuple[Box, BaseGeometry | None]:
+    """A projected box as a CRS84 box and, when its edges curve there, its exact outline."""
+    minx, miny, maxx, maxy = box
+    if minx > maxx or miny > maxy:
+        raise _bad("bbox", "the minimum must not exceed the maximum")
+    lo_x, lo_y, hi_x, hi_y = crs.domain or box
+    # Clipped to where the CRS is defined: a box beyond it (the whole Mercator world and more) keeps
+    # its meaning, rather than wrapping round the antimeridian or the pole.
+    minx, miny, maxx, maxy = max(minx, lo_x), max(miny, lo_y), min(maxx, hi_x), min(maxy, hi_y)
+    if minx > maxx or miny > maxy:
+        raise _bad("bbox", f"lies outside the area where {crs.code} is defined here: easting "
+                           f"{lo_x:.0f} to {hi_x:.0f}, northing {lo_y:.0f} to {hi_y:.0f} (metres)")
+    to_lonlat = _transformer(crs.code, DEFAULT.code, False)
+    if crs.rectilinear:
+        lons, lats = to_lonlat.transform([minx, maxx], [miny, maxy])
+        return (float(lons[0]), float(lats[0]), float(lons[1]), float(lats[1])), None
+    corners = [(minx, miny), (maxx, miny), (maxx, maxy), (minx, maxy), (minx, miny)]
+    ring = np.concatenate([_edge(a, b) for a, b in itertools.pairwise(corners)])
+    lons, lats = to_lonlat.transform(ring[:, 0], ring[:, 1])
+    if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
+        raise _bad("bbox", f"reaches beyond where {crs.code} can be converted to longitude, latitude")
+    outline = shapely.Polygon(np.column_stack([lons, lats]))
+    if outline.is_empty or outline.area == 0:
+        # A box of no width (a line or a point in metres) selects what it touches.
+        outline = shapely.LineString(np.column_stack([lons, lats])) if (minx, miny) != (maxx, maxy) \
+            else shapely.Point(lons[0], lats[0])
+    x0, y0, x1, y1 = outline.bounds
+    return (float(x0), float(y0), float(x1), float(y1)), outline
+
+
+def selection_box(raw_bbox: str | None, raw_crs: str | None,
+                  parse_crs84: Callable[[str | None], Box | None]) -> tuple[Box | None, BaseGeometry | None]:
+    """`bbox` read in `bbox-crs` (/req/crs/fc-bbox-crs-action): the CRS84 box that selects features,
+    and, for a box whose edges curve in longitude-latitude (UTM), its outline there.
+
+    A UTM box is a curved quadrilateral in longitude, latitude: its edges are densified (a point each
+    kilometre, at most 1,000 per edge), carried into CRS84, and the features are those that intersect
+    that outline (the STRtree first takes the outline's bounding box). Boxes in CRS84 and EPSG:4326
+    (its axes swapped) keep every rule of `parse_crs84`, which checks and returns CRS84 boxes.
+    """
+    crs = parse(raw_crs, "bbox-crs")
+    if raw_bbox is None or raw_bbox.strip() == "":
+        return None, None
+    if raw_crs is None or raw_crs == "":
+        # No bbox-crs: Part 1's rules, CRS84 or (6 numbers) CRS84h (/req/crs/fc-bbox-crs-default-value).
+        return parse_crs84(raw_bbox), None
+    numbers = _numbers(raw_bbox, crs)
+    if crs.projected:
+        return _projected_box(numbers, crs)
+    if crs.lat_first:
+        min_lat, min_lon, max_lat, max_lon = numbers
+        if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+            raise _bad("bbox", f"bbox-crs {crs.uri} puts latitude first (minLat,minLon,maxLat,maxLon); "
+                               "latitudes must lie within ±90")
+        numbers = (min_lon, min_lat, max_lon, max_lat)
+    # repr() writes each float so that it reads back as the same number.
+    return parse_crs84(",".join(repr(v) for v in numbers)), None
