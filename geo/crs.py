@@ -237,6 +237,52 @@ def feature_bytes(table: FeatureTable, index: int, crs: Crs) -> bytes:
     return encode([table.features[index]], table.geometries[[index]], crs)[0]
 
 
+def parse_header(value: str | None) -> Crs:
+    """The CRS a request's `Content-Crs` header declares for its body (CRS84 without one): a supported
+    URI in angle brackets (/req/crs/ogc-crs-header-value), else a 400 problem naming the header
+    (Part 4, /req/features/crs-other-crs B: an unsupported CRS is an error)."""
+    if value is None:
+        return DEFAULT
+    text = value.strip()
+    if not (text.startswith("<") and text.endswith(">")):
+        raise _bad("Content-Crs", "must be a CRS URI in angle brackets, e.g. <" + CRS84 + ">")
+    return parse(text[1:-1], "Content-Crs")
+
+
+def _leaves(node: Any, out: list[list[Any]]) -> None:
+    """Collect the positions (arrays that start with a number) of a GeoJSON `coordinates` value."""
+    if isinstance(node, list) and node:
+        if isinstance(node[0], int | float) and not isinstance(node[0], bool):
+            out.append(node)
+        else:
+            for child in node:
+                _leaves(child, out)
+
+
+def geometry_to_crs84(geometry: Any, crs: Crs) -> Any:
+    """A request body's GeoJSON geometry, given in `crs` (in its axis order), in CRS84: a new object,
+    each position's first two numbers carried over (a height is kept). Anything that is not a
+    well-formed position is left as it is, for the body's validation to name; a position that cannot
+    be carried over is a 400 problem."""
+    if crs.is_default or not isinstance(geometry, dict):
+        return geometry
+    copy: dict[str, Any] = orjson.loads(orjson.dumps(geometry))
+    positions: list[list[Any]] = []
+    for part in [copy, *(g for g in copy.get("geometries") or [] if isinstance(g, dict))]:
+        _leaves(part.get("coordinates"), positions)
+    positions = [p for p in positions if len(p) >= 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in p[:2])]
+    if not positions:
+        return copy
+    xs, ys = _transformer(crs.code, DEFAULT.code, False).transform(
+        [float(p[0]) for p in positions], [float(p[1]) for p in positions])
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise _bad("geometry", f"has positions that cannot be carried from {crs.code} to longitude, latitude")
+    for position, x, y in zip(positions, np.atleast_1d(xs).tolist(), np.atleast_1d(ys).tolist(), strict=True):
+        position[0], position[1] = x, y
+    return copy
+
+
 # A decimal number as bbox takes it: ASCII digits, an optional sign, fraction and exponent.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 

@@ -3,6 +3,10 @@
 A format either streams chunks (GeoJSON and GeoJSONSeq, joined from bytes the table holds: cheap, and big
 layers never sit whole in memory) or writes a file that is then streamed from disk (CSV, the GDAL
 formats and GeoParquet: these cost CPU, so the service builds only a few at once, geo.formats.slots).
+
+Every format can be written in any supported CRS (`crs`, geo.crs) except KML, which OGC KML 2.2 fixes
+to WGS 84 longitude, latitude: asking KML for another CRS is a 400 (OGC API - Features Part 2,
+/per/crs/fc-crs-action, names KML as its example), never a file that silently ignores the request.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from geo.crs import CRS84, Crs
+from geo.errors import InvalidInput
 from geo.formats.gdal import write_fgb, write_gpkg, write_kml, write_shp_zip
 from geo.formats.parquet import write_parquet
 from geo.formats.selection import Selection
@@ -40,11 +46,25 @@ class Format:
     # The length of a stream, where it is cheap to know first (clients show progress, GDAL's
     # /vsicurl/ refuses a body of unknown size).
     size: Callable[[Selection], int] | None = None
+    # The format's specification fixes its CRS to CRS84 (KML).
+    crs84_only: bool = False
 
     @property
     def expensive(self) -> bool:
         """Whether building it costs CPU per feature (a written file), not only joining stored bytes."""
         return self.write is not None
+
+    def costs(self, crs: Crs) -> bool:
+        """Whether building it in `crs` costs CPU per feature: a written file, or features carried
+        into another CRS than the stored one (then encoded again)."""
+        return self.expensive or not crs.is_default
+
+    def check_crs(self, crs: Crs) -> None:
+        """A 400 problem when this format cannot be written in `crs`."""
+        if self.crs84_only and not crs.is_default:
+            message = (f"{self.title} is always WGS 84 longitude, latitude ({CRS84}) by its specification; "
+                       "leave out crs, or choose another format for " + crs.uri)
+            raise InvalidInput(f"crs: {message}", errors=[{"field": "crs", "message": message}])
 
 
 FORMATS: dict[str, Format] = {f.extension: f for f in (
@@ -52,7 +72,7 @@ FORMATS: dict[str, Format] = {f.extension: f for f in (
     Format("geojsonseq", "application/geo+json-seq", "GeoJSON, one feature per line",
            stream=geojsonseq_chunks, size=geojsonseq_size),
     Format("csv", "text/csv; charset=utf-8; header=present", "CSV (WKT, lon/lat)", write=write_csv),
-    Format("kml", "application/vnd.google-earth.kml+xml", "KML", write=write_kml),
+    Format("kml", "application/vnd.google-earth.kml+xml", "KML", write=write_kml, crs84_only=True),
     Format("gpkg", "application/geopackage+sqlite3", "GeoPackage", write=write_gpkg),
     Format("fgb", "application/vnd.flatgeobuf", "FlatGeobuf", write=write_fgb),
     Format("parquet", "application/vnd.apache.parquet", "GeoParquet", write=write_parquet),

@@ -1,4 +1,9 @@
-"""Formats GDAL writes (through pyogrio): GeoPackage, FlatGeobuf, KML and zipped Shapefile."""
+"""Formats GDAL writes (through pyogrio): GeoPackage, FlatGeobuf, KML and zipped Shapefile.
+
+Each records the CRS it is written in (the GeoPackage's spatial reference table, FlatGeobuf's header,
+the Shapefile's .prj); x is the easting or longitude in each, as GDAL writes them. KML is WGS 84
+longitude, latitude by its specification (OGC KML 2.2), so it is written in CRS84 only.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,12 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from geo.crs import DEFAULT
 from geo.formats.columns import Column
 from geo.formats.selection import Selection
 
-CRS = "EPSG:4326"
+# What the formats record for CRS84 (longitude first, as GDAL puts it in every format).
+CRS = DEFAULT.file_crs
 # dBASE limits: field names of 10 bytes, text values of 254 bytes.
 DBF_NAME = 10
 DBF_TEXT = 254
@@ -41,23 +48,26 @@ def _array(col: Column) -> Any:
 
 
 def frame(columns: list[Column], geometries: np.ndarray, rename: dict[str, str] | None = None,
-          ) -> gpd.GeoDataFrame:
-    """A GeoDataFrame of the columns (nullable dtypes, so a missing value stays missing)."""
+          crs: str = CRS) -> gpd.GeoDataFrame:
+    """A GeoDataFrame of the columns (nullable dtypes, so a missing value stays missing), its
+    geometries (x = easting or longitude) in `crs`."""
     rename = rename or {}
     data = {rename.get(c.name, c.name): _array(c) for c in columns}
-    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geometries, crs=CRS))
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geometries, crs=crs))
 
 
 def write_gpkg(sel: Selection, path: Path) -> None:
     """A GeoPackage with one layer named after the collection (and its R-tree spatial index)."""
-    pyogrio.write_dataframe(frame(sel.columns, sel.geometries), path, layer=sel.layer, driver="GPKG",
+    data = frame(sel.columns, sel.geometries, crs=sel.crs.file_crs)
+    pyogrio.write_dataframe(data, path, layer=sel.layer, driver="GPKG",
                             layer_options={"SPATIAL_INDEX": "YES"})
 
 
 def write_fgb(sel: Selection, path: Path) -> None:
     """A FlatGeobuf file with its packed Hilbert R-tree index."""
-    pyogrio.write_dataframe(frame(sel.columns, sel.geometries), path, layer=sel.layer,
-                            driver="FlatGeobuf", layer_options={"SPATIAL_INDEX": "YES"})
+    data = frame(sel.columns, sel.geometries, crs=sel.crs.file_crs)
+    pyogrio.write_dataframe(data, path, layer=sel.layer, driver="FlatGeobuf",
+                            layer_options={"SPATIAL_INDEX": "YES"})
 
 
 def kml_text(value: str) -> str:
@@ -84,7 +94,9 @@ def _kml_columns(columns: list[Column]) -> list[Column]:
 
 def write_kml(sel: Selection, path: Path) -> None:
     """KML through LIBKML: `name` and `description` become the placemark's own, the rest ExtendedData;
-    every text is balloon-safe (`kml_text`, `kml_link`)."""
+    every text is balloon-safe (`kml_text`, `kml_link`). Always CRS84 (the routes refuse another CRS)."""
+    if not sel.crs.is_default:
+        raise ValueError("KML is written in CRS84 only")
     pyogrio.write_dataframe(frame(_kml_columns(sel.columns), sel.geometries), path, layer=sel.layer,
                             driver="LIBKML")
 
@@ -141,8 +153,9 @@ def write_shp_zip(sel: Selection, path: Path) -> None:
         part = [Column(c.name, c.kind, [c.values[i] for i in rows]) for c in columns]
         # A Shapefile of points holds Point or MultiPoint, not both: promote when they are mixed.
         promote = family == "points" and bool((type_ids[rows] == 4).any())
-        pyogrio.write_dataframe(frame(part, geoms[rows], names), folder / f"{stem}.shp", layer=stem,
-                                driver="ESRI Shapefile", encoding="UTF-8", promote_to_multi=promote or None)
+        data = frame(part, geoms[rows], names, crs=sel.crs.file_crs)
+        pyogrio.write_dataframe(data, folder / f"{stem}.shp", layer=stem, driver="ESRI Shapefile",
+                                encoding="UTF-8", promote_to_multi=promote or None)
     with (folder / f"{sel.layer}_fields.csv").open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["shapefile_field", "full_name", "type", "values_cut_to_254_bytes"])

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from geo.crs import DEFAULT, Crs, encode, to_crs
 from geo.featuretable import FeatureTable, IntArray
 from geo.formats.columns import Column, flatten
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The features of `layer` at `indices` of `table`; `bom` asks CSV for a byte-order mark."""
+    """The features of `layer` at `indices` of `table`; `bom` asks CSV for a byte-order mark, `crs` the
+    CRS the file is written in (CRS84, as stored, by default)."""
 
     layer: str
     table: FeatureTable
     indices: IntArray
     bom: bool = False
+    crs: Crs = field(default=DEFAULT)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -31,10 +34,20 @@ class Selection:
         feats = self.table.features
         return [feats[i] for i in self.indices]
 
-    @property
+    @cached_property
     def geometries(self) -> npt.NDArray[np.object_]:
-        """The chosen features' shapely geometries (parsed once, when the table was built)."""
-        return self.table.geometries[self.indices]
+        """The chosen features' shapely geometries in `crs`, x = easting or longitude, as file formats
+        hold them (as stored, parsed once with the table, when `crs` is CRS84)."""
+        return to_crs(self.table.geometries[self.indices], self.crs, gis_order=True)
+
+    @cached_property
+    def encoded(self) -> list[bytes]:
+        """Each chosen feature as GeoJSON in `crs`, in its axis order (the bytes the table holds, in
+        CRS84: nothing is encoded again)."""
+        if self.crs.is_default:
+            enc = self.table.encoded
+            return [enc[i] for i in self.indices]
+        return encode(self.features, self.table.geometries[self.indices], self.crs)
 
     @cached_property
     def columns(self) -> list[Column]:

@@ -1,8 +1,17 @@
 """Formats written as a stream of chunks: GeoJSON, newline-delimited GeoJSON and CSV.
 
-GeoJSON and GeoJSONSeq join the per-feature bytes the table already holds. CSV is written here rather
-than by GDAL so it can neutralise spreadsheet formulas cell by cell; the service writes it to a file
-first (`write_csv`), like the GDAL formats, because it costs CPU per row.
+GeoJSON and GeoJSONSeq join the per-feature bytes the table already holds (in CRS84; in another CRS
+each feature is encoded again, `Selection.encoded`). CSV is written here rather than by GDAL so it can
+neutralise spreadsheet formulas cell by cell; the service writes it to a file first (`write_csv`), like
+the GDAL formats, because it costs CPU per row.
+
+A GeoJSON file in another CRS than CRS84 holds its coordinates in that CRS's axis order, as the API's
+items do (OGC API - Features Part 2: asking for the CRS is the "prior arrangement" of RFC 7946 section
+4), and names the CRS in the `crs` member of GeoJSON's 2008 specification, which GDAL reads and writes
+(RFC 7946 dropped it; readers ignore it). GDAL reads a GeoJSON file's coordinates as x, y = longitude,
+latitude whatever that member says, so a file in EPSG:4326 (latitude first) comes out swapped there:
+CRS84, the default, is the one to give GIS tools. GeoJSONSeq has no place for it: the `Content-Crs`
+header names it.
 """
 
 from __future__ import annotations
@@ -26,15 +35,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _geojson_head(sel: Selection) -> bytes:
-    return orjson.dumps({"type": "FeatureCollection", "name": sel.layer})[:-1] + b',"features":['
+    head: dict[str, object] = {"type": "FeatureCollection", "name": sel.layer}
+    if not sel.crs.is_default:
+        head["crs"] = {"type": "name", "properties": {"name": sel.crs.urn}}
+    return orjson.dumps(head)[:-1] + b',"features":['
 
 
 _GEOJSON_TAIL = b"]}\n"
 
 
 def _encoded_size(sel: Selection) -> int:
-    enc = sel.table.encoded
-    return sum([len(enc[i]) for i in sel.indices])
+    return sum([len(e) for e in sel.encoded])
 
 
 def geojson_size(sel: Selection) -> int:
@@ -50,18 +61,18 @@ def geojsonseq_size(sel: Selection) -> int:
 def geojson_chunks(sel: Selection) -> Iterator[bytes]:
     """A GeoJSON FeatureCollection, named after the layer."""
     yield _geojson_head(sel)
-    enc, idx = sel.table.encoded, sel.indices
-    for start in range(0, len(idx), CHUNK):
-        body = b",".join([enc[i] for i in idx[start:start + CHUNK]])
+    enc = sel.encoded
+    for start in range(0, len(enc), CHUNK):
+        body = b",".join(enc[start:start + CHUNK])
         yield body if start == 0 else b"," + body
     yield _GEOJSON_TAIL
 
 
 def geojsonseq_chunks(sel: Selection) -> Iterator[bytes]:
     """One GeoJSON Feature per line (newline-delimited, as GDAL's GeoJSONSeq driver reads it)."""
-    enc, idx = sel.table.encoded, sel.indices
-    for start in range(0, len(idx), CHUNK):
-        yield b"".join([enc[i] + b"\n" for i in idx[start:start + CHUNK]])
+    enc = sel.encoded
+    for start in range(0, len(enc), CHUNK):
+        yield b"".join([e + b"\n" for e in enc[start:start + CHUNK]])
 
 
 def neutralise(cell: str) -> str:
@@ -70,7 +81,9 @@ def neutralise(cell: str) -> str:
 
 
 def csv_chunks(sel: Selection) -> Iterator[bytes]:
-    """UTF-8 CSV: the attributes, `lon`/`lat` for points, and the geometry as `WKT`."""
+    """UTF-8 CSV: the attributes, `lon`/`lat` for points (`easting`/`northing` in a projected CRS), and
+    the geometry as `WKT`, x first (longitude or easting, even in EPSG:4326: a CSV has no place for
+    its CRS, so its column names say which is which)."""
     columns = sel.columns
     geoms = sel.geometries
     wkt = shapely.to_wkt(geoms, rounding_precision=-1) if len(geoms) else np.array([], dtype=object)
@@ -86,7 +99,8 @@ def csv_chunks(sel: Selection) -> Iterator[bytes]:
     lon: list[float | None] = [None if x != x else x for x in xs.tolist()]  # x != x: NaN, no point
     lat: list[float | None] = [None if y != y else y for y in ys.tolist()]
     cells += [lon, lat, list(wkt)]
-    header = [neutralise(c.name) for c in columns] + ["lon", "lat", "WKT"]
+    axes = ["easting", "northing"] if sel.crs.projected else ["lon", "lat"]
+    header = [neutralise(c.name) for c in columns] + [*axes, "WKT"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)

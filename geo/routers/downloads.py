@@ -1,4 +1,5 @@
-"""Whole-layer downloads at /layers/{id}.{format}, filtered like the items."""
+"""Whole-layer downloads at /layers/{id}.{format}, filtered like the items, in any supported CRS
+(`crs`, as on the items; KML only in CRS84), with a `Content-Crs` header as the items have."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from starlette.types import Message, Send
 
 from geo.caching import make_etag, not_modified, validators
 from geo.catalogue import Collection
+from geo.crs import DEFAULT, Crs, CrsParam
+from geo.crs import parse as parse_crs
 from geo.errors import NotFound
 from geo.featuretable import FeatureTable
 from geo.formats import FORMATS, MEDIA_TYPES, Format, Selection, open_download
@@ -29,14 +32,16 @@ router = APIRouter(tags=["Downloads"])
 log = logging.getLogger(__name__)
 
 # Filters whose values would make a file name long or unreadable: named, not spelt out.
-_NAMED_ONLY = ("bbox", "filter")
+_NAMED_ONLY = ("bbox", "bbox-crs", "filter")
 _NAME_LIMIT = 120
 
 
-def download_name(layer: str, filters: Filters, extension: str) -> str:
-    """A clear file name: layer, filter values and date, e.g. projects_status-proposed_2026-11-29.geojson."""
+def download_name(layer: str, filters: Filters, extension: str, crs: Crs = DEFAULT) -> str:
+    """A clear file name: layer, filter values, CRS (when not CRS84) and date, e.g.
+    projects_status-proposed_EPSG-32642_2026-11-29.gpkg."""
     parts = [layer] + [f"{k}-{v}" for k, v in sorted(filters.raw.items()) if k not in _NAMED_ONLY]
     parts += [k for k in _NAMED_ONLY if k in filters.raw]
+    parts += [] if crs.is_default else [crs.label]
     safe = "_".join(parts).replace(",", "+").replace("/", "--")
     # ASCII only: a header value must be Latin-1, and some tools mangle anything else.
     safe = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_+." else "-" for ch in safe)
@@ -101,8 +106,8 @@ def _head(fmt: Format, sel: Selection | None, headers: dict[str, str]) -> Respon
     return StreamingResponse(iter([b""]), media_type=fmt.media_type, headers=headers)
 
 
-def _select(coll: Collection, table: FeatureTable, filters: Filters, bom: bool) -> Selection:
-    return Selection(coll.id, table, coll.select(table, filters), bom=bom)
+def _select(coll: Collection, table: FeatureTable, filters: Filters, bom: bool, crs: Crs) -> Selection:
+    return Selection(coll.id, table, coll.select(table, filters), bom=bom, crs=crs)
 
 
 @router.get("/layers/{name}", summary="Download a whole layer", response_class=Response, responses={
@@ -118,35 +123,42 @@ async def download(
     filters: Annotated[Filters, Depends(filters_dependency)],
     bom: Annotated[bool, Query(description="CSV only: start with a UTF-8 byte-order mark, so that "
                                            "Excel reads Dari and Pashto correctly.")] = False,
+    crs: CrsParam = None,
 ) -> Response:
     """The layer as a file, with the same filters as items; streamed, with ETag and Last-Modified.
 
     CSV, KML, GeoPackage, FlatGeobuf, GeoParquet and Shapefile are built a few at a time (503 with
-    Retry-After when all slots stay busy); HEAD answers from metadata without building anything.
+    Retry-After when all slots stay busy), and so is any format in another CRS than CRS84; HEAD
+    answers from metadata without building anything.
     """
     layer, _, extension = name.partition(".")
     fmt = FORMATS.get(extension)
     if fmt is None:
         raise NotFound(f"Unknown format {extension!r}; the formats are {', '.join(FORMATS)}.")
+    target = parse_crs(crs)
+    fmt.check_crs(target)
     coll = catalogue.get(layer)
     table = coll.table()
     bom = bom and extension == "csv"
     # The table version, the filters and the format identify the bytes (the date in the name does not).
-    etag = make_etag("download", layer, table.version, extension, sorted(filters.raw.items()), bom)
+    etag = make_etag("download", layer, table.version, extension, sorted(filters.raw.items()), bom,
+                     *([] if target.is_default else [target.uri]))
     modified = table.modified
     cached = not_modified(request, etag, modified)
     if cached is not None:
         return cached
     headers = validators(etag, modified)
-    headers["Content-Disposition"] = f'attachment; filename="{download_name(layer, filters, extension)}"'
-    if is_head(request) and fmt.expensive:
+    headers["Content-Disposition"] = (
+        f'attachment; filename="{download_name(layer, filters, extension, target)}"')
+    headers["Content-Crs"] = target.header
+    if is_head(request) and fmt.costs(target):
         coll.select(FeatureTable.empty(), filters)  # the same 400s as the GET, without the work
         return _head(fmt, None, headers)
-    sel = await run_in_threadpool(_select, coll, table, filters, bom)
+    sel = await run_in_threadpool(_select, coll, table, filters, bom, target)
     if is_head(request):
         return _head(fmt, sel, headers)
     slots: ExportSlots = request.app.state.export_slots
-    if fmt.expensive:
+    if fmt.costs(target):
         async with slots.slot():
             chunks, size = await run_in_threadpool(open_download, fmt, sel)
     else:
