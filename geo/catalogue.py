@@ -21,10 +21,10 @@ from geo.errors import InvalidInput, LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable, IntArray
 from geo.models import Category, ProjectProperties, Status
 from geo.query import FILTER_NAMES, Filters, queryable_values, unknown_parameters
-from geo.queryables import PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
+from geo.queryables import PROJECT_FILTERS, PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
 from geo.settings import Settings
 from geo.spatial import Placement, ProvinceIndex, in_bbox
-from geo.store.base import PROJECT_FILTERS, ProjectStore
+from geo.store.base import ProjectStore
 
 log = logging.getLogger(__name__)
 

@@ -87,7 +87,8 @@ class StoreWriteFailed(GeoError):
 
 
 class StoreBusy(GeoError):
-    """Another writer held the store's lock for longer than the configured timeout; nothing was changed."""
+    """Other writes kept the store (its lock held past the configured timeout) or the feature (changed
+    again each time this write was prepared) busy; nothing was changed, and Retry-After says when to retry."""
 
     status, title, type_slug = 503, "Store busy", "store-busy"
 

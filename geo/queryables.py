@@ -150,6 +150,11 @@ PROJECT_SCHEMA = Schema(
     closed=True,
 )
 PROJECT_QUERYABLES: tuple[Queryable, ...] = PROJECT_SCHEMA.queryables()
+# The properties the items' plain parameters filter on (`?status=`, `?category=`, `?province=`), and
+# the start and end of a project's time span (what `datetime` filters on): a table of the projects
+# indexes both when it loads a version.
+PROJECT_FILTERS: tuple[str, ...] = ("status", "category", "province")
+PROJECT_TEMPORAL: tuple[str, str] = ("start_date", "end_date")
 
 
 def _kind_of(types: set[type]) -> SchemaKind | None:

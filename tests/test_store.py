@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 
 from geo import fsutil
 from geo.app import create_app
-from geo.errors import StoreCorrupt, StoreWriteFailed
+from geo.caching import PreconditionFailed, feature_etag
+from geo.errors import NotFound, StoreBusy, StoreCorrupt, StoreWriteFailed
 from geo.fsutil import atomic_write_bytes, exclusive_lock
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, geojson_file
@@ -187,6 +188,201 @@ def test_orphaned_temporary_files_are_swept_and_others_left(tmp_path: Path) -> N
     assert not orphan.exists() and unrelated.exists()
 
 
+# --- The three writes, directly on the store: what each returns, and each error it documents ---
+
+WRITES = ("add", "replace", "delete")
+
+
+def _renamed(fid: str, name: str) -> dict[str, object]:
+    return {**_feature(fid), "properties": {"name": name, "category": "water", "status": "planned"}}
+
+
+def _tag(feature: object) -> str:
+    """The ETag GET sends for a stored feature (geo.routers.features: the digest of its encoding)."""
+    return feature_etag(orjson.dumps(feature))
+
+
+def _store_ab(tmp_path: Path) -> tuple[GeoJSONFileStore, Path]:
+    path = tmp_path / "p.geojson"
+    store = GeoJSONFileStore(path, lock_timeout_s=0.2)
+    store.add(_feature("a"))
+    store.add(_feature("b"))
+    return store, path
+
+
+def _ids_on_disk(path: Path) -> list[str]:
+    return [f["id"] for f in orjson.loads(path.read_bytes())["features"]]
+
+
+def _write(store: GeoJSONFileStore, method: str, if_match: str | None = None, fid: str = "a") -> None:
+    if method == "add":
+        store.add(_feature("c"))
+    elif method == "replace":
+        store.replace(fid, _renamed(fid, "new"), if_match=if_match)
+    else:
+        store.delete(fid, if_match=if_match)
+
+
+def test_add_appends_and_returns_the_feature(tmp_path: Path) -> None:
+    store, path = _store_ab(tmp_path)
+    new = _feature("c")
+    assert store.add(new) == new
+    assert store.snapshot().ids == ("a", "b", "c") and _ids_on_disk(path) == ["a", "b", "c"]
+
+
+def test_add_refuses_an_id_that_exists(tmp_path: Path) -> None:
+    store, path = _store_ab(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="'a' exists"):
+        store.add(_renamed("a", "again"))
+    assert path.read_bytes() == before and store.snapshot().ids == ("a", "b")
+
+
+def test_replace_keeps_the_feature_in_its_place_and_returns_it(tmp_path: Path) -> None:
+    store, path = _store_ab(tmp_path)
+    new = _renamed("a", "A2")
+    assert store.replace("a", new) == new
+    assert store.snapshot().ids == ("a", "b") and _ids_on_disk(path) == ["a", "b"]
+    assert GeoJSONFileStore(path).snapshot().features[0]["properties"]["name"] == "A2"
+
+
+def test_delete_removes_only_that_feature(tmp_path: Path) -> None:
+    store, path = _store_ab(tmp_path)
+    store.add(_feature("c"))
+    assert store.delete("b") is None
+    assert store.snapshot().ids == ("a", "c") and _ids_on_disk(path) == ["a", "c"]
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+@pytest.mark.parametrize("header", ["current", "*", "list", "gzip"])
+def test_replace_and_delete_go_ahead_when_if_match_holds(tmp_path: Path, method: str, header: str) -> None:
+    """RFC 9110 13.1.1: If-Match holds for the current strong tag, `*` on an existing feature, or a list
+    naming it; the tag of the gzipped representation (geo.compression's -gz) names the same data."""
+    store, path = _store_ab(tmp_path)
+    tag = _tag(_feature("a"))
+    if_match = {"current": tag, "*": "*", "list": f'"stale", {tag}',
+                "gzip": tag[:-1] + '-gz"'}[header]
+    _write(store, method, if_match)
+    assert _ids_on_disk(path) == (["a", "b"] if method == "replace" else ["b"])
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+def test_replace_or_delete_of_a_missing_feature_is_not_found(tmp_path: Path, method: str) -> None:
+    store, path = _store_ab(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(NotFound, match="no project 'zz'") as raised:
+        _write(store, method, fid="zz")
+    assert raised.value.status == 404
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+@pytest.mark.parametrize("if_match", ['"abc"', "*"])
+def test_with_if_match_a_missing_feature_is_a_precondition_failure(tmp_path: Path, method: str,
+                                                                    if_match: str) -> None:
+    """RFC 9110 13.1.1: If-Match, even `*`, is false when there is no current representation; Part 4
+    (/req/create-replace-delete/put-rid-exception B) asks for 412."""
+    store, path = _store_ab(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(PreconditionFailed) as raised:
+        _write(store, method, if_match, fid="zz")
+    assert raised.value.status == 412 and raised.value.errors[0]["field"] == "If-Match"
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+@pytest.mark.parametrize("header", ["stale", "weak"])
+def test_an_if_match_that_does_not_hold_is_a_precondition_failure_naming_the_current_etag(
+        tmp_path: Path, method: str, header: str) -> None:
+    store, path = _store_ab(tmp_path)
+    old = _tag(_feature("a"))
+    store.replace("a", _renamed("a", "moved on"))
+    current = _tag(_renamed("a", "moved on"))
+    before = path.read_bytes()
+    # A weak tag never matches: If-Match uses the strong comparison (RFC 9110 13.1.1).
+    if_match = {"stale": old, "weak": f"W/{current}"}[header]
+    with pytest.raises(PreconditionFailed) as raised:
+        _write(store, method, if_match)
+    assert raised.value.status == 412 and raised.value.headers["ETag"] == current
+    assert raised.value.errors[0]["field"] == "If-Match"
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+def test_if_match_is_compared_with_the_file_under_the_lock_not_with_an_old_snapshot(
+        tmp_path: Path, method: str) -> None:
+    """Two stores on one file, as two worker processes have: the first still holds the version it read
+    when the second changes the feature. The first's If-Match (right for its snapshot) must fail."""
+    path = tmp_path / "p.geojson"
+    first = GeoJSONFileStore(path)
+    first.add(_feature("a"))
+    second = GeoJSONFileStore(path)
+    etag = _tag(first.snapshot().get("a"))
+    second.replace("a", _renamed("a", "by the second"))
+    with pytest.raises(PreconditionFailed):
+        _write(first, method, etag)
+    assert GeoJSONFileStore(path).snapshot().features[0]["properties"]["name"] == "by the second"
+
+
+def test_the_etag_the_store_compares_is_the_one_get_sends(client: TestClient) -> None:
+    store = client.app.state.catalogue.store  # type: ignore[attr-defined]
+    url = "/collections/projects/items/salang-tunnel-2"
+    plain = {"Accept-Encoding": "identity"}  # the tag of the representation itself, not of its gzip
+    sent = client.get(url, headers=plain).headers["etag"]
+    current = store.snapshot().get("salang-tunnel-2")
+    renamed = {**current, "properties": {**current["properties"], "name": "Renamed"}}
+    store.replace("salang-tunnel-2", renamed, if_match=sent)
+    with pytest.raises(PreconditionFailed) as raised:
+        store.delete("salang-tunnel-2", if_match=sent)
+    assert raised.value.headers["ETag"] == client.get(url, headers=plain).headers["etag"] != sent
+
+
+def test_replace_refuses_a_feature_with_another_id(tmp_path: Path) -> None:
+    store, path = _store_ab(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="has the id 'b'"):
+        store.replace("a", _feature("b"))
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("method", WRITES)
+def test_each_write_is_store_busy_while_another_holds_the_lock(tmp_path: Path, method: str) -> None:
+    store, path = _store_ab(tmp_path)  # a lock timeout of 0.2 s
+    before = path.read_bytes()
+    with exclusive_lock(store.lock_path, timeout=1), pytest.raises(StoreBusy) as raised:
+        _write(store, method)
+    assert raised.value.status == 503 and raised.value.headers["Retry-After"] == "2"
+    assert path.read_bytes() == before and store.snapshot().ids == ("a", "b")
+
+
+@pytest.mark.parametrize("method", WRITES)
+def test_each_write_that_cannot_reach_the_disk_fails_and_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    store, path = _store_ab(tmp_path)
+    before = path.read_bytes()
+
+    def disk_full(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("geo.fsutil.os.replace", disk_full)
+    with pytest.raises(StoreWriteFailed, match="No space left on device") as raised:
+        _write(store, method)
+    monkeypatch.undo()
+    assert raised.value.status == 503
+    assert path.read_bytes() == before and store.snapshot().ids == ("a", "b")
+    assert _stray(tmp_path) == []
+
+
+@pytest.mark.parametrize("method", WRITES)
+def test_each_write_refuses_to_overwrite_a_file_it_cannot_read(tmp_path: Path, method: str) -> None:
+    store, path = _store_ab(tmp_path)
+    broken = b'{"type": "FeatureCollection", "features": ['
+    atomic_write_bytes(path, broken)  # changed by hand, or by another program
+    with pytest.raises(StoreWriteFailed, match="not overwritten"):
+        _write(store, method)
+    assert path.read_bytes() == broken
+
+
 # --- Files the service writes: mode, owner, symlinks, no stray files, the truth after a rename ---
 
 def _stray(*folders: Path) -> list[str]:
@@ -204,7 +400,7 @@ def test_mode_and_owner_survive_writes(tmp_path: Path) -> None:
     os.chown(path, *owner)
     store = GeoJSONFileStore(path)
     store.add(_feature("b"))
-    store.change("a", lambda f: f)
+    store.replace("a", _feature("a"))
     st = os.stat(path)
     assert stat.S_IMODE(st.st_mode) == 0o640
     assert (st.st_uid, st.st_gid) == owner
@@ -249,7 +445,9 @@ def test_no_temporary_or_lock_file_is_left_after_writes_or_a_failed_write(
     path = tmp_path / "p.geojson"
     store = GeoJSONFileStore(path)
     store.add(_feature("a"))
-    store.change("a", lambda f: f)
+    store.replace("a", _feature("a"))
+    store.add(_feature("c"))
+    store.delete("c")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
     before = path.read_bytes()
 
@@ -290,11 +488,11 @@ def test_two_writes_of_equal_size_within_one_tick_have_different_versions(tmp_pa
     v1 = writer.snapshot().version
     assert reader.snapshot().version == v1  # a digest of the bytes: the same in every process
 
-    def rename(name: str) -> Any:
-        return lambda f: {**f, "properties": {**f["properties"], "name": name}}
+    def rename(name: str) -> dict[str, object]:
+        return {**_feature("a1"), "properties": {"name": name, "category": "water", "status": "planned"}}
 
     for name in ("b2", "c3"):
-        writer.change("a1", rename(name))
+        writer.replace("a1", rename(name))
         os.utime(path, ns=(first.st_atime_ns, first.st_mtime_ns))  # the same clock tick
         now = os.stat(path)
         assert (now.st_size, now.st_mtime_ns) == (first.st_size, first.st_mtime_ns)
@@ -302,7 +500,7 @@ def test_two_writes_of_equal_size_within_one_tick_have_different_versions(tmp_pa
         assert reader.snapshot().version == writer.snapshot().version
     assert len({v1, GeoJSONFileStore(path).snapshot().version}) == 2
     versions = {writer.snapshot().version}
-    writer.change("a1", rename("d4"))
+    writer.replace("a1", rename("d4"))
     versions.add(writer.snapshot().version)
     assert len(versions) == 2
 
@@ -344,28 +542,30 @@ def test_a_held_lock_times_out_as_a_503_through_a_real_server(settings: Settings
 
 # --- Reads never wait for a writer ---
 
-def test_a_read_is_served_while_a_writer_is_inside_the_lock(client: TestClient) -> None:
-    catalogue = client.app.state.catalogue  # type: ignore[attr-defined]
-    place = catalogue.place
+def test_a_read_is_served_while_a_writer_is_inside_the_lock(client: TestClient,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    store = client.app.state.catalogue.store  # type: ignore[attr-defined]
     inside, release = threading.Event(), threading.Event()
+    real_write = geojson_file.atomic_write_bytes
 
-    def slow_place(geom: Any) -> Any:
-        # PUT validates inside the store's change(), holding the cross-process lock.
+    def slow_write(path: Path, data: bytes) -> None:
+        # The store writes the file while it holds the cross-process lock.
         inside.set()
         release.wait(30)
-        return place(geom)
+        real_write(path, data)
 
+    monkeypatch.setattr(geojson_file, "atomic_write_bytes", slow_write)
     url = "/collections/projects/items/salang-tunnel-2"
     body = client.get(url).json()
     body["properties"] = {k: v for k, v in body["properties"].items() if k != "status_history"}
     body["properties"]["name"] = "Renamed while others read"
-    catalogue.place = slow_place
     result: dict[str, int] = {}
     writer = threading.Thread(target=lambda: result.update(
         status=client.put(url, json=body, headers=AUTH).status_code))
     writer.start()
     try:
-        assert inside.wait(10), "the write never reached its validation"
+        assert inside.wait(10), "the write never reached the file"
+        assert store.lock_path.exists()  # the writer holds the lock now
         read = client.get(url)  # must not wait for the writer
         assert writer.is_alive() and not release.is_set()
         assert read.status_code == 200
@@ -375,6 +575,38 @@ def test_a_read_is_served_while_a_writer_is_inside_the_lock(client: TestClient) 
         writer.join(30)
     assert result == {"status": 200}
     assert client.get(url).json()["properties"]["name"] == "Renamed while others read"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_a_write_checks_its_feature_without_holding_the_lock(client: TestClient, method: str) -> None:
+    """Validation and province assignment run before the store's lock is taken: while one write is in
+    its checks, another process can take the lock (the writer holds it only to compare and write)."""
+    catalogue = client.app.state.catalogue  # type: ignore[attr-defined]
+    store = catalogue.store
+    place = catalogue.place
+    checking, release = threading.Event(), threading.Event()
+
+    def slow_place(geom: Any) -> Any:
+        checking.set()
+        release.wait(30)
+        return place(geom)
+
+    url = "/collections/projects/items" + ("" if method == "POST" else "/salang-tunnel-2")
+    body: dict[str, Any] = ({"geometry": {"type": "Point", "coordinates": [69.2, 34.6]}} if method == "PATCH"
+                            else point_feature())
+    catalogue.place = slow_place
+    result: dict[str, int] = {}
+    writer = threading.Thread(target=lambda: result.update(
+        status=client.request(method, url, json=body, headers=AUTH).status_code))
+    writer.start()
+    try:
+        assert checking.wait(10), "the write never reached its checks"
+        with exclusive_lock(store.lock_path, timeout=0.5):  # another process takes the lock meanwhile
+            assert writer.is_alive()
+    finally:
+        release.set()
+        writer.join(30)
+    assert result == {"status": 201 if method == "POST" else 200}
 
 
 def test_another_process_write_is_read_while_a_local_writer_waits_for_the_lock(

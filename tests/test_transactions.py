@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from geo import fsutil
 from geo.app import create_app
+from geo.caching import feature_etag
 from geo.settings import Settings
 from tests.conftest import AUTH, point_feature
 
@@ -357,6 +359,67 @@ def test_two_stores_with_the_same_etag_cannot_both_write(settings: Settings,
             stored = client.get(url).json()["properties"]
             assert stored["status"] == winner
             assert sum(h["status"] in ("approved", "cancelled") for h in stored["status_history"]) == 1
+
+
+def _interleaved(settings: Settings, times: int,
+                 if_match: str | None) -> tuple[httpx.Response, list[int], dict[str, Any]]:
+    """A PATCH by one service, and `times` writes by a second service on the same file (another worker
+    process) each landing while the first is checking its new version, after it read the feature and
+    before it takes the store's lock. Returns the first's answer, the second's statuses and the feature
+    as stored at the end."""
+    url = f"{ITEMS}/salang-tunnel-2"
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        catalogue = one.app.state.catalogue  # type: ignore[attr-defined]
+        place = catalogue.place
+        theirs: list[int] = []
+
+        def place_after_another_write(geom: Any) -> Any:
+            if len(theirs) < times:
+                budget = 1000 + len(theirs)
+                theirs.append(two.patch(url, headers=AUTH, json={"properties": {"budget_usd": budget}})
+                              .status_code)
+            return place(geom)
+
+        catalogue.place = place_after_another_write
+        headers = {**AUTH, **({"If-Match": if_match} if if_match else {})}
+        mine = one.patch(url, headers=headers, json={"properties": {"status": "approved"}})
+        catalogue.place = place
+        return mine, theirs, one.get(url).json()
+
+
+def test_a_patch_is_rebuilt_on_a_write_that_landed_while_it_was_checked(settings: Settings) -> None:
+    """No lost update: the PATCH was merged into the version it read, and another write changed the
+    feature before it was stored. The store refuses to write over a version the PATCH was not built
+    from; the PATCH is merged again into the new version, so both changes are kept."""
+    mine, theirs, stored = _interleaved(settings, times=1, if_match=None)
+    assert theirs == [200]
+    assert mine.status_code == 200, mine.text
+    props = stored["properties"]
+    assert props["status"] == "approved" and props["budget_usd"] == 1000  # both writes are there
+    assert [h["status"] for h in props["status_history"]].count("approved") == 1
+    assert mine.json()["properties"] == props  # the answer is what was stored
+
+
+def test_an_if_match_that_held_when_read_but_not_when_written_is_a_412(settings: Settings) -> None:
+    original = next(f for f in orjson.loads(settings.projects.read_bytes())["features"]
+                    if f["id"] == "salang-tunnel-2")
+    etag = feature_etag(orjson.dumps(original))  # what GET sent before both writes
+    mine, theirs, stored = _interleaved(settings, times=1, if_match=etag)
+    assert theirs == [200]
+    problem = _problem(mine, 412)
+    assert problem["errors"][0]["field"] == "If-Match"
+    assert stored["properties"]["budget_usd"] == 1000 and stored["properties"]["status"] != "approved"
+
+
+def test_a_patch_that_keeps_colliding_gives_up_with_a_503_and_writes_nothing(settings: Settings) -> None:
+    """Each attempt finds the feature changed again before it is stored: after three attempts the answer
+    is 503 with Retry-After (the client sent no If-Match, so 412 would be wrong), and nothing of the
+    PATCH is stored."""
+    mine, theirs, stored = _interleaved(settings, times=3, if_match=None)
+    assert theirs == [200, 200, 200]
+    problem = _problem(mine, 503)
+    assert problem["type"].endswith("store-busy") and mine.headers["retry-after"] == "2"
+    assert stored["properties"]["budget_usd"] == 1002 and stored["properties"]["status"] != "approved"
 
 
 def _nested(depth: int, leaf: str = '"x"') -> str:

@@ -1,10 +1,11 @@
 """OGC API - Features, Part 4: add, replace, update and delete projects; OPTIONS says what is allowed.
 
-Every write needs the same key and passes the same checks as POST. `If-Match` (optional) is compared
-with the feature's current ETag inside the store's change function, under its cross-process lock,
-so two writers holding the same ETag cannot both succeed. With `If-Match`, a feature that does not
-exist answers 412, not 404 (/req/create-replace-delete/put-rid-exception B; RFC 9110 13.1.1: the
-condition is false when there is no current representation).
+Every write needs the same key and passes the same checks as POST. A route reads the body, builds and
+checks the new version outside the store's lock, then makes one explicit store write (`add`,
+`replace`, `delete`). `If-Match` (optional) is compared by the store with the feature's current ETag
+under its cross-process lock, so two writers holding the same ETag cannot both succeed. With
+`If-Match`, a feature that does not exist answers 412, not 404 (/req/create-replace-delete/
+put-rid-exception B; RFC 9110 13.1.1: the condition is false when there is no current representation).
 
 OPTIONS answers 200 with `Allow` (/req/create-replace-delete/options-response), listing the methods
 allowed at that moment for that collection and feature; on a feature that does not exist it answers
@@ -14,25 +15,23 @@ POST is, `Accept-Post` names the feature formats.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from geo.auth import require_key, writes_configured
 from geo.body import read_json
-from geo.caching import PreconditionFailed, check_if_match, feature_etag
+from geo.caching import PreconditionFailed
 from geo.catalogue import Catalogue, Collection
-from geo.errors import InvalidFeature, InvalidInput, NotFound, ReadOnly, UnsupportedMediaType
+from geo.errors import InvalidFeature, InvalidInput, NotFound, ReadOnly, StoreBusy, UnsupportedMediaType
 from geo.openapi import problems
 from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
 from geo.settings import Settings
-from geo.store.base import Feature
+from geo.store.base import RETRY_AFTER_S, Feature, check_write, etag_of
 from geo.validation import check_feature
 
 router = APIRouter(tags=["OGC API - Features - Part 4"])
@@ -114,7 +113,7 @@ def _require_editable(coll: Collection) -> None:
 
 def _written(request: Request, coll: Collection, feature: Feature, status_code: int = 200) -> GeoJSONResponse:
     location = f"{base_url(request)}/collections/{coll.id}/items/{feature['id']}"
-    headers = {"ETag": feature_etag(orjson.dumps(feature))}
+    headers = {"ETag": etag_of(feature)}
     if status_code == 201:
         headers["Location"] = location
     return GeoJSONResponse(feature, status_code=status_code, headers=headers)
@@ -155,54 +154,43 @@ async def create_item(
     checked = check_feature(body, catalogue.place)
     feature = new_project(checked, catalogue.province_names())
     # The write fsyncs: run it off the event loop.
-    await run_in_threadpool(catalogue.store.add, feature)
-    return _written(request, coll, feature, 201)
+    stored = await run_in_threadpool(catalogue.store.add, feature)
+    return _written(request, coll, stored, 201)
 
 
-def _guarded(if_match: str | None, make: Any) -> Any:
-    """A store change that first checks If-Match against the current feature, under the store lock."""
-    def change(current: Feature | None) -> Feature | None:
-        if current is not None:
-            check_if_match(if_match, feature_etag(orjson.dumps(current)))
-        result: Feature | None = make(current)
-        return result
-    return change
+# How many times PUT or PATCH rebuilds its new version when the feature changed under it (see _rewrite).
+WRITE_ATTEMPTS = 3
 
 
-async def _change(catalogue: Catalogue, feature_id: str, if_match: str | None,
-                  make: Callable[[Feature], Feature | None]) -> Feature | None:
-    """Apply `make` to the stored feature under the store lock, If-Match checked first.
+def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: object, *,
+             patch: bool) -> Feature:
+    """PUT (`body` is the whole client feature) and PATCH (`body` is a merge patch): build the next
+    version of the stored feature, check it, and store it. Blocking: run it in a worker thread.
 
-    The store answers 404 for a feature that does not exist; with If-Match that is a 412 instead: the
-    condition is false when there is no current representation (RFC 9110 13.1.1), and Part 4
-    (/req/create-replace-delete/put-rid-exception B) asks for 412.
+    No lost update. The next version depends on the version it is built from (PATCH merges into it;
+    both keep its `created_at` and extend its `status_history`), and it is built and checked outside the
+    store's lock, so that validation and province assignment never hold the lock. The store then
+    writes it only over that same version: `replace(..., if_match=<its ETag>)` compares under the lock.
+    If another write landed in between, the store writes nothing and raises PreconditionFailed; the
+    feature is then read again, the client's own If-Match is checked against the new version (412 when
+    it no longer holds, 404 or 412 when the feature was deleted) and the version rebuilt. After
+    WRITE_ATTEMPTS such collisions the answer is 503 with Retry-After.
     """
-    try:
-        result: Feature | None = await run_in_threadpool(
-            catalogue.store.change, feature_id, _guarded(if_match, make))
-    except NotFound:
-        if if_match is None:
-            raise
-        raise PreconditionFailed(
-            f"There is no project {feature_id!r}, so `If-Match` cannot hold; nothing was written (PUT "
-            "does not create projects: POST to the items).",
-            errors=[{"field": "If-Match", "message": "the feature does not exist"}]) from None
-    return result
-
-
-def _checked(catalogue: Catalogue, body: Any, current: Feature) -> Feature:
-    return replace_project(current, check_feature(body, catalogue.place), catalogue.province_names())
-
-
-async def _rewrite(request: Request, coll: Collection, catalogue: Catalogue, settings: Settings,
-                   feature_id: str, if_match: str | None,
-                   client_feature: Callable[[Any, Feature], Any]) -> GeoJSONResponse:
-    """PUT and PATCH: read the body, turn it into a whole client feature, check and store it."""
-    body = await read_json(request, settings.max_body_bytes)
-    new = await _change(catalogue, feature_id, if_match,
-                        lambda current: _checked(catalogue, client_feature(body, current), current))
-    assert new is not None  # a replacement or an update never deletes
-    return _written(request, coll, new)
+    store = catalogue.store
+    for _attempt in range(WRITE_ATTEMPTS):
+        # Off the event loop, snapshot() first re-reads a file another process changed; after a collision
+        # the store has already installed the version it collided with.
+        current = check_write(feature_id, store.snapshot().get(feature_id), if_match)
+        client_feature = _patched(body, current) if patch else body
+        new = replace_project(current, check_feature(client_feature, catalogue.place),
+                              catalogue.province_names())
+        try:
+            return store.replace(feature_id, new, if_match=etag_of(current))
+        except PreconditionFailed:
+            continue  # changed since `current` was read: nothing was written; read and build again
+    raise StoreBusy(f"Project {feature_id!r} was changed by other writes {WRITE_ATTEMPTS} times while this "
+                    "one was being prepared; nothing was written. Try again shortly.",
+                    headers={"Retry-After": RETRY_AFTER_S})
 
 
 @router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a project",
@@ -214,7 +202,9 @@ async def replace_item(
 ) -> GeoJSONResponse:
     """Replace a project with a new GeoJSON Feature (same checks as POST; id and created_at stay)."""
     _require_editable(coll)
-    return await _rewrite(request, coll, catalogue, settings, feature_id, if_match, lambda body, _: body)
+    body = await read_json(request, settings.max_body_bytes)
+    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=False)
+    return _written(request, coll, new)
 
 
 def _check_patch_type(request: Request) -> None:
@@ -231,7 +221,8 @@ def _check_patch_type(request: Request) -> None:
                                    headers=dict(ACCEPT_PATCH))
 
 
-def _patched(body: Any, current: Feature) -> dict[str, Any]:
+def _patched(body: object, current: Feature) -> Feature:
+    """The client feature a merge patch makes of `current` (422 for a patch that is not one)."""
     if not isinstance(body, dict):
         raise InvalidFeature("body: a JSON merge patch object is required",
                              errors=[{"field": "body", "message": "must be an object"}])
@@ -260,7 +251,9 @@ async def update_item(
     """Update a project: a JSON merge patch of `properties` (null removes one), and/or a new `geometry`."""
     _require_editable(coll)
     _check_patch_type(request)
-    return await _rewrite(request, coll, catalogue, settings, feature_id, if_match, _patched)
+    body = await read_json(request, settings.max_body_bytes)
+    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=True)
+    return _written(request, coll, new)
 
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
@@ -273,5 +266,5 @@ async def delete_item(
 ) -> Response:
     """Remove a project."""
     _require_editable(coll)
-    await _change(catalogue, feature_id, if_match, lambda _current: None)
+    await run_in_threadpool(catalogue.store.delete, feature_id, if_match)
     return Response(status_code=204)

@@ -1,18 +1,77 @@
-"""The interface every project store implements."""
+"""The interface every project store implements, and what each implementation must guarantee.
+
+A store holds the features of the `projects` collection. Reads come from `snapshot()`, an immutable
+version; writes are three explicit methods, `add`, `replace` and `delete`, which take whole features
+(the store knows nothing of the project rules: the route builds and checks the new version first).
+
+Every implementation (the GeoJSON file here; a journaled file and PostGIS to come) must guarantee:
+
+- **Reads never wait for writers.** `snapshot()` returns the last complete version, whatever a writer
+  is doing; a version is never seen half-written.
+- **Writes are atomic and serialised.** A write changes the store as a whole or not at all, and writes
+  to one store, from any number of processes, happen one at a time, each on the latest version (a
+  store that reads a cache re-reads what changed before it writes), so no acknowledged write is lost.
+- **Durable before return.** When a write method returns, the change survives a crash or power cut.
+  When it raises, nothing was changed.
+- **If-Match is compared under the lock.** `replace` and `delete` test `if_match` against the ETag of
+  the feature as it is at the moment of writing, in the same critical section as the write (never on a
+  snapshot taken earlier), so two writers holding one ETag cannot both succeed. The test is
+  `check_write` below, on the ETag `etag_of` gives: the same one GET sends (geo.caching.feature_etag).
+- **Ids are kept.** `add` never overwrites an existing id; `replace` never changes a feature's id;
+  neither reorders the other features. New ids come from the caller (geo.projects.new_id, random), so
+  a store need not remember the ids of deleted features.
+- **The same errors.** StoreBusy (503, Retry-After) when the write lock is not had in time;
+  StoreWriteFailed (503) when the store cannot be read or written; NotFound and PreconditionFailed as
+  `check_write` decides. All are geo.errors problems: a route lets them through unchanged.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
+from geo.caching import PreconditionFailed, check_if_match, feature_etag
+from geo.errors import GeoError, NotFound
 from geo.featuretable import FeatureTable
 
+# A GeoJSON Feature as parsed JSON (its members' values are any JSON value).
 Feature = dict[str, Any]
-# A change computes the next version of one feature from the current one (None when absent).
-Change = Callable[[Feature | None], Feature | None]
+# Seconds a client is asked to wait (Retry-After) when a write found the store busy.
+RETRY_AFTER_S = "2"
 
-PROJECT_FILTERS = ("status", "category", "province")
-PROJECT_TEMPORAL = ("start_date", "end_date")
+
+def etag_of(feature: Feature) -> str:
+    """The ETag of a stored feature: what GET sends for it and what If-Match is compared with."""
+    return feature_etag(orjson.dumps(feature))
+
+
+def missing(fid: str, if_match: str | None) -> GeoError:
+    """What a replace or delete of a feature that does not exist raises.
+
+    NotFound, or with If-Match PreconditionFailed: the condition is false when there is no current
+    representation (RFC 9110 13.1.1), and Part 4 (/req/create-replace-delete/put-rid-exception B)
+    asks for 412.
+    """
+    if if_match is None:
+        return NotFound(f"There is no project {fid!r}.")
+    return PreconditionFailed(
+        f"There is no project {fid!r}, so `If-Match` cannot hold; nothing was written (PUT does not "
+        "create projects: POST to the items).",
+        errors=[{"field": "If-Match", "message": "the feature does not exist"}])
+
+
+def check_write(fid: str, current: Feature | None, if_match: str | None) -> Feature:
+    """The feature a replace or delete of `fid` writes over (`current`, None when there is none), once
+    the write may go ahead.
+
+    Raises NotFound (absent, no If-Match) or PreconditionFailed (If-Match given, and the feature is
+    absent or its ETag is not one that `if_match` names).
+    """
+    if current is None:
+        raise missing(fid, if_match)
+    check_if_match(if_match, etag_of(current))
+    return current
 
 
 @runtime_checkable
@@ -38,11 +97,28 @@ class ProjectStore(Protocol):
         ...
 
     def add(self, feature: Feature) -> Feature:
-        """Store a new feature (its `id` already set) and return it as stored."""
+        """Store a new feature, its `id` already set, after the others; return it as stored.
+
+        Raises StoreBusy (lock not had in time), StoreWriteFailed (store unreadable or unwritable), or
+        ValueError when the id exists (a caller's bug: ids come from geo.projects.new_id).
+        """
         ...
 
-    def change(self, fid: str, change: Change) -> Feature | None:
-        """Apply `change` to feature `fid` under the store's lock; None from it deletes the feature."""
+    def replace(self, fid: str, feature: Feature, if_match: str | None = None) -> Feature:
+        """Make `feature` (whose `id` is `fid`) the stored version of `fid`; return it as stored.
+
+        `if_match` is an If-Match value (entity tags, or `*`), compared under the lock with the current
+        ETag. Raises NotFound (no such feature, no If-Match), PreconditionFailed (If-Match given and
+        the feature is missing or has another ETag), StoreBusy, StoreWriteFailed, or ValueError when
+        `feature["id"]` is not `fid`.
+        """
+        ...
+
+    def delete(self, fid: str, if_match: str | None = None) -> None:
+        """Remove feature `fid`.
+
+        Raises NotFound, PreconditionFailed, StoreBusy or StoreWriteFailed, as `replace` does.
+        """
         ...
 
     def close(self) -> None:

@@ -27,17 +27,17 @@ from pathlib import Path
 
 import orjson
 
-from geo.errors import NotFound, StoreBusy, StoreCorrupt, StoreWriteFailed
+from geo.errors import StoreBusy, StoreCorrupt, StoreWriteFailed
 from geo.featuretable import FeatureTable
 from geo.fsutil import LockTimeout, atomic_write_bytes, exclusive_lock, real_target
-from geo.store.base import PROJECT_FILTERS, PROJECT_TEMPORAL, Change, Feature
+from geo.queryables import PROJECT_FILTERS, PROJECT_TEMPORAL
+from geo.store.base import RETRY_AFTER_S, Feature, check_write
 
 log = logging.getLogger(__name__)
 
 HEAD = b'{"type":"FeatureCollection","name":"projects","features":[\n'
 # (device, inode, size, mtime_ns) of one version of the file; None when there is no file.
 Identity = tuple[int, int, int, int] | None
-RETRY_AFTER_S = "2"
 
 
 def _identity(st: os.stat_result) -> Identity:
@@ -284,29 +284,38 @@ class GeoJSONFileStore:
         self._install(_State(self._table(features, data, mtime_ns), identity, fd))
 
     def add(self, feature: Feature) -> Feature:
-        """Append a new feature."""
+        """Append a new feature (see `ProjectStore.add`: StoreBusy, StoreWriteFailed, ValueError)."""
+        fid = feature["id"]
         with self._locked():
             table = self._current_locked().table
-            if table.get(feature["id"]) is not None:
-                raise ValueError(f"id {feature['id']!r} exists")
+            if fid in table.position:
+                raise ValueError(f"id {fid!r} exists")
             self._write([*table.features, feature])
         return feature
 
-    def change(self, fid: str, change: Change) -> Feature | None:
-        """Replace or delete one feature, keeping the order of the others."""
+    def replace(self, fid: str, feature: Feature, if_match: str | None = None) -> Feature:
+        """Replace one feature in place, keeping the order of the others.
+
+        See `ProjectStore.replace`: NotFound, PreconditionFailed, StoreBusy, StoreWriteFailed, and
+        ValueError when `feature["id"]` is not `fid`.
+        """
+        if feature.get("id") != fid:
+            raise ValueError(f"a replacement for {fid!r} has the id {feature.get('id')!r}")
+        with self._locked():
+            table = self._current_locked().table  # the file as it is now, not the snapshot a caller read
+            check_write(fid, table.get(fid), if_match)
+            features = list(table.features)
+            features[table.position[fid]] = feature
+            self._write(features)
+        return feature
+
+    def delete(self, fid: str, if_match: str | None = None) -> None:
+        """Remove one feature, keeping the order of the others (see `ProjectStore.delete`: NotFound,
+        PreconditionFailed, StoreBusy, StoreWriteFailed)."""
         with self._locked():
             table = self._current_locked().table
-            features = list(table.features)
-            i = table.position.get(fid)
-            if i is None:
-                raise NotFound(f"There is no project {fid!r}.")
-            new = change(features[i])
-            if new is None:
-                del features[i]
-            else:
-                features[i] = new
-            self._write(features)
-        return new
+            check_write(fid, table.get(fid), if_match)
+            self._write([f for f in table.features if f["id"] != fid])
 
     def close(self) -> None:
         """Let go of the file held open for the current snapshot."""
