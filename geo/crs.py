@@ -190,7 +190,9 @@ def to_crs(geometries: Geometries, crs: Crs, *, gis_order: bool = False) -> Geom
     if crs.is_default or (gis_order and not crs.projected):
         return geometries
     transformer = _transformer(DEFAULT.code, crs.code, gis_order)
-    out: Geometries = shapely.transform(geometries, _apply(transformer), include_z=None)
+    # include_z=None keeps each geometry's own dimensions (shapely 2.1; its stubs still say bool).
+    keep_dimensions: Any = None
+    out: Geometries = shapely.transform(geometries, _apply(transformer), include_z=keep_dimensions)
     return out
 
 
@@ -330,7 +332,7 @@ def _projected_box(box: Box, crs: Crs) -> tuple[Box, BaseGeometry | None]:
     lons, lats = to_lonlat.transform(ring[:, 0], ring[:, 1])
     if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
         raise _bad("bbox", f"reaches beyond where {crs.code} can be converted to longitude, latitude")
-    outline = shapely.Polygon(np.column_stack([lons, lats]))
+    outline: BaseGeometry = shapely.Polygon(np.column_stack([lons, lats]))
     if outline.is_empty or outline.area == 0:
         # A box of no width (a line or a point in metres) selects what it touches.
         outline = shapely.LineString(np.column_stack([lons, lats])) if (minx, miny) != (maxx, maxy) \
