@@ -80,9 +80,9 @@ def _export(args: argparse.Namespace) -> int:
     from geo.formats.export import export_layer
 
     options = {"status": args.status, "category": args.category, "province": args.province,
-               "bbox": args.bbox, "datetime": args.datetime, "filter": args.filter}
+               "bbox": args.bbox, "datetime": args.datetime, "filter": args.filter, "bbox-crs": args.bbox_crs}
     try:
-        count = export_layer(Settings(), args.layer, args.file, options, bom=args.bom)
+        count = export_layer(Settings(), args.layer, args.file, options, bom=args.bom, crs=args.crs)
     except GeoError as exc:
         print(f"geo: {exc.detail}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("file", type=Path, help="where to write, e.g. projects.gpkg")
     for option in ("status", "category", "province", "bbox", "datetime", "filter"):
         export.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
+    export.add_argument("--bbox-crs", help="the CRS of --bbox, a URI as the HTTP `bbox-crs` takes")
+    export.add_argument("--crs", help="write the file in this CRS, a URI as the HTTP `crs` takes, e.g. "
+                                      "http://www.opengis.net/def/crs/EPSG/0/32642 (default: CRS84; "
+                                      "KML: CRS84 only)")
     export.add_argument("--bom", action="store_true", help="CSV: start with a byte-order mark (Excel)")
     export.set_defaults(func=_export)
     web_map = sub.add_parser("map", help="write a self-contained web map (data and scripts embedded)")

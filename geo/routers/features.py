@@ -18,6 +18,8 @@ from fastapi.responses import HTMLResponse, Response
 from geo import html
 from geo.caching import feature_etag, make_etag, not_modified, validators
 from geo.catalogue import Catalogue, Collection
+from geo.crs import CONTENT_CRS_HEADER, URIS, CrsParam, feature_bytes, features_page, to_crs
+from geo.crs import parse as parse_crs
 from geo.errors import LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable
 from geo.formats import MEDIA_TYPES
@@ -158,8 +160,10 @@ def _table_or_none(collection: Collection) -> FeatureTable | None:
         return None
 
 
-def collection_doc(collection: Collection, base: str, table: FeatureTable | None = None) -> dict[str, Any]:
-    """The metadata document of one collection."""
+def collection_doc(collection: Collection, base: str, table: FeatureTable | None = None,
+                   nested: bool = False) -> dict[str, Any]:
+    """The metadata document of one collection; `nested` in /collections, whose global `crs` list its
+    `crs` then points to (`#/crs`, /req/crs/fc-md-crs-list-global)."""
     href = f"{base}/collections/{collection.id}"
     links = [
         {"href": href, "rel": "self", "type": "application/json", "title": collection.title},
@@ -182,7 +186,9 @@ def collection_doc(collection: Collection, base: str, table: FeatureTable | None
     return {
         "id": collection.id, "title": collection.title, "description": collection.description,
         "keywords": list(collection.keywords), "itemType": "feature",
-        "crs": [CRS84], "storageCrs": CRS84,
+        # Part 2: the CRSs the items can be had in (/req/crs/fc-md-crs-list), and the one they are
+        # stored in, served without a transformation (/req/crs/fc-md-storageCrs).
+        "crs": ["#/crs"] if nested else list(URIS), "storageCrs": CRS84,
         "extent": _extent(collection, table),
         "license": collection.licence, "attribution": collection.attribution,
         "links": links,
@@ -206,12 +212,13 @@ async def collections(request: Request, catalogue: CatalogueDep, f: FormatParam 
     etag = make_etag("collections", base, as_html, _versions(tables))
 
     def make() -> Response:
-        docs = [collection_doc(c, base, tables[cid]) for cid, c in catalogue.collections.items()]
+        docs = [collection_doc(c, base, tables[cid], nested=True) for cid, c in catalogue.collections.items()]
         if as_html:
             return HTMLResponse(html.page("Collections", html.collections_body(docs, f"{base}/collections")))
         return JSONResponse({
             "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"},
                       _alternate(f"{base}/collections")],
+            "crs": list(URIS),
             "collections": docs,
         })
     return _answer(request, etag, None, make)
@@ -261,7 +268,8 @@ def _page_links(request: Request, pages: list[tuple[str, int]], limit: int,
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
             response_class=GeoJSONResponse,
-            responses={200: {"content": {GEOJSON: {"schema": FEATURES_SCHEMA},
+            responses={200: {"headers": CONTENT_CRS_HEADER,
+                             "content": {GEOJSON: {"schema": FEATURES_SCHEMA},
                                          "text/html": {"schema": {"type": "string"}}}},
                        **problems(304, 400, 404, 503)})
 async def items(
@@ -272,6 +280,7 @@ async def items(
     limit: LimitParam = None,
     offset: OffsetParam = 0,
     f: FormatParam = None,
+    crs: CrsParam = None,
 ) -> Response:
     """A page of features, filtered and sorted, with numberMatched and next/prev links.
 
@@ -283,6 +292,7 @@ async def items(
     Without `sortby` features come in the order they were added; new ones go to the end, so a
     client paging with `next` neither repeats nor misses a feature while others add projects.
     """
+    target = parse_crs(crs)
     size = min(limit or settings.default_limit, settings.max_limit)
     table = coll.table()
     as_html = html.wants_html(request, f)
@@ -301,12 +311,12 @@ async def items(
     pages = [("next", offset + size)] if offset + size < len(matched) else []
     pages += [("prev", max(0, offset - size))] if offset > 0 else []
     links += _page_links(request, pages, size, media)
-    headers = {**validators(etag, table.modified), "Content-Crs": f"<{CRS84}>", "Vary": "Accept"}
+    headers = {**validators(etag, table.modified), "Content-Crs": target.header, "Vary": "Accept"}
     if as_html:
         features = [table.selected(int(i), filters.properties) if filters.properties is not None
                     else table.features[i] for i in chosen]
         wkts = [None if w is None else str(w)
-                for w in shapely.to_wkt(table.geometries[chosen], rounding_precision=-1)]
+                for w in shapely.to_wkt(to_crs(table.geometries[chosen], target), rounding_precision=-1)]
         nav = "".join(f'<a href="{html.safe_href(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[3:])
         first = offset + 1 if len(chosen) else 0
         page = (f"<p>{len(matched)} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
@@ -314,17 +324,20 @@ async def items(
                 + html.link_list(links))
         return HTMLResponse(html.page(f"{coll.title}: items", page), headers=headers)
     extra = {"numberMatched": len(matched), "numberReturned": len(chosen), "links": links}
-    return GeoJSONResponse(table.feature_collection(chosen, extra, filters.properties), headers=headers)
+    return GeoJSONResponse(features_page(table, chosen, extra, filters.properties, target), headers=headers)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
             response_class=GeoJSONResponse,
             responses={200: {"description": "The feature; its `ETag` is what `If-Match` takes on writes.",
+                             "headers": CONTENT_CRS_HEADER,
                              "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}},
                                          "text/html": {"schema": {"type": "string"}}}},
                        **problems(304, 400, 404, 503)})
-async def item(request: Request, coll: CollectionDep, feature_id: str, f: FormatParam = None) -> Response:
+async def item(request: Request, coll: CollectionDep, feature_id: str, f: FormatParam = None,
+               crs: CrsParam = None) -> Response:
     """One feature by id, or a 404 problem."""
+    target = parse_crs(crs)
     table = coll.table()
     index = table.position.get(feature_id)
     if index is None:
@@ -334,6 +347,8 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
     etag = feature_etag(table.encoded[index])
     if as_html:
         etag = make_etag(etag, "html")
+    if not target.is_default:
+        etag = make_etag(etag, target.uri)
     href = f"{base_url(request)}/collections/{coll.id}"
     links = [{"href": f"{href}/items/{feature_id}", "rel": "self", "type": GEOJSON, "title": "This feature"},
              _alternate(f"{href}/items/{feature_id}"),
@@ -342,13 +357,13 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
     def make() -> Response:
         if as_html:
             feature = table.features[index]
-            shape = table.geometries[index]
+            shape = to_crs(table.geometries[[index]], target)[0]
             wkt = None if shape is None else str(shapely.to_wkt(shape, rounding_precision=-1))
             page_links = [*_self_and_alternate(request, True, "This feature"), links[2]]
             page = html.feature_body(feature, wkt) + html.link_list(page_links)
             return HTMLResponse(html.page(str(feature["properties"].get("name") or feature_id), page))
         # Splice the links into the cached encoding rather than re-serialising the feature.
-        body = table.encoded[index][:-1] + b',"links":' + JSONResponse(links).body + b"}"
-        return GeoJSONResponse(body, headers={"Content-Crs": f"<{CRS84}>"})
+        body = feature_bytes(table, index, target)[:-1] + b',"links":' + JSONResponse(links).body + b"}"
+        return GeoJSONResponse(body, headers={"Content-Crs": target.header})
     return _answer(request, etag, table.modified, make)
 
