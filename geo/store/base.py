@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from geo.caching import PreconditionFailed, check_if_match, feature_etag
-from geo.errors import GeoError, NotFound
+from geo.errors import NotFound
 from geo.featuretable import FeatureTable
 
 # A GeoJSON Feature as parsed JSON (its members' values are any JSON value).
@@ -46,30 +46,22 @@ def etag_of(feature: Feature) -> str:
     return feature_etag(orjson.dumps(feature))
 
 
-def missing(fid: str, if_match: str | None) -> GeoError:
-    """What a replace or delete of a feature that does not exist raises.
-
-    NotFound, or with If-Match PreconditionFailed: the condition is false when there is no current
-    representation (RFC 9110 13.1.1), and Part 4 (/req/create-replace-delete/put-rid-exception B)
-    asks for 412.
-    """
-    if if_match is None:
-        return NotFound(f"There is no project {fid!r}.")
-    return PreconditionFailed(
-        f"There is no project {fid!r}, so `If-Match` cannot hold; nothing was written (PUT does not "
-        "create projects: POST to the items).",
-        errors=[{"field": "If-Match", "message": "the feature does not exist"}])
-
-
 def check_write(fid: str, current: Feature | None, if_match: str | None) -> Feature:
     """The feature a replace or delete of `fid` writes over (`current`, None when there is none), once
     the write may go ahead.
 
     Raises NotFound (absent, no If-Match) or PreconditionFailed (If-Match given, and the feature is
-    absent or its ETag is not one that `if_match` names).
+    absent or its ETag is not one that `if_match` names). An absent feature fails any If-Match, even
+    `*`: the condition is false when there is no current representation (RFC 9110 13.1.1), and Part 4
+    (/req/create-replace-delete/put-rid-exception B) asks for 412.
     """
+    if current is None and if_match is None:
+        raise NotFound(f"There is no project {fid!r}.")
     if current is None:
-        raise missing(fid, if_match)
+        raise PreconditionFailed(
+            f"There is no project {fid!r}, so `If-Match` cannot hold; nothing was written (PUT does not "
+            "create projects: POST to the items).",
+            errors=[{"field": "If-Match", "message": "the feature does not exist"}])
     check_if_match(if_match, etag_of(current))
     return current
 
