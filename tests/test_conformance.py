@@ -552,16 +552,19 @@ def _fc_md_extent(api: Api) -> None:
         boxes = extent["spatial"]["bbox"]
         for feature in api.features(cid):
             assert any(_inside(_bounds(feature), box) for box in boxes), (cid, feature["id"])
-    # Time: each project's start_date..end_date within the interval; no end date is an open end, so the
-    # extent must be open-ended (null) too.
-    interval = api.collection("projects")["extent"]["temporal"]["interval"][0]
+    _within_interval(api, api.collection("projects")["extent"]["temporal"]["interval"][0])
+
+
+def _within_interval(api: Api, *intervals: list[str | None]) -> None:
+    """Each project's start_date..end_date lies in one of the intervals; no end date is an open end, so
+    such an interval must be open-ended (null) too."""
+    def inside(interval: list[str | None], start: str | None, end: str | None) -> bool:
+        return ((interval[0] is None or (start is not None and interval[0][:10] <= start))
+                and (interval[1] is None or (end is not None and interval[1][:10] >= end)))
     for feature in api.features("projects"):
         bounds = _temporal_bounds(feature)
-        if bounds is None:
-            continue
-        start, end = bounds
-        assert interval[0] is None or (start is not None and interval[0][:10] <= start), (interval, bounds)
-        assert interval[1] is None or (end is not None and interval[1][:10] >= end), (interval, bounds)
+        if bounds is not None:
+            assert any(inside(interval, *bounds) for interval in intervals), (intervals, bounds)
 
 
 @check("/req/core/fc-md-extent-multi")
@@ -574,8 +577,10 @@ def _fc_md_extent_multi(api: Api) -> None:
         for feature in api.features(cid):
             assert _inside(_bounds(feature), first), (cid, feature["id"])
             assert not others or any(_inside(_bounds(feature), box) for box in others)
-        if "temporal" in extent:
-            assert len(extent["temporal"]["interval"]) >= 1
+    first_interval, *other_intervals = api.collection("projects")["extent"]["temporal"]["interval"]
+    _within_interval(api, first_interval)  # C
+    if other_intervals:
+        _within_interval(api, *other_intervals)  # D
 
 
 @check("/req/core/sfc-md-op")
