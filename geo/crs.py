@@ -221,14 +221,37 @@ def feature_collection(encoded: Iterable[bytes], extra: Mapping[str, Any]) -> by
     return orjson.dumps(head)[:-1] + b',"features":[' + b",".join(encoded) + b"]}"
 
 
+def encoded_in(table: FeatureTable, indices: IntArray, crs: Crs) -> list[bytes]:
+    """The features at `indices` as GeoJSON in `crs`, each encoded once per table version and CRS.
+
+    The encodings are kept with the table (whose version never changes) as they are first asked for:
+    a client paging through a layer in UTM pays for each feature once, and memory grows only with
+    what is asked, at most one copy of the layer per CRS (a new version starts afresh). Two requests
+    that encode the same feature at once both write the same bytes.
+    """
+    if crs.is_default:
+        enc = table.encoded
+        return [enc[i] for i in indices]
+    kept: list[bytes | None] = table.derived(("encoded-in", crs.uri), lambda: [None] * len(table))
+    missing = [int(i) for i in indices if kept[i] is None]
+    if missing:
+        rows = np.array(missing, dtype=np.intp)
+        for i, body in zip(missing, encode([table.features[i] for i in missing], table.geometries[rows], crs),
+                           strict=True):
+            kept[i] = body
+    return [b for i in indices if (b := kept[i]) is not None]
+
+
 def features_page(table: FeatureTable, indices: IntArray, extra: Mapping[str, Any],
                   properties: Sequence[str] | None, crs: Crs) -> bytes:
     """A page of items in `crs`: in CRS84 the bytes the table holds, joined (nothing is reprojected
-    or re-encoded); in another CRS only this page's features are carried over and encoded."""
+    or re-encoded); in another CRS the features' encodings in it (`encoded_in`), or, when only some
+    properties are asked for, this page's features encoded afresh."""
     if crs.is_default:
         return table.feature_collection(indices, extra, properties)
-    features = [table.selected(int(i), properties) if properties is not None else table.features[i]
-                for i in indices]
+    if properties is None:
+        return feature_collection(encoded_in(table, indices, crs), extra)
+    features = [table.selected(int(i), properties) for i in indices]
     return feature_collection(encode(features, table.geometries[indices], crs), extra)
 
 
@@ -236,7 +259,7 @@ def feature_bytes(table: FeatureTable, index: int, crs: Crs) -> bytes:
     """One feature's GeoJSON in `crs` (in CRS84: the bytes the table holds)."""
     if crs.is_default:
         return table.encoded[index]
-    return encode([table.features[index]], table.geometries[[index]], crs)[0]
+    return encoded_in(table, np.array([index], dtype=np.intp), crs)[0]
 
 
 def parse_header(value: str | None) -> Crs:

@@ -341,10 +341,33 @@ def test_the_default_crs_never_reprojects(module_settings: Settings, monkeypatch
 def test_transformers_are_built_once(api: TestClient) -> None:
     api.get(POINT, params={"crs": f"{EPSG}32641"})
     before = crs_module._transformer.cache_info()
-    for offset in range(3):  # three different pages, so that none is answered from a response cache
-        api.get("/collections/provinces/items", params={"crs": f"{EPSG}32641", "offset": str(offset + 11)})
+    for offset in (0, 10, 20):  # pages of features not encoded in this CRS yet
+        api.get("/collections/provinces/items", params={"crs": f"{EPSG}32641", "offset": str(offset)})
     after = crs_module._transformer.cache_info()
     assert after.misses == before.misses and after.hits >= before.hits + 3
+
+
+def test_features_are_encoded_once_per_crs(module_settings: Settings,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = crs_module.encode
+
+    def spy(features: Any, geometries: Any, crs: Any) -> Any:
+        calls.append(len(features))
+        return real(features, geometries, crs)
+
+    monkeypatch.setattr(crs_module, "encode", spy)
+    api = TestClient(create_app(module_settings))
+    utm = {"crs": f"{EPSG}32642"}
+    first = api.get("/collections/provinces/items", params={**utm, "limit": "5"}).json()
+    assert calls == [5]
+    # Other URLs (no response cache), the same features: nothing is encoded again, and nothing differs.
+    again = api.get("/collections/provinces/items", params={**utm, "limit": "4"}).json()
+    one = api.get(f"/collections/provinces/items/{first['features'][2]['id']}", params=utm).json()
+    assert calls == [5] and again["features"] == first["features"][:4]
+    assert {k: v for k, v in one.items() if k != "links"} == first["features"][2]
+    api.get("/collections/provinces/items", params={**utm, "limit": "7"})
+    assert calls == [5, 2]  # only the two not seen before
 
 
 def test_the_etag_depends_on_the_crs(api: TestClient) -> None:

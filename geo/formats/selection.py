@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geo.crs import DEFAULT, Crs, encode, to_crs
+from geo.crs import DEFAULT, Crs, encoded_in, to_crs
 from geo.featuretable import FeatureTable, IntArray
 from geo.formats.columns import Column, flatten
 
@@ -43,11 +43,8 @@ class Selection:
     @cached_property
     def encoded(self) -> list[bytes]:
         """Each chosen feature as GeoJSON in `crs`, in its axis order (the bytes the table holds, in
-        CRS84: nothing is encoded again)."""
-        if self.crs.is_default:
-            enc = self.table.encoded
-            return [enc[i] for i in self.indices]
-        return encode(self.features, self.table.geometries[self.indices], self.crs)
+        CRS84: nothing is encoded again; in another CRS encoded once per version, geo.crs.encoded_in)."""
+        return encoded_in(self.table, self.indices, self.crs)
 
     @cached_property
     def columns(self) -> list[Column]:
