@@ -334,17 +334,18 @@ def _edge(start: tuple[float, float], end: tuple[float, float]) -> npt.NDArray[n
     return np.column_stack([start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t])
 
 
-def _projected_box(box: Box, crs: Crs) -> tuple[Box, BaseGeometry | None]:
-    """A projected box as a CRS84 box and, when its edges curve there, its exact outline."""
+def _projected_box(box: Box, crs: Crs, field: str = "bbox") -> tuple[Box, BaseGeometry | None]:
+    """A projected box as a CRS84 box and, when its edges curve there, its exact outline (errors name
+    `field`)."""
     minx, miny, maxx, maxy = box
     if minx > maxx or miny > maxy:
-        raise _bad("bbox", "the minimum must not exceed the maximum")
+        raise _bad(field, "the minimum must not exceed the maximum")
     lo_x, lo_y, hi_x, hi_y = crs.domain or box
     # Clipped to where the CRS is defined: a box beyond it (the whole Mercator world and more) keeps
     # its meaning, rather than wrapping round the antimeridian or the pole.
     minx, miny, maxx, maxy = max(minx, lo_x), max(miny, lo_y), min(maxx, hi_x), min(maxy, hi_y)
     if minx > maxx or miny > maxy:
-        raise _bad("bbox", f"lies outside the area where {crs.code} is defined here: easting "
+        raise _bad(field, f"lies outside the area where {crs.code} is defined here: easting "
                            f"{lo_x:.0f} to {hi_x:.0f}, northing {lo_y:.0f} to {hi_y:.0f} (metres)")
     to_lonlat = _transformer(crs.code, DEFAULT.code, False)
     if crs.rectilinear:
@@ -354,7 +355,7 @@ def _projected_box(box: Box, crs: Crs) -> tuple[Box, BaseGeometry | None]:
     ring = np.concatenate([_edge(a, b) for a, b in itertools.pairwise(corners)])
     lons, lats = to_lonlat.transform(ring[:, 0], ring[:, 1])
     if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
-        raise _bad("bbox", f"reaches beyond where {crs.code} can be converted to longitude, latitude")
+        raise _bad(field, f"reaches beyond where {crs.code} can be converted to longitude, latitude")
     outline: BaseGeometry = shapely.Polygon(np.column_stack([lons, lats]))
     if outline.is_empty or outline.area == 0:
         # A box of no width (a line or a point in metres) selects what it touches.
@@ -391,3 +392,17 @@ def selection_box(raw_bbox: str | None, raw_crs: str | None,
         numbers = (min_lon, min_lat, max_lon, max_lat)
     # repr() writes each float so that it reads back as the same number.
     return parse_crs84(",".join(repr(v) for v in numbers)), None
+
+
+def envelope_to_crs84(box: Box, crs: Crs, field: str = "filter") -> dict[str, Any]:
+    """A box given in `crs` (its axis order: EPSG:4326 latitude first), such as a CQL2 BBOX literal
+    under `filter-crs`, as a CRS84 GeoJSON Polygon: a rectangle, or, for a UTM box, its outline with
+    the edges densified as `selection_box` does (errors name `field`)."""
+    if crs.projected:
+        bounds, outline = _projected_box(box, crs, field)
+        shape = outline if outline is not None else shapely.box(*bounds)
+    else:
+        x1, y1, x2, y2 = (box[1], box[0], box[3], box[2]) if crs.lat_first else box
+        shape = shapely.box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+    geometry: dict[str, Any] = orjson.loads(shapely.to_geojson(shape))
+    return geometry

@@ -535,3 +535,21 @@ def test_gdal_oapif_reads_the_layers_and_asks_for_a_crs(module_settings: Setting
         point = frame.geometry[frame["id"] == "salang-highway-reconstruction"].iloc[0]
         assert _close([point.x, point.y], (x, y), 0.01)
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_filter_envelopes_and_literals_in_another_crs() -> None:
+    """Helpers for `filter-crs` (Part 3 /req/filter/filter-crs-param B): CQL2 literals to CRS84."""
+    lat_lon = crs_module.parse(f"{EPSG}4326")
+    box = crs_module.envelope_to_crs84((35.2, 68.9, 35.5, 69.2), lat_lon)
+    corners = sorted(map(tuple, box["coordinates"][0][:4]))
+    assert corners == [(68.9, 35.2), (68.9, 35.5), (69.2, 35.2), (69.2, 35.5)]
+    numbers = [float(v) for v in BOX_3857.split(",")]
+    mercator = crs_module.envelope_to_crs84((numbers[0], numbers[1], numbers[2], numbers[3]),
+                                            crs_module.parse(f"{EPSG}3857"))
+    xs = [p[0] for p in mercator["coordinates"][0]]
+    ys = [p[1] for p in mercator["coordinates"][0]]
+    assert abs(min(xs) - 68.9) < 1e-6 and abs(max(xs) - 69.2) < 1e-6
+    assert abs(min(ys) - 35.2) < 1e-6 and abs(max(ys) - 35.5) < 1e-6
+    with pytest.raises(InvalidInput) as refused:
+        crs_module.envelope_to_crs84((9e6, 3.9e6, 9.1e6, 3.91e6), crs_module.parse(f"{EPSG}32642"))
+    assert refused.value.errors[0]["field"] == "filter"
