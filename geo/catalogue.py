@@ -21,7 +21,7 @@ from geo.errors import InvalidInput, LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable, IntArray
 from geo.models import Category, ProjectProperties, Status
 from geo.query import FILTER_NAMES, Filters, queryable_values, unknown_parameters
-from geo.queryables import PROJECT_FILTERS, PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
+from geo.queryables import ID, PROJECT_FILTERS, PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
 from geo.settings import Settings
 from geo.spatial import Placement, ProvinceIndex, in_bbox
 from geo.store.base import ProjectStore
@@ -66,10 +66,10 @@ class Collection:
 
     def parameter_queryables(self, table: FeatureTable) -> dict[str, Queryable]:
         """The queryables that are also query parameters of the items (Part 3,
-        queryables-query-parameters): all of them (they have simple values), except where a standard
-        parameter has the name."""
+        queryables-query-parameters): the feature id and every queryable (they have simple values),
+        except where a standard parameter has the name."""
         return table.derived("parameter queryables", lambda: {
-            q.name: q for q in self.queryables_of(table) if q.name not in FILTER_NAMES})
+            q.name: q for q in (ID, *self.queryables_of(table)) if q.name not in FILTER_NAMES})
 
     def property_names(self, table: FeatureTable) -> frozenset[str]:
         """Every property `properties=` may ask for."""

@@ -21,7 +21,7 @@ import shapely
 from shapely import STRtree
 
 from geo.frame import Frame
-from geo.queryables import Kind, Queryable
+from geo.queryables import ID, Kind, Queryable
 
 T = TypeVar("T")
 
@@ -95,7 +95,8 @@ class FeatureTable:
     tree: STRtree = field(init=False)
     # What is derived from this version on first use (CQL2 frames, stats columns, download columns).
     _derived: dict[Hashable, Any] = field(init=False, repr=False, compare=False)
-    _derived_lock: threading.Lock = field(init=False, repr=False, compare=False)
+    # Reentrant: a derived value may be built from another (the parameter queryables from the queryables).
+    _derived_lock: threading.RLock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         feats = self.features
@@ -122,7 +123,7 @@ class FeatureTable:
         put(self, "position", {fid: i for i, fid in enumerate(self.ids)})
         put(self, "tree", STRtree(self.geometries))
         put(self, "_derived", {})
-        put(self, "_derived_lock", threading.Lock())
+        put(self, "_derived_lock", threading.RLock())
 
     def __len__(self) -> int:
         return len(self.features)
@@ -213,8 +214,10 @@ class FeatureTable:
         return ok | untimed
 
     def equal_to(self, name: str, kind: Kind, wanted: Iterable[Any]) -> npt.NDArray[np.bool_]:
-        """Where property `name`, read as `kind`, equals one of `wanted` (values of that kind)."""
+        """Where property `name`, read as `kind`, equals one of `wanted` (values of that kind); `id` is
+        the feature's id (queryables.ID), not a property."""
         column = self.derived(("typed", name, kind), lambda: np.array(
+            list(self.ids) if name == ID.name else
             [_typed(f["properties"].get(name), kind) for f in self.features], dtype=object))
         out = np.zeros(len(self), dtype=bool)
         for value in wanted:

@@ -152,6 +152,7 @@ def test_bad_parameters_are_problems_naming_the_field(client: TestClient, params
 
 
 PROJECTS = "/collections/projects/items"
+BOTH = ["salang-tunnel-2", "salang-highway-reconstruction"]
 
 
 def _ids(client: TestClient, query: str) -> list[str]:
@@ -217,3 +218,156 @@ def test_equality_filters_keep_masks_only_for_values_present(client: TestClient)
         "numberMatched"] == 1
     kept = [key for key in table._derived if key[0] == "equals"]
     assert kept == [("equals", "code", "AF-KAB")]
+
+
+UNKNOWN = "unknownQueryParameter12345"  # the name the official test suite (ets-ogcapi-features10) sends
+OGC_RESOURCES = ["/", "/conformance", "/collections", "/collections/projects", "/collections/provinces",
+                 "/collections/projects/queryables", "/collections/projects/schema",
+                 "/collections/projects/sortables", PROJECTS, "/collections/provinces/items",
+                 "/collections/salang/items", f"{PROJECTS}/salang-tunnel-2", "/stats",
+                 "/layers/projects.geojson", "/layers/salang.csv"]
+
+
+@pytest.mark.parametrize("path", OGC_RESOURCES)
+def test_an_unknown_parameter_is_a_400_naming_it(client: TestClient, path: str) -> None:
+    """/req/core/query-param-unknown: "The server SHALL respond with a response with the status code
+    400, if the request URI includes a query parameter that is not specified in the API definition"."""
+    response = client.get(path, params={UNKNOWN: "1"})
+    assert response.status_code == 400, (path, response.text)
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == [UNKNOWN]
+    # Next to a known one, and with an empty value: still refused.
+    assert client.get(path, params={"limit": "5", UNKNOWN: "1"}).status_code == 400, path
+    assert client.get(path, params={UNKNOWN: ""}).status_code == 400, path
+
+
+def test_the_map_ignores_parameters_it_does_not_know(client: TestClient) -> None:
+    """/map is a page people open from links that carry tracking parameters: those are dropped (not
+    passed to the API the page calls), while its filters are still checked."""
+    page = client.get("/map", params={"utm_source": "newsletter", "status": "proposed"})
+    assert page.status_code == 200 and "utm_source" not in page.text and "newsletter" not in page.text
+    plain = client.get("/map").headers["etag"]
+    assert client.get("/map", params={"utm_source": "x"}).headers["etag"] == plain
+    assert client.get("/map", params={"status": "done"}).status_code == 400
+    assert client.get("/map", params={"budget_usd": "lots"}).status_code == 400
+
+
+# Part 3 /req/queryables-query-parameters/parameters: every simple queryable is a query parameter of
+# the items, and "the response SHALL only include resources that match the provided value". Expected ids
+# read from layers/provinces.geojson, layers/salang.geojson and projects.geojson by hand.
+@pytest.mark.parametrize("collection, query, expected", [
+    ("projects", {"name": "Second Salang Tunnel"}, ["salang-tunnel-2"]),
+    ("projects", {"id": "salang-highway-reconstruction"}, ["salang-highway-reconstruction"]),
+    ("projects", {"name": "Second Salang"}, []),  # equality, not a prefix
+    ("projects", {"budget_usd": "1600000000"}, ["salang-tunnel-2"]),
+    ("projects", {"budget_usd": "1.6e9"}, ["salang-tunnel-2"]),  # the same number
+    ("projects", {"budget_usd": "1600000001"}, []),
+    ("projects", {"start_date": "2023-07-12"}, ["salang-highway-reconstruction"]),
+    ("projects", {"start_date": "2023-07-13"}, []),
+    ("projects", {"created_at": "2017-07-01T00:00:00Z"}, ["salang-tunnel-2"]),
+    ("projects", {"created_at": "2017-07-01T04:30:00+04:30"}, ["salang-tunnel-2"]),  # the same instant
+    ("projects", {"updated_at": "2025-06-09T00:00:00Z"}, BOTH),
+    ("projects", {"geometry_quality": "approximate"}, BOTH),
+    ("projects", {"geometry_quality": "exact"}, []),
+    ("projects", {"geometry_quality": "exact,approximate"}, BOTH),
+    ("projects", {"province_name": "Baghlan", "status": "proposed"}, ["salang-tunnel-2"]),
+    ("projects", {"name": "Second Salang Tunnel", "budget_usd": "5"}, []),  # all must match
+    ("projects", {"name": ""}, BOTH),  # empty: not given
+    ("provinces", {"code": "AF-KAB"}, ["AF-KAB"]),
+    ("provinces", {"name": "Kabul"}, ["AF-KAB"]),
+    ("provinces", {"area_km2": "17333.2"}, ["AF-BAL"]),
+    ("salang", {"kind": "tunnel"}, ["salang-tunnel", "salang-tunnel-2"]),
+    ("salang", {"width_m": "6"}, ["salang-tunnel"]),
+    ("salang", {"length_km": "12"}, ["salang-tunnel-2"]),
+    ("salang", {"estimated_cost_usd": "1600000000"}, ["salang-tunnel-2"]),
+    ("salang", {"opened": "1964"}, ["salang-tunnel"]),  # a string property: compared as text
+])
+def test_queryables_are_query_parameters(client: TestClient, collection: str, query: dict[str, str],
+                                         expected: list[str]) -> None:
+    response = client.get(f"/collections/{collection}/items", params={**query, "limit": "100"})
+    assert response.status_code == 200, response.text
+    assert [f["id"] for f in response.json()["features"]] == expected
+
+
+def test_every_simple_queryable_is_accepted_as_a_parameter(client: TestClient) -> None:
+    """Requirement A: every queryable with a simple value, named in the collection's queryables."""
+    for collection in ("projects", "provinces", "salang"):
+        schema = client.get(f"/collections/{collection}/queryables").json()["properties"]
+        simple = [name for name, s in schema.items() if s.get("type") in ("string", "number", "integer")]
+        assert len(simple) >= 5, collection
+        for name in simple:
+            value = "2020-01-01" if schema[name].get("format") == "date" else (
+                "2020-01-01T00:00:00Z" if schema[name].get("format") == "date-time" else (
+                    schema[name]["enum"][0] if "enum" in schema[name] else "1"))
+            response = client.get(f"/collections/{collection}/items", params={name: value})
+            assert response.status_code == 200, (collection, name, response.text)
+        assert client.get(f"/collections/{collection}/items", params={"geometry": "x"}).status_code == 400
+
+
+def test_queryable_parameters_filter_downloads_and_stats_too(client: TestClient) -> None:
+    download = client.get("/layers/projects.geojson", params={"budget_usd": "1600000000"})
+    assert download.status_code == 200
+    assert [f["id"] for f in download.json()["features"]] == ["salang-tunnel-2"]
+    stats = client.get("/stats", params={"start_date": "2023-07-12"})
+    assert stats.status_code == 200 and stats.json()["total"]["count"] == 1
+    assert stats.json()["filters"] == {"start_date": "2023-07-12"}
+    # Another value, another ETag (a cached copy of one filter is never served for another).
+    assert client.get("/stats", params={"start_date": "2020-01-01"}).headers["etag"] != stats.headers["etag"]
+
+
+@pytest.mark.parametrize("bbox, expected", [
+    ("177,65,-177,70", 0),  # the standard's own example: nowhere near Afghanistan, but allowed
+    ("60,29,-170,39", 34),  # 60..180 and -180..-170: the whole country lies in the first box
+    ("75,29,-170,39", 0),  # 75..180 and -180..-170: Afghanistan ends at about 74.9 E
+    ("-170,29,60,39", 0),  # an ordinary box, west of the country
+])
+def test_a_bbox_across_the_antimeridian_is_two_boxes(client: TestClient, bbox: str, expected: int) -> None:
+    """/req/core/fc-bbox-definition: minLon > maxLon is a box that crosses the antimeridian."""
+    response = client.get("/collections/provinces/items", params={"bbox": bbox, "limit": "100"})
+    assert response.status_code == 200, response.text
+    assert response.json()["numberMatched"] == expected
+
+
+def test_items_and_item_link_their_other_format(client: TestClient) -> None:
+    """/req/core/fc-links A (and the item's links): self in the format answered, alternate in the other."""
+    for path in (f"{PROJECTS}?limit=1&status=proposed", f"{PROJECTS}/salang-tunnel-2"):
+        doc = client.get(path).json()
+        rels = {(ln["rel"], ln["type"]): ln["href"] for ln in doc["links"]}
+        assert ("self", "application/geo+json") in rels and ("collection", "application/json") in rels
+        html_href = rels[("alternate", "text/html")]
+        page = client.get(urlparse(html_href).path + "?" + urlparse(html_href).query)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    alternate = parse_qs(urlparse(_rels(client.get(f"{PROJECTS}?limit=1&status=proposed").json())[
+        "alternate"]["href"]).query)
+    assert alternate == {"limit": ["1"], "status": ["proposed"], "f": ["html"]}
+
+
+def _anchors(page: str) -> dict[str, str]:
+    """The page's links: href -> the text of the <a> element."""
+    import re
+    from html import unescape
+
+    return {unescape(h): t for h, t in re.findall(r'<a href="([^"]*)"[^>]*>([^<]*)</a>', page)}
+
+
+def test_html_items_and_item_pages_hold_their_links_and_geometry(client: TestClient) -> None:
+    """/req/html/content: the HTML holds what the GeoJSON holds (the geometry too, here as WKT) and
+    every link as an <a> element; the GeoJSON alternate gives the GeoJSON."""
+    base = "http://testserver"
+    page = client.get("/collections/salang/items?f=html").text
+    anchors = _anchors(page)
+    assert f"{base}/collections/salang" in anchors  # the collection
+    assert f"{base}/collections/salang/items?f=html" in anchors  # itself
+    geojson = f"{base}/collections/salang/items?f=json"
+    assert geojson in anchors
+    assert client.get(geojson).headers["content-type"] == "application/geo+json"
+    # The tunnel is drawn as a north-south line (layers/salang.geojson): its WKT is on the page.
+    assert page.count("<summary>LineString</summary><code>LINESTRING (") == 2
+    one = client.get("/collections/salang/items/salang-tunnel?f=html").text
+    assert "LINESTRING (" in one
+    links = _anchors(one)
+    assert f"{base}/collections/salang/items/salang-tunnel?f=json" in links
+    assert f"{base}/collections/salang" in links
+    point = client.get(f"{PROJECTS}/salang-highway-reconstruction?f=html").text
+    # The point at the published centre (projects.geojson: 35.322083 N, 69.026944 E).
+    assert "POINT (69.026944 35.322083)" in point
