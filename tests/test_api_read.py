@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from geo.featuretable import FeatureTable
 from tests.conftest import AUTH, point_feature
 
 
@@ -371,3 +373,44 @@ def test_html_items_and_item_pages_hold_their_links_and_geometry(client: TestCli
     point = client.get(f"{PROJECTS}/salang-highway-reconstruction?f=html").text
     # The point at the published centre (projects.geojson: 35.322083 N, 69.026944 E).
     assert "POINT (69.026944 35.322083)" in point
+
+
+def _point(fid: str, lon: float, **props: object) -> dict[str, object]:
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lon, 66.0]},
+            "properties": props}
+
+
+def test_table_boxes_across_the_antimeridian() -> None:
+    table = FeatureTable((_point("east", 179.0), _point("west", -179.0), _point("greenwich", 0.0),
+                          _point("edge", 180.0)), "v1")
+    assert [table.ids[i] for i in table.select(bbox=(177, 65, -177, 70))] == ["east", "west", "edge"]
+    assert [table.ids[i] for i in table.select(bbox=(-177, 65, 177, 70))] == ["greenwich"]
+    assert [table.ids[i] for i in table.select(bbox=(179.5, 65, -179.5, 70))] == ["edge"]
+
+
+def test_table_time_matching_and_extent() -> None:
+    """fc-time-response (C: no time matches everything; an end date covers its day) and fc-md-extent
+    (an open end is null), on intervals chosen by hand."""
+    def table(*features: dict[str, object]) -> FeatureTable:
+        return FeatureTable(features, "v1", temporal=("start_date", "end_date"))
+
+    closed = table(_point("a", 1, start_date="2020-01-01", end_date="2021-06-30"), _point("none", 2),
+                   _point("b", 3, start_date="2019-03-01", end_date="2020-02-01"))
+    assert closed.interval() == ("2019-03-01T00:00:00Z", "2021-06-30T23:59:59Z")
+
+    def during(t: FeatureTable, lo: str | None, hi: str | None) -> list[str]:
+        def instant(text: str | None) -> np.datetime64 | None:
+            return None if text is None else np.datetime64(text, "s")
+        return [t.ids[i] for i in t.select(interval=(instant(lo), instant(hi)))]
+
+    assert during(closed, "2021-06-30T23:00:00", "2021-06-30T23:00:00") == ["a", "none"]
+    assert during(closed, "2021-07-01T00:00:00", None) == ["none"]
+    assert during(closed, None, "2019-02-28T23:59:59") == ["none"]
+    assert during(closed, "2020-01-15T00:00:00", "2020-01-15T00:00:00") == ["a", "none", "b"]
+    opened = table(_point("a", 1, start_date="2020-01-01", end_date="2021-06-30"),
+                   _point("running", 2, start_date="2022-05-01"), _point("ended", 3, end_date="2018-12-31"))
+    assert opened.interval() == (None, None)
+    assert during(opened, None, "1900-01-01T00:00:00") == ["ended"]  # no start: since ever
+    assert during(opened, "2500-01-01T00:00:00", None) == ["running"]  # no end: still running
+    assert table(_point("running", 2, start_date="2022-05-01")).interval() == ("2022-05-01T00:00:00Z", None)
+    assert table(_point("none", 2)).interval() == (None, None)

@@ -51,7 +51,10 @@ def test_stats_take_the_item_filters(client: TestClient) -> None:
 
 def test_bad_filters_are_problems(client: TestClient) -> None:
     for params, field in (({"status": "nope"}, "status"), ({"bbox": "1,2,3"}, "bbox"),
-                          ({"datetime": "yesterday"}, "datetime")):
+                          ({"datetime": "yesterday"}, "datetime"),
+                          ({"datetime": "2024-01-01T00:00:00"}, "datetime"),
+                          ({"limit": "5"}, "limit"), ({"utm_source": "x"}, "utm_source"),
+                          ({"budget_usd": "lots"}, "budget_usd")):
         response = client.get("/stats", params=params)
         assert response.status_code == 400
         assert response.headers["content-type"].startswith("application/problem+json")
@@ -65,3 +68,14 @@ def test_stats_revalidate_and_change_with_the_store(client: TestClient) -> None:
     _add(client, name="New clinic", category="health")
     second = client.get("/stats", headers={"If-None-Match": etag})
     assert second.status_code == 200 and second.json()["total"]["count"] == first.json()["total"]["count"] + 1
+
+
+def test_stats_count_projects_without_dates_in_every_datetime(client: TestClient) -> None:
+    """/req/core/fc-time-response C, as items apply it: the shipped second tunnel has no dates, the
+    Salang reconstruction runs from 2023-07-12 with no end (projects.geojson)."""
+    _add(client, name="Herat clinic", lon=62.2, lat=34.35, start_date="2027-01-01", end_date="2028-06-30")
+    counts = {value: client.get("/stats", params={"datetime": value}).json()["total"]["count"]
+              for value in ("2020-01-01", "2024-01-01", "2028-01-01", "2029-01-01/..")}
+    assert counts == {"2020-01-01": 1, "2024-01-01": 2, "2028-01-01": 3, "2029-01-01/..": 2}
+    # A queryable as a parameter: the one project started on 2023-07-12.
+    assert client.get("/stats", params={"start_date": "2023-07-12"}).json()["total"]["count"] == 1
