@@ -53,6 +53,8 @@ class Collection:
     queryables: tuple[Queryable, ...] | None = None
     # The declared feature schema (Part 5) the queryables come from; None: inferred from the data.
     schema: Schema | None = None
+    # The query parameters named after a queryable of any collection (Catalogue.parameter_names).
+    elsewhere: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
     def table(self) -> FeatureTable:
         """The current features (raises LayerUnavailable when the source cannot be had)."""
@@ -123,15 +125,26 @@ class Collection:
 
     def _parameters_mask(self, table: FeatureTable, params: dict[str, str]) -> npt.NDArray[np.bool_]:
         """Where every queryable parameter's value matches; a 400 problem naming any parameter that is
-        not a queryable here (/req/core/query-param-unknown) or whose value does not fit its type."""
+        no queryable of any collection (/req/core/query-param-unknown: the API definition declares those
+        on the items path) or whose value does not fit its type.
+
+        A queryable of another collection only is declared, so not unknown: no feature here has that
+        property, so none matches it (/req/queryables-query-parameters/parameters B)."""
         queryables = self.parameter_queryables(table)
-        unknown = [name for name in params if name not in queryables]
-        if unknown:
-            raise unknown_parameters(unknown, f"the items of {self.id} (nor one of its queryables)")
+        foreign = [name for name in params if name not in queryables]
+        if foreign:
+            elsewhere = self.elsewhere()
+            unknown = [name for name in foreign if name not in elsewhere]
+            if unknown:
+                raise unknown_parameters(unknown, f"the items of {self.id} (nor one of its queryables)")
         mask = np.ones(len(table), dtype=bool)
         for name, text in params.items():
-            if text:  # an empty value means the parameter was not given
-                queryable = queryables[name]
+            if not text:
+                continue  # an empty value means the parameter was not given
+            queryable = queryables.get(name)
+            if queryable is None:
+                mask[:] = False
+            else:
                 mask &= table.equal_to(name, queryable.kind, queryable_values(queryable, text))
         return mask
 
@@ -202,7 +215,8 @@ class Catalogue:
                                 "(geoBoundaries gbOpen, boundary year 2007).",
                     keywords=("Afghanistan", "provinces", "ADM1", "boundaries"),
                     load=self._provinces, filters={"province": "code"},
-                    licence="Public Domain", attribution="geoBoundaries (Runfola et al.), source Wikimedia"),
+                    licence="Public Domain", attribution="geoBoundaries (Runfola et al.), source Wikimedia",
+                    elsewhere=self.parameter_names),
                 Collection(
                     id="salang", title="Salang Pass tunnels",
                     description="The Salang road tunnel (1964) and the proposed second tunnel, with "
@@ -211,7 +225,7 @@ class Catalogue:
                     load=StaticLayer("salang", settings.layers_dir / "salang.geojson", ("status",)),
                     filters={"status": "status"},
                     licence="CC BY-SA 4.0 (facts from Wikipedia and news sources named per feature)",
-                    attribution="See each feature's sources"),
+                    attribution="See each feature's sources", elsewhere=self.parameter_names),
                 Collection(
                     id="projects", title="Infrastructure projects",
                     description="Proposed and ongoing infrastructure and social-infrastructure projects "
@@ -221,7 +235,8 @@ class Catalogue:
                     temporal=("start_date", "end_date"), queryables=PROJECT_QUERYABLES,
                     schema=PROJECT_SCHEMA,
                     editable=store.editable, licence="CC BY 4.0",
-                    attribution="Contributors to this service; sources per project"),
+                    attribution="Contributors to this service; sources per project",
+                    elsewhere=self.parameter_names),
             )
         }
 
@@ -232,6 +247,17 @@ class Catalogue:
         except KeyError:
             raise NotFound(f"There is no collection {collection_id!r}; the collections are "
                            f"{', '.join(self.collections)}.") from None
+
+    def parameter_names(self) -> frozenset[str]:
+        """Every query parameter named after a queryable, of any collection whose data can be had now
+        (the API definition declares them on the items path: geo.routers.features)."""
+        names: set[str] = set()
+        for collection in self.collections.values():
+            try:
+                names.update(collection.parameter_queryables(collection.table()))
+            except LayerUnavailable:
+                continue
+        return frozenset(names)
 
     def warm(self) -> None:
         """Obtain the provinces (mirror or download) and load the static layers, logging failures."""

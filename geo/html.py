@@ -7,6 +7,7 @@ import re
 from html import escape
 from typing import Any
 
+import orjson
 from fastapi import Request
 
 STYLE = ("body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
@@ -116,19 +117,27 @@ def link_list(links: list[dict[str, Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else "" if value is None else str(value)
-    # Long descriptions would swamp the table; the full text is in the feature's own page.
-    return escape(text if len(text) <= 120 else text[:117] + "...")
+    if isinstance(value, list | dict):
+        text = orjson.dumps(value).decode()  # JSON, as the GeoJSON has it
+    else:
+        text = value if isinstance(value, str) else "" if value is None else str(value)
+    if len(text) <= 120:
+        return escape(text)
+    # Long descriptions would swamp the table: folded under their start, yet on the page in full
+    # (/req/html/content), and opened without script.
+    return f"<details><summary>{escape(text[:100])}…</summary>{escape(text)}</details>"
 
 
-def collections_body(collections: list[dict[str, Any]], href: str) -> str:
-    """The collections (under `href`) as a list with their descriptions and items links."""
+def collections_body(collections: list[dict[str, Any]], href: str, links: list[dict[str, Any]]) -> str:
+    """The collections (under `href`) as a list with their descriptions, items links and every link of
+    their JSON (folded), then the page's own `links` (/req/html/content: all links as <a> elements)."""
     rows = "".join(
         f'<li><a href="{safe_href(href + "/" + c["id"] + "?f=html")}">{escape(c["title"])}</a> '
         f'(<a href="{safe_href(href + "/" + c["id"] + "/items?f=html")}">items</a>)<br>'
-        f'<small>{escape(c["description"])}</small></li>'
+        f'<small>{escape(c["description"])}</small>'
+        f"<details><summary>Links</summary>{link_list(c['links'])}</details></li>"
         for c in collections)
-    return f"<ul>{rows}</ul>"
+    return f"<ul>{rows}</ul>" + link_list(links)
 
 
 def collection_body(doc: dict[str, Any], href: str) -> str:
@@ -151,13 +160,11 @@ def geometry(wkt: str, kind: object, unfolded: bool = False) -> str:
 
 
 def features_table(features: list[dict[str, Any]], item_href: str, wkts: list[str | None]) -> str:
-    """Features as a table: a link to each, its geometry (WKT, in `wkts`' order), then its scalar
-    properties (/req/html/content: the page holds what the GeoJSON holds); None: no geometry."""
+    """Features as a table: a link to each, its geometry (WKT, in `wkts`' order; None: no geometry),
+    then its properties, lists and objects as JSON (/req/html/content: what the GeoJSON holds)."""
     names: list[str] = []
     for feature in features:
-        for key, value in feature["properties"].items():
-            if key not in names and not isinstance(value, list | dict):
-                names.append(key)
+        names += [key for key in feature["properties"] if key not in names]
     head = ("<tr><th>id</th><th>geometry</th>" + "".join(f"<th>{escape(n)}</th>" for n in names)
             + "</tr>")
     rows = "".join(

@@ -283,6 +283,11 @@ def test_the_map_ignores_parameters_it_does_not_know(client: TestClient) -> None
     ("salang", {"length_km": "12"}, ["salang-tunnel-2"]),
     ("salang", {"estimated_cost_usd": "1600000000"}, ["salang-tunnel-2"]),
     ("salang", {"opened": "1964"}, ["salang-tunnel"]),  # a string property: compared as text
+    # A queryable of another collection: declared on the items path, so not unknown; no feature here has
+    # that property, so none matches.
+    ("projects", {"kind": "tunnel"}, []),
+    ("salang", {"budget_usd": "1600000000"}, []),
+    ("provinces", {"start_date": "2023-07-12"}, []),
 ])
 def test_queryables_are_query_parameters(client: TestClient, collection: str, query: dict[str, str],
                                          expected: list[str]) -> None:

@@ -52,8 +52,14 @@ CONFORMANCE = [
     f"{OGC}/cql2/1.0/conf/arithmetic",
     f"{OGC}/ogcapi-features-4/1.0/conf/create-replace-delete",
     f"{OGC}/ogcapi-features-4/1.0/conf/update",
-    f"{OGC}/ogcapi-features-4/1.0/conf/features",
+    f"{OGC}/ogcapi-features-4/1.0/conf/optimistic-locking-etags",
+    # Part 5 (Schemas) names the classes of OGC API - Common - Part 3.
+    f"{OGC}/ogcapi-common-3/1.0/conf/schemas",
+    f"{OGC}/ogcapi-common-3/1.0/conf/returnables-and-receivables",
+    f"{OGC}/ogcapi-common-3/1.0/conf/sortables",
 ]
+# Not claimed: ogcapi-features-4 `features` (with returnables-and-receivables in force it requires a JSON
+# merge patch over the schema's view of a feature, which PATCH refuses; tests/test_conformance.py).
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
 SORTABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/sortables"
@@ -160,6 +166,51 @@ def _table_or_none(collection: Collection) -> FeatureTable | None:
         return None
 
 
+def queryable_parameters(catalogue: Catalogue) -> list[dict[str, Any]]:
+    """The items' query parameters named after queryables (Part 3, /req/queryables-query-parameters/
+    parameters A), as OpenAPI 3.0 parameters: one per name, with the queryable's schema (a name whose
+    schema differs between collections is declared a string; each collection reads it in its own type).
+    A collection whose data cannot be had now is left out."""
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    examples: dict[str, Any] = {}
+    for cid, coll in catalogue.collections.items():
+        table = _table_or_none(coll)
+        for name, queryable in (coll.parameter_queryables(table) if table is not None else {}).items():
+            schema = {k: v for k, v in queryable.schema().items() if k != "title"}
+            found.setdefault(name, []).append((cid, schema))
+            if name not in examples and table is not None and (value := _held(table, name)) is not None:
+                examples[name] = value
+    out = []
+    for name, entries in found.items():
+        schemas = [schema for _, schema in entries]
+        schema = schemas[0] if all(s == schemas[0] for s in schemas) else {"type": "string"}
+        listed = " (comma-separated: any of them)" if "enum" in schema else ""
+        parameter = {
+            "name": name, "in": "query", "required": False, "style": "form", "explode": False,
+            "schema": schema,
+            "description": f"Only the features whose `{name}` equals this value{listed}: a queryable of "
+                           f"{', '.join(cid for cid, _ in entries)} (see `/collections/{{id}}/queryables`); "
+                           "in other collections no feature matches it."}
+        example = examples.get(name, _SAMPLES.get(schema.get("format") or schema["type"]))
+        if "enum" in schema and example not in schema["enum"]:
+            example = schema["enum"][0]
+        parameter["example"] = str(example) if schema["type"] == "string" else example
+        out.append(parameter)
+    return out
+
+
+# An example of each kind, for a queryable that no feature holds a value of yet.
+_SAMPLES: dict[str, Any] = {"string": "x", "number": 0, "integer": 0, "boolean": True, "date": "2024-01-01",
+                            "date-time": "2024-01-01T00:00:00Z"}
+
+
+def _held(table: FeatureTable, name: str) -> Any:
+    """A value that some feature of `table` holds for `name` (its id for `id`), or None."""
+    if name == "id":
+        return table.ids[0] if len(table) else None
+    return next((v for f in table.features if (v := f["properties"].get(name)) is not None), None)
+
+
 def collection_doc(collection: Collection, base: str, table: FeatureTable | None = None,
                    nested: bool = False) -> dict[str, Any]:
     """The metadata document of one collection; `nested` in /collections, whose global `crs` list its
@@ -213,11 +264,13 @@ async def collections(request: Request, catalogue: CatalogueDep, f: FormatParam 
 
     def make() -> Response:
         docs = [collection_doc(c, base, tables[cid], nested=True) for cid, c in catalogue.collections.items()]
+        links = [{"href": f"{base}/collections", "rel": "self", "type": "application/json",
+                  "title": "The collections"}, _alternate(f"{base}/collections")]
         if as_html:
-            return HTMLResponse(html.page("Collections", html.collections_body(docs, f"{base}/collections")))
+            return HTMLResponse(html.page("Collections", html.collections_body(
+                docs, f"{base}/collections", links)))
         return JSONResponse({
-            "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"},
-                      _alternate(f"{base}/collections")],
+            "links": links,
             "crs": list(URIS),
             "collections": docs,
         })

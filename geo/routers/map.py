@@ -36,7 +36,8 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
     projects = catalogue.get("projects")
     # A page a person opens from a link: parameters that are neither filters nor queryables (utm_source,
     # fbclid, ...) are dropped, not refused, and not passed on to the API the page calls.
-    filters = filters.keeping(frozenset(projects.parameter_queryables(FeatureTable.empty())))
+    filters = filters.keeping(catalogue.parameter_names() | frozenset(
+        projects.parameter_queryables(FeatureTable.empty())))
     # Check the filters like items do (unknown status or category -> 400) without touching the data.
     projects.select(FeatureTable.empty(), filters)
     formats = tuple(MEDIA_TYPES)
