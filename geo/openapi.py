@@ -229,6 +229,19 @@ def _security(doc: dict[str, Any]) -> None:
                 operation["security"] = [{SECURITY_SCHEME: []}]
 
 
+def _queryable_parameters(doc: dict[str, Any], app: FastAPI) -> None:
+    """Declare the queryables that the items take as query parameters (Part 3 queryables-query-
+    parameters A); without them in the definition, /req/core/query-param-unknown would refuse them."""
+    from geo.routers.features import queryable_parameters  # features imports this module
+
+    operation = doc.get("paths", {}).get("/collections/{collection_id}/items", {}).get("get")
+    catalogue = getattr(app.state, "catalogue", None)
+    if operation is not None and catalogue is not None:
+        params = operation.setdefault("parameters", [])
+        taken = {p.get("name") for p in params}
+        params += [p for p in queryable_parameters(catalogue) if p["name"] not in taken]
+
+
 def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """The service's OpenAPI 3.0 document."""
     doc = get_openapi(title=app.title, version=app.version, description=app.description,
@@ -237,6 +250,7 @@ def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
     doc["openapi"] = OPENAPI_VERSION
     _fix_errors(doc)
     _parameters(doc, settings)
+    _queryable_parameters(doc, app)
     _security(doc)
     result: dict[str, Any] = doc
     return result
