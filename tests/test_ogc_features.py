@@ -63,6 +63,12 @@ def test_openapi_document_is_valid_openapi_30(client: TestClient) -> None:
     params = {p["name"]: p for p in doc["paths"]["/collections/{collection_id}/items"]["get"]["parameters"]}
     assert params["limit"]["schema"]["default"] == 10 and params["limit"]["schema"]["maximum"] == 10_000
     assert {"bbox", "datetime", "filter", "filter-lang", "sortby", "properties", "ids"} <= set(params)
+    # Part 3 queryables-query-parameters A: the queryables as parameters, each with its queryable's schema
+    # (projects: start_date is a date, budget_usd a number; provinces: code; salang: kind, width_m).
+    assert params["start_date"]["schema"] == {"type": "string", "format": "date"}
+    assert params["budget_usd"]["schema"] == {"type": "number"}
+    assert params["width_m"]["schema"] == {"type": "integer"} and params["width_m"]["example"] == 6
+    assert {"code", "kind", "geometry_quality", "id"} <= set(params) and "funders" not in params
     assert {"get", "post", "options"} <= set(doc["paths"]["/collections/{collection_id}/items"])
     one = doc["paths"]["/collections/{collection_id}/items/{feature_id}"]
     assert {"get", "put", "patch", "delete", "options"} <= set(one)
