@@ -116,11 +116,15 @@ def link_list(links: list[dict[str, Any]]) -> str:
     return f"<ul>{items}</ul>"
 
 
-def _cell(value: Any) -> str:
+def _text(value: Any) -> str:
+    """A property value as text: lists and objects as JSON, as the GeoJSON has them."""
     if isinstance(value, list | dict):
-        text = orjson.dumps(value).decode()  # JSON, as the GeoJSON has it
-    else:
-        text = value if isinstance(value, str) else "" if value is None else str(value)
+        return orjson.dumps(value).decode()
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _cell(value: Any) -> str:
+    text = _text(value)
     if len(text) <= 120:
         return escape(text)
     # Long descriptions would swamp the table: folded under their start, yet on the page in full
@@ -178,8 +182,8 @@ def features_table(features: list[dict[str, Any]], item_href: str, wkts: list[st
 def _value(key: str, value: Any) -> str:
     # A source URL is a link when it is http(s), and plain text otherwise.
     if key == "source_url" and isinstance(value, str) and safe_href(value) != "#":
-        return f'<a href="{safe_href(value)}" rel="noopener noreferrer nofollow">{_cell(value)}</a>'
-    return _cell(value)
+        return f'<a href="{safe_href(value)}" rel="noopener noreferrer nofollow">{escape(value)}</a>'
+    return escape(_text(value))  # the feature's own page: every value in full
 
 
 def feature_body(feature: dict[str, Any], wkt: str | None = None) -> str:

@@ -375,6 +375,10 @@ def test_html_items_and_item_pages_hold_their_links_and_geometry(client: TestCli
     links = _anchors(one)
     assert f"{base}/collections/salang/items/salang-tunnel?f=json" in links
     assert f"{base}/collections/salang" in links
+    # Long values in full (projects.geojson: the second tunnel's description ends so), folded in the table.
+    ending = "with a design contract of about USD 20 million and financing by the Asian Development Bank."
+    assert ending in client.get(f"{PROJECTS}/salang-tunnel-2?f=html").text
+    assert ending in client.get(f"{PROJECTS}?f=html").text
     point = client.get(f"{PROJECTS}/salang-highway-reconstruction?f=html").text
     # The point at the published centre (projects.geojson: 35.322083 N, 69.026944 E).
     assert "POINT (69.026944 35.322083)" in point
