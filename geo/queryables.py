@@ -223,6 +223,9 @@ def document(collection_id: str, title: str, queryables: Iterable[Queryable], hr
     """The JSON Schema that `/collections/{id}/queryables` returns."""
     properties: dict[str, Any] = {
         GEOMETRY: {"title": "Geometry", "format": "geometry-any", "x-ogc-role": "primary-geometry"},
+        # CQL2 can name the id (a column of the frame), so it is listed: additionalProperties is false
+        # (Part 3 /req/queryables/get-queryables-response G).
+        ID.name: {**ID.schema(), "x-ogc-role": "id"},
     }
     properties.update({q.name: q.schema() for q in queryables})
     return {
