@@ -365,5 +365,5 @@ def evaluate(expression: Expression, frame: Frame) -> BoolArray:
         raise bad_filter(f"cannot be evaluated: {_first_line(exc)}") from None
     if not isinstance(result, pd.Series):
         return np.full(len(frame.columns), bool(result))
-    mask: BoolArray = result.fillna(False).to_numpy(dtype=bool)
+    mask: BoolArray = result.to_numpy(dtype=np.bool_, na_value=False)
     return mask

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from geo.frame import Frame
 
 Kind = Lit["string", "number", "boolean", "instant", "geometry"]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 # How a kind reads in a message.
 _A = {"string": "text", "number": "a number", "boolean": "a boolean", "instant": "a date or timestamp",
       "geometry": "a geometry"}
@@ -56,30 +57,42 @@ class Value:
 
     kind: Kind
     data: Any
+    # Where a column is null, when already known (the frame caches it for its own columns).
+    missing: BoolArray | None = None
 
     @property
     def column(self) -> bool:
         """Whether this is a column (one value per feature) rather than one scalar."""
         return isinstance(self.data, pd.Series)
 
+    def nulls(self) -> BoolArray | None:
+        """Where this column is null (None for a scalar, which never is)."""
+        if not isinstance(self.data, pd.Series):
+            return None
+        if self.missing is not None:
+            return self.missing
+        return np.asarray(self.data.isna(), dtype=np.bool_)
 
-def _nulls(*values: Value) -> pd.Series | None:
-    """Where any of these columns is null (None when none of them is a column)."""
-    mask = None
-    for value in values:
-        if value.column:
-            missing = value.data.isna()
-            mask = missing if mask is None else mask | missing
-    return mask
+
+def _boolean(values: BoolArray, unknown: BoolArray, index: pd.Index) -> pd.Series:
+    # A nullable boolean column built from its two arrays: much cheaper than astype and mask.
+    return pd.Series(pd.arrays.BooleanArray(values, unknown), index=index, copy=False)
 
 
 def _condition(result: Any, *operands: Value) -> Value:
     """A predicate's result as a boolean Value, unknown (NA) where an operand is null."""
     if not isinstance(result, pd.Series):
         return Value("boolean", bool(result))
-    out = result.astype("boolean")
-    nulls = _nulls(*operands)
-    return Value("boolean", out if nulls is None else out.mask(nulls))
+    values = np.asarray(result.to_numpy(dtype=np.bool_, na_value=False), dtype=np.bool_)
+    if result.dtype == bool:
+        unknown = np.zeros(len(result), dtype=np.bool_)
+    else:
+        unknown = np.asarray(result.isna(), dtype=np.bool_)
+    for operand in operands:
+        nulls = operand.nulls()
+        if nulls is not None:
+            unknown = unknown | nulls
+    return Value("boolean", _boolean(values, unknown, result.index))
 
 
 class Node(ABC):
@@ -127,13 +140,13 @@ class Property(Node):
     def evaluate(self, frame: Frame) -> Value:
         """The property's column, or a 400 listing the queryables."""
         if self.name == GEOMETRY:
-            return Value("geometry", frame.geometry)
+            return Value("geometry", frame.geometry, frame.missing(GEOMETRY))
         kind = frame.kinds.get(self.name)
         if kind is None:
             names = ", ".join([GEOMETRY, *frame.kinds])
             raise bad_filter(f"{_short(self.name)!r} is not a queryable of this collection (its queryables: "
                              f"{names})")
-        return Value(_KINDS[kind], frame.columns[self.name])
+        return Value(_KINDS[kind], frame.columns[self.name], frame.missing(self.name))
 
     def label(self) -> str:
         """Its name."""
@@ -150,7 +163,12 @@ class Logical(Node):
     def evaluate(self, frame: Frame) -> Value:
         """The conditions combined."""
         combine = operator.and_ if self.op == "and" else operator.or_
-        return Value("boolean", functools.reduce(combine, (a.condition(frame).data for a in self.args)))
+        # On the arrays rather than the Series: pandas' Series operators cost more than the logic.
+        parts = [a.condition(frame).data for a in self.args]
+        index = next((part.index for part in parts if isinstance(part, pd.Series)), None)
+        arrays = (part.array if isinstance(part, pd.Series) else part for part in parts)
+        result = functools.reduce(combine, arrays)
+        return Value("boolean", result if index is None else pd.Series(result, index=index, copy=False))
 
     def label(self) -> str:
         """`a AND b`."""
@@ -328,7 +346,10 @@ class IsNull(Node):
     def evaluate(self, frame: Frame) -> Value:
         """Whether each value is missing (a literal never is)."""
         value = self.value.evaluate(frame)
-        return Value("boolean", value.data.isna().astype("boolean") if value.column else False)
+        nulls = value.nulls()
+        if nulls is None:
+            return Value("boolean", False)
+        return Value("boolean", _boolean(nulls.copy(), np.zeros(len(nulls), np.bool_), value.data.index))
 
     def label(self) -> str:
         """`a IS NULL`."""

@@ -15,12 +15,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from geo.queryables import Kind, Queryable
+from geo.queryables import GEOMETRY, Kind, Queryable
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _column(values: list[Any], kind: Kind) -> pd.Series:
@@ -47,6 +48,7 @@ class Frame:
     geometry: gpd.GeoSeries
     kinds: dict[str, Kind]
     _ranks: dict[tuple[str, bool], FloatArray] = field(default_factory=dict, repr=False)
+    _missing: dict[str, BoolArray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -74,3 +76,14 @@ class Frame:
             with self._lock:
                 self._ranks[key] = ranks = computed
         return ranks
+
+    def missing(self, name: str) -> BoolArray:
+        """Where a column (or the geometry) has no value (cached: every filter on it asks)."""
+        nulls = self._missing.get(name)
+        if nulls is None:
+            column = self.geometry if name == GEOMETRY else self.columns[name]
+            computed: BoolArray = np.asarray(column.isna(), dtype=np.bool_)
+            computed.flags.writeable = False  # shared by every request on this version
+            with self._lock:
+                self._missing[name] = nulls = computed
+        return nulls
