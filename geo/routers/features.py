@@ -98,8 +98,13 @@ def _alternate(href: str) -> dict[str, str]:
 
 def _as_format(request: Request, fmt: str) -> str:
     """This request's URL with `f=fmt` (the other parameters kept, in their order)."""
+    url = request.url
+    query = url.query
+    if "f=" not in query:
+        # No `f` to replace (every item page without one): the query as sent, without re-encoding it.
+        return f"{base_url(request)}{url.path}?{query}{'&' if query else ''}f={fmt}"
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "f"] + [("f", fmt)]
-    return f"{base_url(request)}{request.url.path}?{urlencode(params)}"
+    return f"{base_url(request)}{url.path}?{urlencode(params)}"
 
 
 def _self_and_alternate(request: Request, as_html: bool, title: str) -> list[dict[str, str]]:
