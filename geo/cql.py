@@ -3,7 +3,9 @@
 Both encodings share one path. CQL2 text is read into CQL2 JSON (geo/cql_text.py, a linear-time
 grammar), then either JSON is compiled here into typed nodes (geo/cql_nodes.py), which evaluate
 column-wise on a `Frame`. What the standard leaves open, or where this service goes beyond it, is said
-at the rule.
+at the rule. (pygeofilter, used before, read cql2-json with quirks of its own: a bbox's miny and maxx
+swapped, BETWEEN's bounds wanted in a nested list. `_compile` reads the JSON as the standard's schema,
+cql2.json, writes it.)
 
 Filters come from anyone, so every way one can fail is a 400 problem naming `filter`: a filter is at
 most MAX_LENGTH characters and MAX_DEPTH operators deep (compiling and evaluating recurse), and the
