@@ -29,6 +29,8 @@ import shapely.geometry
 from geo import cql_nodes as n
 from geo.cql_nodes import bad_filter
 from geo.cql_text import TextError, to_json
+from geo.crs import DEFAULT as DEFAULT_CRS
+from geo.crs import Crs, envelope_to_crs84, geometry_to_crs84
 from geo.errors import InvalidInput
 from geo.frame import Frame
 
@@ -318,8 +320,9 @@ def _read(text: str, lang: str) -> Any:
     return doc
 
 
-def parse(text: str, lang: str) -> Expression:
-    """Read and compile a `filter` value in `lang`, or raise a 400 problem saying why."""
+def parse(text: str, lang: str, crs: Crs = DEFAULT_CRS) -> Expression:
+    """Read and compile a `filter` value in `lang`, its geometry literals given in `crs` (`filter-crs`),
+    or raise a 400 problem saying why."""
     if lang not in LANGS:
         raise bad_filter(f"must be one of {', '.join(LANGS)}, not {lang!r}", "filter-lang")
     if len(text) > MAX_LENGTH:
@@ -327,7 +330,7 @@ def parse(text: str, lang: str) -> Expression:
     if not text.strip():
         raise bad_filter("is empty; leave `filter` out to select every feature")
     try:
-        return _compile(_read(text, lang))
+        return _compile(_literals_to_crs84(_read(text, lang), crs))
     except _TooDeep:
         raise bad_filter(f"nests operators more than {MAX_DEPTH} deep") from None
     except (TextError, _Invalid) as exc:
@@ -337,6 +340,27 @@ def parse(text: str, lang: str) -> Expression:
         # at debug level only, so that bad filters cannot flood the log).
         log.debug("filter cannot be parsed", exc_info=True)
         raise bad_filter(f"not a valid {lang} expression ({_first_line(exc)})") from None
+
+
+def _literals_to_crs84(doc: Any, crs: Crs) -> Any:
+    """CQL2 JSON with its geometry and bbox literals carried from `crs` into CRS84, where the columns are
+    (Part 3 /req/filter/filter-crs-param B; the tree is already within the depth limit)."""
+    if crs.is_default:
+        return doc
+    if isinstance(doc, list):
+        return [_literals_to_crs84(item, crs) for item in doc]
+    if not isinstance(doc, dict):
+        return doc
+    kind = doc.get("type")
+    if isinstance(kind, str) and kind.lower() in _GEOMETRY_TYPES:
+        return geometry_to_crs84(doc, crs)
+    box = doc.get("bbox")
+    if len(doc) == 1 and isinstance(box, list) and len(box) in (4, 6) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in box):
+        # A 6-number box holds heights, which a 2D selection leaves out.
+        x1, y1, x2, y2 = (box[0], box[1], box[3], box[4]) if len(box) == 6 else box
+        return envelope_to_crs84((float(x1), float(y1), float(x2), float(y2)), crs)
+    return {key: _literals_to_crs84(value, crs) for key, value in doc.items()}
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:

@@ -29,6 +29,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import cql
 from geo.crs import BboxCrsParam, selection_box
+from geo.crs import parse as parse_crs
 from geo.errors import InvalidInput
 from geo.queryables import Queryable
 
@@ -53,7 +54,8 @@ FilterParam = Annotated[str | None, Query(
 FilterLangParam = Annotated[str | None, Query(
     alias="filter-lang", description="`cql2-text` (the default) or `cql2-json`.")]
 FilterCrsParam = Annotated[str | None, Query(
-    alias="filter-crs", description="The CRS of geometries in `filter`: only CRS84 (longitude, latitude).")]
+    alias="filter-crs", description="The CRS of the geometry and bbox literals in `filter`: one of the "
+                                    "collection's `crs` URIs (default CRS84, longitude, latitude).")]
 SortbyParam = Annotated[str | None, Query(
     description="Sort by these queryables (comma-separated; `-name` descending, `+name` or `name` "
                 "ascending). Missing values sort last. Without it, features come in the order they "
@@ -295,13 +297,12 @@ def parse_sortby(raw: str | None) -> tuple[tuple[str, bool], ...]:
 
 def parse_filter(text: str | None, lang: str | None, crs: str | None) -> cql.Expression | None:
     """The CQL2 `filter`, parsed (a 400 problem naming `filter` when it cannot be read)."""
-    if crs not in (None, "", CRS84):
-        raise _bad("filter-crs", f"only {CRS84} is supported")
+    filter_crs = parse_crs(crs, "filter-crs")  # any Part 2 CRS (Part 3 /req/filter/filter-crs-param)
     if lang not in (None, "") and lang not in cql.LANGS:
         raise _bad("filter-lang", f"must be one of {', '.join(cql.LANGS)}")
     if text is None or text.strip() == "":
-        return None
-    return cql.parse(text, lang or "cql2-text")
+        return None  # an empty value means "not given", as for every parameter
+    return cql.parse(text, lang or "cql2-text", filter_crs)
 
 
 # Each filter's query parameter -> the keyword it arrives as in `filters_dependency` (Python names:
