@@ -269,7 +269,8 @@ def parse_header(value: str | None) -> Crs:
     if value is None:
         return DEFAULT
     text = value.strip()
-    if not (text.startswith("<") and text.endswith(">")):
+    if not (len(text) > 2 and text.startswith("<") and text.endswith(">")):
+        # `<>` too: an empty URI names no CRS (parse would read it as "not given").
         raise _bad("Content-Crs", "must be a CRS URI in angle brackets, e.g. <" + CRS84 + ">")
     return parse(text[1:-1], "Content-Crs")
 

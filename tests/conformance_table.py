@@ -138,10 +138,7 @@ CLASSES: tuple[ConformanceClass, ...] = (
                                 "GeoJSON: an agreement, not a behaviour; what can be seen of it is tested "
                                 "under fc-crs-action and ogc-crs-header.",
         },
-        partly={"/req/crs/fc-md-crs-list-global": "conditional: checked when a collection points at #/crs."},
-        pending=("its own requirements pass; claiming it brings into force Part 3 filter-crs-param "
-                 "(filter-crs takes only CRS84: a 400 for the Part 2 CRSs) and Part 4 content-crs-header "
-                 "and crs-other-crs (writes ignore Content-Crs)")),
+        partly={"/req/crs/fc-md-crs-list-global": "conditional: checked when a collection points at #/crs."}),
     ConformanceClass(
         f"{P3}/filter", _P3_SRC,
         checked=("/req/filter/filter-param", "/req/filter/filter-lang-param", "/req/filter/filter-crs-wgs84",
@@ -249,8 +246,7 @@ CLASSES: tuple[ConformanceClass, ...] = (
         },
         pending=("a JSON merge patch over the schema's view of a feature ({\"status\": ...}) is refused "
                  "(422; /req/features/update-json-merge-patch, in force with Part 5 "
-                 "returnables-and-receivables); writes ignore Content-Crs, which crs-crs84 B wants refused "
-                 "(without Part 2) and content-crs-header wants honoured (with Part 2)")),
+                 "returnables-and-receivables); every other requirement of the class passes")),
     ConformanceClass(
         f"{P4}/optimistic-locking-etags", _P4_SRC,
         checked=("/req/optimistic-locking-etags/get-etag-response",

@@ -553,3 +553,64 @@ def test_filter_envelopes_and_literals_in_another_crs() -> None:
     with pytest.raises(InvalidInput) as refused:
         crs_module.envelope_to_crs84((9e6, 3.9e6, 9.1e6, 3.91e6), crs_module.parse(f"{EPSG}32642"))
     assert refused.value.errors[0]["field"] == "filter"
+
+
+# ---------- Part 4 writes in another CRS (Content-Crs) ----------
+
+
+@pytest.fixture
+def writer(tmp_path: Path, provinces_cache: Path) -> Iterator[TestClient]:
+    """A client on a workspace of its own, with a key, for the writes."""
+    with TestClient(create_app(workspace(tmp_path, provinces_cache, api_keys=KEY))) as client:
+        yield client
+
+
+KEY = "crs-test-key"
+WRITE = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/geo+json"}
+
+
+def _school(x: float, y: float) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
+            "properties": {"name": "School in Kabul", "category": "school", "status": "proposed"}}
+
+
+@pytest.mark.parametrize(("uri", "position", "tolerance"), [
+    (f"{EPSG}32642", KABUL_42, 1e-7),              # UTM 42N easting, northing (Snyder)
+    (f"{EPSG}4326", (KABUL[1], KABUL[0]), 0.0),     # latitude first
+    (CRS84, KABUL, 0.0),
+])
+def test_req_features_content_crs_header_post_in_another_crs(writer: TestClient, uri: str,
+                                                             position: tuple[float, float],
+                                                             tolerance: float) -> None:
+    created = writer.post("/collections/projects/items", json=_school(*position),
+                          headers={**WRITE, "Content-Crs": f"<{uri}>"})
+    assert created.status_code == 201, created.text
+    stored = writer.get(created.headers["location"]).json()
+    assert _close(stored["geometry"]["coordinates"], KABUL, tolerance)
+    assert stored["properties"]["province"] == "AF-KAB"  # placed from the carried-over point
+
+
+def test_req_features_content_crs_header_put_and_patch(writer: TestClient) -> None:
+    created = writer.post("/collections/projects/items", json=_school(*KABUL), headers=WRITE).json()
+    url = f"/collections/projects/items/{created['id']}"
+    moved = {"type": "Point", "coordinates": [KABUL_42[0] + 1000.0, KABUL_42[1]]}  # 1 km east
+    patched = writer.patch(url, json={"geometry": moved}, headers={
+        **WRITE, "Content-Type": "application/merge-patch+json", "Content-Crs": f"<{EPSG}32642>"})
+    assert patched.status_code == 200, patched.text
+    lon, lat = writer.get(url).json()["geometry"]["coordinates"]
+    # 1 km east at 34.53 N is about 1000 / (111,320 * cos 34.53°) = 0.01093° of longitude.
+    assert abs(lon - (KABUL[0] + 0.01093)) < 2e-4 and abs(lat - KABUL[1]) < 2e-4
+    replaced = writer.put(url, json=_school(KABUL[1], KABUL[0]),
+                          headers={**WRITE, "Content-Crs": f"<{EPSG}4326>"})
+    assert replaced.status_code == 200, replaced.text
+    assert writer.get(url).json()["geometry"]["coordinates"] == list(KABUL)
+
+
+@pytest.mark.parametrize("header", [f"<{EPSG}2056>", "EPSG:4326", f"{EPSG}4326", "<>"])
+def test_req_features_crs_other_crs_an_unsupported_content_crs_is_refused(writer: TestClient,
+                                                                          header: str) -> None:
+    before = writer.get("/collections/projects/items").json()["numberMatched"]
+    refused = writer.post("/collections/projects/items", json=_school(*KABUL),
+                          headers={**WRITE, "Content-Crs": header})
+    assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json"
+    assert writer.get("/collections/projects/items").json()["numberMatched"] == before

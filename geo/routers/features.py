@@ -38,6 +38,7 @@ CONFORMANCE = [
     f"{OGC}/ogcapi-features-1/1.0/conf/geojson",
     f"{OGC}/ogcapi-features-1/1.0/conf/html",
     f"{OGC}/ogcapi-features-1/1.0/conf/oas30",
+    f"{OGC}/ogcapi-features-2/1.0/conf/crs",
     f"{OGC}/ogcapi-features-3/1.0/conf/filter",
     f"{OGC}/ogcapi-features-3/1.0/conf/features-filter",
     f"{OGC}/ogcapi-features-3/1.0/conf/queryables",
@@ -60,9 +61,8 @@ CONFORMANCE = [
     f"{OGC}/ogcapi-common-3/1.0/conf/sortables",
 ]
 # Not claimed: ogcapi-features-4 `features` (with returnables-and-receivables in force it requires a JSON
-# merge patch over the schema's view of a feature, which PATCH refuses, and writes ignore Content-Crs) and
-# ogcapi-features-2 `crs` (its own ids pass, but claiming it puts filter-crs in the Part 2 CRSs and
-# Content-Crs on writes in force); tests/test_conformance.py runs their tests as expected failures.
+# merge patch over the schema's view of a feature, which PATCH refuses); tests/test_conformance.py runs its
+# tests as expected failures.
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
 SORTABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/sortables"

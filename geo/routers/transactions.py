@@ -25,6 +25,8 @@ from geo.auth import require_key, writes_configured
 from geo.body import read_json
 from geo.caching import PreconditionFailed
 from geo.catalogue import Catalogue, Collection
+from geo.crs import geometry_to_crs84
+from geo.crs import parse_header as parse_crs_header
 from geo.errors import InvalidFeature, InvalidInput, NotFound, ReadOnly, StoreBusy, UnsupportedMediaType
 from geo.openapi import problems
 from geo.projects import client_view, merge_patch, new_project, replace_project
@@ -150,7 +152,7 @@ async def create_item(
 ) -> GeoJSONResponse:
     """Add a project from a GeoJSON Feature; the server sets id, province and timestamps."""
     _require_editable(coll)
-    body = await read_json(request, settings.max_body_bytes)
+    body = _body_in_crs84(request, await read_json(request, settings.max_body_bytes))
     checked = check_feature(body, catalogue.place)
     feature = new_project(checked, catalogue.province_names())
     # The write fsyncs: run it off the event loop.
@@ -202,9 +204,19 @@ async def replace_item(
 ) -> GeoJSONResponse:
     """Replace a project with a new GeoJSON Feature (same checks as POST; id and created_at stay)."""
     _require_editable(coll)
-    body = await read_json(request, settings.max_body_bytes)
+    body = _body_in_crs84(request, await read_json(request, settings.max_body_bytes))
     new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=False)
     return _written(request, coll, new)
+
+
+def _body_in_crs84(request: Request, body: object) -> object:
+    """The body with its geometry carried into CRS84 from the CRS its `Content-Crs` header names (Part 4
+    /req/features/content-crs-header, /req/features/crs-other-crs: a CRS this service does not offer is a
+    400 that lists those it does); without the header the body is CRS84, as RFC 7946 says."""
+    crs = parse_crs_header(request.headers.get("content-crs"))
+    if crs.is_default or not isinstance(body, dict) or "geometry" not in body:
+        return body
+    return {**body, "geometry": geometry_to_crs84(body["geometry"], crs)}
 
 
 def _check_patch_type(request: Request) -> None:
@@ -251,7 +263,7 @@ async def update_item(
     """Update a project: a JSON merge patch of `properties` (null removes one), and/or a new `geometry`."""
     _require_editable(coll)
     _check_patch_type(request)
-    body = await read_json(request, settings.max_body_bytes)
+    body = _body_in_crs84(request, await read_json(request, settings.max_body_bytes))
     new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=True)
     return _written(request, coll, new)
 
