@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Everything the service can be told; all optional (see DESIGN.md, "Settings")."""
+    """Everything the service can be told; all optional (the README's "Settings" table lists them)."""
 
     model_config = SettingsConfigDict(env_prefix="GEO_", extra="ignore")
 

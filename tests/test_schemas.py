@@ -25,7 +25,7 @@ JSON_SCHEMA_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 SPATIAL_FORMAT = re.compile(
     r"^geometry-(any|point|multipoint|linestring|multilinestring|polygon|multipolygon|geometrycollection"
     r"|point-or-multipoint|linestring-or-multilinestring|polygon-or-multipolygon)$")
-# The properties of a project a client writes; the rest are set by the server (DESIGN.md).
+# The properties of a project a client writes; the rest are set by the server (the README, "Using it").
 WRITABLE = {"name", "name_prs", "name_ps", "category", "status", "description", "budget_usd", "funders",
             "start_date", "end_date", "source_url", "source_note", "geometry_quality"}
 SERVER_SET = {"id", "province", "province_name", "created_at", "updated_at", "status_history"}
@@ -86,7 +86,7 @@ def test_the_schemas_are_json_schema_2020_12(client: TestClient, cid: str, resou
 
 @pytest.mark.parametrize(("cid", "geometry"), [
     ("provinces", "geometry-polygon"), ("salang", "geometry-linestring"),
-    # Projects may be points, lines or polygons (DESIGN.md), whatever the store holds now.
+    # Projects may be points, lines or polygons (the README), whatever the store holds now.
     ("projects", "geometry-any")])
 def test_properties_are_typed_and_the_geometry_has_a_format(client: TestClient, cid: str,
                                                           geometry: str) -> None:
