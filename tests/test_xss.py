@@ -24,12 +24,10 @@ import pytest
 from geo import provinces
 from geo.html import feature_body, safe_href
 from geo.web.export import write_map
-from tests.conftest import AUTH, KEY, point_feature, require, workspace
+from tests.browser import chromium
+from tests.conftest import AUTH, KEY, point_feature, workspace
 from tests.server import live_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 READY = ("() => window.GeoMap && GeoMap.state && GeoMap.state.ready && GeoMap.state.layers "
          "&& GeoMap.state.errors.length === 0")
 
@@ -122,18 +120,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Ite
 @pytest.fixture(scope="module")
 def browser(site: Site) -> Iterator[Any]:
     """One headless Chromium for the module (after `site`: the export runs before Playwright's loop)."""
-    if not Path(CHROMIUM).is_file():
-        require("Chromium is not installed (apt-get install chromium; `make test` does it as root)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require("the playwright package is not installed")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser_:
+        yield browser_
 
 
 # Records the policy's refusals, for the tests that keep the policy on.
