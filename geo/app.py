@@ -10,20 +10,21 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from geo import __version__, openapi, problems
+from geo import __version__, openapi
 from geo.catalogue import Catalogue
-from geo.compression import Compression
-from geo.cors import CORSMiddleware
 from geo.errors import StoreUnavailable
 from geo.fastlane import ItemsFastLane
 from geo.formats.slots import ExportSlots
-from geo.head import HeadAsGet
+from geo.http import problems
+from geo.http.compression import Compression
+from geo.http.cors import CORSMiddleware
+from geo.http.head import HeadAsGet
+from geo.http.responsecache import ResponseCache
+from geo.http.securityheaders import SecurityHeaders
 from geo.pagecache import PageCache
 from geo.ratelimit import WriteRateLimit
-from geo.responsecache import ResponseCache
 from geo.responses import OPENAPI, JSONResponse
 from geo.routers import assets, downloads, features, map, schemas, stats, transactions
-from geo.securityheaders import SecurityHeaders
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
 from geo.web.apidocs import swagger_page

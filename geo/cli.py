@@ -22,14 +22,14 @@ def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     - `limit_concurrency`: past that many open connections or running requests, new requests get a
       503 instead of piling up in memory;
     - request heads (line and headers) of at most `--max-header-bytes`, complete within 10 s of their
-      first byte (geo.serving; uvicorn with httptools has neither limit);
+      first byte (geo.http.serving; uvicorn with httptools has neither limit);
     - idle keep-alive connections closed after `--timeout-keep-alive` seconds (uvicorn's own timer);
-    - request bodies: GEO_BODY_TIMEOUT_S (408, geo.body); downloads a client stops reading:
+    - request bodies: GEO_BODY_TIMEOUT_S (408, geo.http.body); downloads a client stops reading:
       GEO_STALL_TIMEOUT_S (geo.routers.downloads);
     - on shutdown, connections still open after GRACEFUL_SHUTDOWN_S are closed.
     """
     try:
-        from geo.serving import GuardedHttpTools
+        from geo.http.serving import GuardedHttpTools
         http: Any = GuardedHttpTools
     except ImportError:  # no httptools: uvicorn's h11 applies the head size limit itself
         http = "auto"

@@ -1,4 +1,4 @@
-"""One error hierarchy for the service; `geo.problems` maps it to RFC 9457 responses."""
+"""One error hierarchy for the service; `geo.http.problems` maps it to RFC 9457 responses."""
 
 from __future__ import annotations
 

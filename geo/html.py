@@ -21,7 +21,7 @@ def wants_html(request: Request, f: str | None) -> bool:
 
     `f` overrides Accept. Without it, q-values count (RFC 9110 12.5.1): HTML when its weight is above
     0 and above JSON's, JSON (the default) on a tie. An Accept that does not name `text/html` gets JSON
-    without being parsed; geo.responsecache keys on that (a bare `*/*` or `text/*` is no preference
+    without being parsed; geo.http.responsecache keys on that (a bare `*/*` or `text/*` is no preference
     for HTML: RFC 9110 lets the server pick its default).
     """
     if f is not None:

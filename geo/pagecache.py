@@ -1,4 +1,4 @@
-"""Bounded LRU caches: rendered map pages here, and the store under geo.responsecache.
+"""Bounded LRU caches: rendered map pages here, and the store under geo.http.responsecache.
 
 Every entry is charged what it holds in memory (key, value and the objects around them), so a
 client that varies a key (a long query, a new header) cannot grow the process past the budget:

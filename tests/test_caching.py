@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geo.app import create_app
-from geo.caching import make_etag, not_modified, validators
+from geo.http.conditional import make_etag, not_modified, validators
+from geo.http.responsecache import MAX_QUERY, ResponseCache
 from geo.pagecache import PageCache, SizedLRU
-from geo.responsecache import MAX_QUERY, ResponseCache
 from geo.settings import Settings
 from tests.conftest import AUTH, point_feature, workspace
 

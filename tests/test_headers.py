@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from geo.app import create_app
-from geo.cors import CORSMiddleware
-from geo.securityheaders import SecurityHeaders
+from geo.http.cors import CORSMiddleware
+from geo.http.securityheaders import SecurityHeaders
 from geo.settings import Settings
 from geo.web import assets
 from tests.conftest import AUTH, KEY, point_feature, workspace

@@ -86,7 +86,7 @@ PATCH_PREFLIGHT = {"Access-Control-Request-Method": "PATCH",
 
 @pytest.mark.parametrize("origin", ["https://anyone.example", "http://localhost:8080", "null"])
 def test_a_star_in_cors_origins_lets_any_origin_write(anyone_writes: TestClient, origin: str) -> None:
-    """What `*` does today (geo/cors.py): any Origin, even the opaque `null` of a sandboxed page or a
+    """What `*` does today (geo/http/cors.py): any Origin, even the opaque `null` of a sandboxed page or a
     file://, passes the write preflight; the answer names that origin (not `*`) and varies by Origin.
     The API key is still required: CORS only lets the page send the request."""
     preflight = anyone_writes.options(ITEMS, headers={"Origin": origin, **PATCH_PREFLIGHT})

@@ -31,7 +31,7 @@ from geo.app import create_app
 from geo.cli import build_parser, uvicorn_options
 from geo.formats import FORMATS, Selection
 from geo.formats.slots import ExportSlots
-from geo.serving import GuardedHttpTools
+from geo.http.serving import GuardedHttpTools
 from geo.settings import Settings
 from tests.conftest import AUTH, KEY, point_feature, workspace
 from tests.server import _env as server_env

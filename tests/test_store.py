@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 
 from geo import fsutil
 from geo.app import create_app
-from geo.caching import PreconditionFailed, feature_etag
 from geo.errors import NotFound, StoreBusy, StoreCorrupt, StoreWriteFailed
 from geo.fsutil import atomic_write_bytes, exclusive_lock
+from geo.http.conditional import PreconditionFailed, feature_etag
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, geojson_file
 from geo.store.geojson_file import encode_store
@@ -257,7 +257,7 @@ def test_delete_removes_only_that_feature(tmp_path: Path) -> None:
 @pytest.mark.parametrize("header", ["current", "*", "list", "gzip"])
 def test_replace_and_delete_go_ahead_when_if_match_holds(tmp_path: Path, method: str, header: str) -> None:
     """RFC 9110 13.1.1: If-Match holds for the current strong tag, `*` on an existing feature, or a list
-    naming it; the tag of the gzipped representation (geo.compression's -gz) names the same data."""
+    naming it; the tag of the gzipped representation (geo.http.compression's -gz) names the same data."""
     store, path = _store_ab(tmp_path)
     tag = _tag(_feature("a"))
     if_match = {"current": tag, "*": "*", "list": f'"stale", {tag}',

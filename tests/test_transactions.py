@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from geo import fsutil
 from geo.app import create_app
-from geo.caching import feature_etag
+from geo.http.conditional import feature_etag
 from geo.settings import Settings
 from tests.conftest import AUTH, point_feature
 

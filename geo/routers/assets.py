@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response
 
-from geo.caching import make_etag, not_modified
 from geo.errors import NotFound
+from geo.http.conditional import make_etag, not_modified
 from geo.web import assets
 
 router = APIRouter(tags=["Map"], include_in_schema=False)

@@ -15,7 +15,6 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Send
 
-from geo.caching import make_etag, not_modified, validators
 from geo.catalogue import Collection
 from geo.crs import DEFAULT, Crs, CrsParam
 from geo.crs import parse as parse_crs
@@ -23,7 +22,8 @@ from geo.errors import NotFound
 from geo.featuretable import FeatureTable
 from geo.formats import FORMATS, MEDIA_TYPES, Format, Selection, open_download
 from geo.formats.slots import ExportSlots
-from geo.head import is_head
+from geo.http.conditional import make_etag, not_modified, validators
+from geo.http.head import is_head
 from geo.openapi import problems
 from geo.query import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep, SettingsDep

@@ -16,13 +16,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from geo import html
-from geo.caching import feature_etag, make_etag, not_modified, validators
 from geo.catalogue import Catalogue, Collection
 from geo.crs import CONTENT_CRS_HEADER, URIS, CrsParam, feature_bytes, features_page, to_crs
 from geo.crs import parse as parse_crs
 from geo.errors import LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable
 from geo.formats import MEDIA_TYPES
+from geo.http.conditional import feature_etag, make_etag, not_modified, validators
 from geo.openapi import problems
 from geo.query import CRS84, Filters, LimitParam, OffsetParam, filters_dependency, single_valued
 from geo.queryables import document as queryables_document

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from geo import html
-from geo.caching import make_etag, not_modified, validators
 from geo.catalogue import Collection
 from geo.featuretable import FeatureTable
+from geo.http.conditional import make_etag, not_modified, validators
 from geo.openapi import problems
 from geo.query import single_valued
 from geo.queryables import Schema, infer_schema, schema_document, sortables_document

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from geo.caching import make_etag, not_modified, validators
+from geo.http.conditional import make_etag, not_modified, validators
 from geo.query import Filters, filters_dependency
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep

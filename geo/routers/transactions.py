@@ -22,12 +22,12 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from geo.auth import require_key, writes_configured
-from geo.body import read_json
-from geo.caching import PreconditionFailed
 from geo.catalogue import Catalogue, Collection
 from geo.crs import geometry_to_crs84
 from geo.crs import parse_header as parse_crs_header
 from geo.errors import InvalidFeature, InvalidInput, NotFound, ReadOnly, StoreBusy, UnsupportedMediaType
+from geo.http.body import read_json
+from geo.http.conditional import PreconditionFailed
 from geo.openapi import problems
 from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse
@@ -94,7 +94,7 @@ def allow_headers(methods: tuple[str, ...]) -> dict[str, str]:
 
 
 def allow_now(request: Request, path_params: dict[str, Any], methods: tuple[str, ...]) -> tuple[str, ...]:
-    """A 405's `Allow` (see geo.problems): the routed methods, less the writes when the collection in
+    """A 405's `Allow` (see geo.http.problems): the routed methods, less the writes when the collection in
     the path cannot be written now (read-only, no keys, or no such collection)."""
     collection_id = path_params.get("collection_id")
     if collection_id is None:

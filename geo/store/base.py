@@ -16,7 +16,8 @@ Every implementation (the GeoJSON file here; a journaled file and PostGIS to com
 - **If-Match is compared under the lock.** `replace` and `delete` test `if_match` against the ETag of
   the feature as it is at the moment of writing, in the same critical section as the write (never on a
   snapshot taken earlier), so two writers holding one ETag cannot both succeed. The test is
-  `check_write` below, on the ETag `etag_of` gives: the same one GET sends (geo.caching.feature_etag).
+  `check_write` below, on the ETag `etag_of` gives: the same one GET sends
+  (geo.http.conditional.feature_etag).
 - **Ids are kept.** `add` never overwrites an existing id; `replace` never changes a feature's id;
   neither reorders the other features. New ids come from the caller (geo.projects.new_id, random), so
   a store need not remember the ids of deleted features.
@@ -31,9 +32,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from geo.caching import PreconditionFailed, check_if_match, feature_etag
 from geo.errors import NotFound
 from geo.featuretable import FeatureTable
+from geo.http.conditional import PreconditionFailed, check_if_match, feature_etag
 
 # A GeoJSON Feature as parsed JSON (its members' values are any JSON value).
 Feature = dict[str, Any]

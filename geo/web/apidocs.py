@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from geo.securityheaders import page_policy
+from geo.http.securityheaders import page_policy
 from geo.web import assets
 
 SWAGGER = "swagger-ui-5.35.0"

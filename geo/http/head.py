@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-HEAD_SCOPE_KEY = "geo.head"
+HEAD_SCOPE_KEY = "geo.http.head"
 
 
 def is_head(request: Request) -> bool:

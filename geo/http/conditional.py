@@ -26,7 +26,7 @@ def validators(etag: str, last_modified: datetime | None = None) -> dict[str, st
     return headers
 
 
-# geo.compression marks a gzipped representation's tag with this suffix (it is another
+# geo.http.compression marks a gzipped representation's tag with this suffix (it is another
 # representation, so it needs its own strong tag); conditionals treat both tags as the same data.
 GZIP_SUFFIX = '-gz"'
 

@@ -51,7 +51,7 @@ def routed_methods(request: Request) -> tuple[tuple[str, ...], dict[str, Any]]:
     Starlette's own 405 names only the methods of the first route whose path matched (GET alone on a
     feature); a 405 must list all of them (RFC 9110 15.5.6). Each method is tried against the routes
     (their public `matches`, which also sees into included routers). HEAD goes wherever GET does
-    (geo.head).
+    (geo.http.head).
     """
     found: list[str] = []
     # Set by the router's method-less match (included routers' matches do not return them).

@@ -6,7 +6,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from geo.caching import GZIP_SUFFIX
+from geo.http.conditional import GZIP_SUFFIX
 
 # GeoParquet is zstd-compressed inside: gzip would cost CPU for nothing.
 EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.apache.parquet")

@@ -7,7 +7,7 @@ or sends its headers a byte at a time (slowloris), keeps its connection, and a p
 uvicorn's `h11_max_incomplete_event_size` bytes of request line and headers (the limit uvicorn
 applies with h11, here applied to httptools too) the request gets uvicorn's own 400, and a head not
 complete within `head_timeout_s` of its first byte (or of the connection opening) gets a 408 and
-the connection is closed. Bodies are bounded by the app (geo.body), downloads by geo.routers.downloads.
+the connection is closed. Bodies are bounded by the app (geo.http.body), downloads by geo.routers.downloads.
 
 A module-level class, configured through uvicorn's config only, so that worker processes (which
 receive the config pickled) run it too.

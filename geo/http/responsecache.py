@@ -19,10 +19,10 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from geo.caching import base_etag
 from geo.catalogue import Catalogue
 from geo.errors import GeoError
 from geo.html import wants_html
+from geo.http.conditional import base_etag
 from geo.pagecache import SizedLRU, footprint
 
 ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?$")
