@@ -86,6 +86,12 @@ class StoreWriteFailed(GeoError):
     status, title, type_slug = 503, "Store unavailable", "store-write-failed"
 
 
+class PreconditionFailed(GeoError):
+    """`If-Match` named a version of the resource that is no longer current."""
+
+    status, title, type_slug = 412, "Precondition failed", "precondition-failed"
+
+
 class StoreBusy(GeoError):
     """Other writes kept the store (its lock held past the configured timeout) or the feature (changed
     again each time this write was prepared) busy; nothing was changed, and Retry-After says when to retry."""

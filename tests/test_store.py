@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 
 from geo import fsutil
 from geo.app import create_app
-from geo.errors import NotFound, StoreBusy, StoreCorrupt, StoreWriteFailed
+from geo.errors import NotFound, PreconditionFailed, StoreBusy, StoreCorrupt, StoreWriteFailed
 from geo.fsutil import atomic_write_bytes, exclusive_lock
-from geo.http.conditional import PreconditionFailed, feature_etag
+from geo.http.conditional import feature_etag
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, geojson_file
 from geo.store.geojson_file import encode_store

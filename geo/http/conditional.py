@@ -9,7 +9,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from fastapi import Request
 from starlette.responses import Response
 
-from geo.errors import GeoError
+from geo.errors import PreconditionFailed
 
 
 def make_etag(*parts: object) -> str:
@@ -68,12 +68,6 @@ def http_date(value: str) -> float | None:
         return when.timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
-
-
-class PreconditionFailed(GeoError):
-    """`If-Match` named a version of the resource that is no longer current."""
-
-    status, title, type_slug = 412, "Precondition failed", "precondition-failed"
 
 
 def feature_etag(encoded: bytes) -> str:

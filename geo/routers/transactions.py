@@ -25,9 +25,16 @@ from geo.auth import require_key, writes_configured
 from geo.catalogue import Catalogue, Collection
 from geo.crs import geometry_to_crs84
 from geo.crs import parse_header as parse_crs_header
-from geo.errors import InvalidFeature, InvalidInput, NotFound, ReadOnly, StoreBusy, UnsupportedMediaType
+from geo.errors import (
+    InvalidFeature,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    ReadOnly,
+    StoreBusy,
+    UnsupportedMediaType,
+)
 from geo.http.body import read_json
-from geo.http.conditional import PreconditionFailed
 from geo.openapi import problems
 from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse

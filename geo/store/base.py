@@ -32,9 +32,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from geo.errors import NotFound
+from geo.errors import NotFound, PreconditionFailed
 from geo.featuretable import FeatureTable
-from geo.http.conditional import PreconditionFailed, check_if_match, feature_etag
+from geo.http.conditional import check_if_match, feature_etag
 
 # A GeoJSON Feature as parsed JSON (its members' values are any JSON value).
 Feature = dict[str, Any]
