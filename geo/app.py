@@ -24,7 +24,7 @@ from geo.http.securityheaders import SecurityHeaders
 from geo.pagecache import PageCache
 from geo.ratelimit import WriteRateLimit
 from geo.responses import OPENAPI, JSONResponse
-from geo.routers import assets, downloads, features, map, schemas, stats, transactions
+from geo.routers import downloads, features, map, schemas, static, stats, transactions
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
 from geo.web.apidocs import swagger_page
@@ -95,6 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi_page() -> HTMLResponse:
         return swagger_page(app.title, "/api")  # Swagger UI from /static/vendor, not a CDN
 
-    for module in (features, schemas, transactions, downloads, map, stats, assets):
+    for module in (features, schemas, transactions, downloads, map, stats, static):
         app.include_router(module.router)
     return app

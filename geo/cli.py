@@ -94,7 +94,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _map(args: argparse.Namespace) -> int:
-    from geo.web.export import write_map
+    from geo.web.offline import write_map
 
     options = {k: getattr(args, k) for k in ("status", "category", "province", "bbox", "datetime")}
     try:

@@ -88,7 +88,7 @@ RESPONSE_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
 }
 
 
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses` entries for these error codes (304 has no body), with the headers they carry."""
     out: dict[int | str, dict[str, Any]] = {}
     for code in codes:
@@ -144,7 +144,7 @@ def _fix_errors(doc: dict[str, Any]) -> None:
             responses = operation.get("responses", {})
             if responses.get("422", {}).get("description") == "Validation Error":
                 del responses["422"]
-                responses.setdefault("400", problems(400)[400])
+                responses.setdefault("400", problem_responses(400)[400])
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

@@ -18,7 +18,7 @@ from geo.formats import MEDIA_TYPES
 from geo.query import Filters
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore
-from geo.web.export import export_map
+from geo.web.offline import export_map
 from geo.web.page import MapOptions
 from tests.conftest import AUTH, point_feature
 

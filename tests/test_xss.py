@@ -23,7 +23,7 @@ import pytest
 
 from geo import provinces
 from geo.html import feature_body, safe_href
-from geo.web.export import write_map
+from geo.web.offline import write_map
 from tests.browser import chromium
 from tests.conftest import AUTH, KEY, point_feature, workspace
 from tests.server import live_server

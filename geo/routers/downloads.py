@@ -24,7 +24,7 @@ from geo.formats import FORMATS, MEDIA_TYPES, Format, Selection, open_download
 from geo.formats.slots import ExportSlots
 from geo.http.conditional import make_etag, not_modified, validators
 from geo.http.head import is_head
-from geo.openapi import problems
+from geo.openapi import problem_responses
 from geo.query import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep, SettingsDep
 
@@ -112,7 +112,7 @@ def _select(coll: Collection, table: FeatureTable, filters: Filters, bom: bool, 
 
 @router.get("/layers/{name}", summary="Download a whole layer", response_class=Response, responses={
     200: {"description": "The layer as a file.", "content": {m: {} for m in MEDIA_TYPES.values()}},
-    **problems(304, 400, 404, 503),
+    **problem_responses(304, 400, 404, 503),
 })
 async def download(
     request: Request,

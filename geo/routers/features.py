@@ -23,7 +23,7 @@ from geo.errors import LayerUnavailable, NotFound
 from geo.featuretable import FeatureTable
 from geo.formats import MEDIA_TYPES
 from geo.http.conditional import feature_etag, make_etag, not_modified, validators
-from geo.openapi import problems
+from geo.openapi import problem_responses
 from geo.query import CRS84, Filters, LimitParam, OffsetParam, filters_dependency, single_valued
 from geo.queryables import document as queryables_document
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
@@ -120,7 +120,7 @@ def _self_and_alternate(request: Request, as_html: bool, title: str) -> list[dic
     return [here, other]
 
 
-@router.get("/", summary="Landing page", responses={**HTML_OR_JSON, **problems(304, 400)})
+@router.get("/", summary="Landing page", responses={**HTML_OR_JSON, **problem_responses(304, 400)})
 async def landing(request: Request, f: FormatParam = None) -> Response:
     """The landing page: what this service is and where to go next."""
     base = base_url(request)
@@ -146,7 +146,8 @@ async def landing(request: Request, f: FormatParam = None) -> Response:
     return JSONResponse({"title": title, "description": description, "links": links})
 
 
-@router.get("/conformance", summary="Conformance classes", responses={**HTML_OR_JSON, **problems(400)})
+@router.get("/conformance", summary="Conformance classes",
+            responses={**HTML_OR_JSON, **problem_responses(400)})
 async def conformance(request: Request, f: FormatParam = None) -> Response:
     """The conformance classes this service implements (and tests)."""
     if html.wants_html(request, f):
@@ -262,7 +263,8 @@ def _versions(tables: dict[str, FeatureTable | None]) -> tuple[str, ...]:
     return tuple(f"{cid}:{t.version if t is not None else 'unavailable'}" for cid, t in tables.items())
 
 
-@router.get("/collections", summary="The collections", responses={**HTML_OR_JSON, **problems(304, 400)})
+@router.get("/collections", summary="The collections",
+            responses={**HTML_OR_JSON, **problem_responses(304, 400)})
 async def collections(request: Request, catalogue: CatalogueDep, f: FormatParam = None) -> Response:
     """Every collection with its extent and links."""
     base = base_url(request)
@@ -286,7 +288,7 @@ async def collections(request: Request, catalogue: CatalogueDep, f: FormatParam 
 
 
 @router.get("/collections/{collection_id}", summary="One collection",
-            responses={**HTML_OR_JSON, **problems(304, 400, 404)})
+            responses={**HTML_OR_JSON, **problem_responses(304, 400, 404)})
 async def collection(request: Request, coll: CollectionDep, f: FormatParam = None) -> Response:
     """One collection's metadata."""
     base = base_url(request)
@@ -306,7 +308,7 @@ async def collection(request: Request, coll: CollectionDep, f: FormatParam = Non
 
 @router.get("/collections/{collection_id}/queryables", summary="What a collection can be filtered on",
             responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
-                       **problems(304, 400, 404, 503)})
+                       **problem_responses(304, 400, 404, 503)})
 async def queryables(request: Request, coll: CollectionDep) -> Response:
     """The queryables as a JSON Schema (OGC API - Features Part 3)."""
     table = coll.table()
@@ -332,7 +334,7 @@ def _page_links(request: Request, pages: list[tuple[str, int]], limit: int,
             responses={200: {"headers": CONTENT_CRS_HEADER,
                              "content": {GEOJSON: {"schema": FEATURES_SCHEMA},
                                          "text/html": {"schema": {"type": "string"}}}},
-                       **problems(304, 400, 404, 503)})
+                       **problem_responses(304, 400, 404, 503)})
 async def items(
     request: Request,
     coll: CollectionDep,
@@ -394,7 +396,7 @@ async def items(
                              "headers": CONTENT_CRS_HEADER,
                              "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}},
                                          "text/html": {"schema": {"type": "string"}}}},
-                       **problems(304, 400, 404, 503)})
+                       **problem_responses(304, 400, 404, 503)})
 async def item(request: Request, coll: CollectionDep, feature_id: str, f: FormatParam = None,
                crs: CrsParam = None) -> Response:
     """One feature by id, or a 404 problem."""

@@ -17,7 +17,7 @@ from geo import html
 from geo.catalogue import Collection
 from geo.featuretable import FeatureTable
 from geo.http.conditional import make_etag, not_modified, validators
-from geo.openapi import problems
+from geo.openapi import problem_responses
 from geo.query import single_valued
 from geo.queryables import Schema, infer_schema, schema_document, sortables_document
 from geo.responses import JSONResponse
@@ -59,7 +59,7 @@ def _schema_html(doc: dict[str, Any]) -> str:
 @router.get("/collections/{collection_id}/schema", summary="The schema of a collection's features",
             responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}},
                                          "text/html": {"schema": {"type": "string"}}}},
-                       **problems(304, 400, 404, 503)})
+                       **problem_responses(304, 400, 404, 503)})
 async def schema(request: Request, coll: CollectionDep, f: FormatParam = None) -> Response:
     """Every property the features have (returnables) and a client may send (receivables), as JSON
     Schema 2020-12 with `x-ogc-role` for the id, the geometry and the primary temporal properties."""
@@ -79,7 +79,7 @@ async def schema(request: Request, coll: CollectionDep, f: FormatParam = None) -
 
 @router.get("/collections/{collection_id}/sortables", summary="What a collection can be sorted on",
             responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
-                       **problems(304, 400, 404, 503)})
+                       **problem_responses(304, 400, 404, 503)})
 async def sortables(request: Request, coll: CollectionDep) -> Response:
     """The properties `sortby` accepts, as a JSON Schema: the id and every queryable."""
     table = coll.table()

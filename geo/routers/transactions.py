@@ -35,7 +35,7 @@ from geo.errors import (
     UnsupportedMediaType,
 )
 from geo.http.body import read_json
-from geo.openapi import problems
+from geo.openapi import problem_responses
 from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
@@ -63,7 +63,7 @@ PATCH_BODY = {"requestBody": {"required": True, "content": {
         "properties": {"type": "object"}, "geometry": {"type": "object"}}},
         "example": {"properties": {"status": "approved", "budget_usd": 1200000}}}
     for media in PATCH_TYPES}}}
-WRITE_ERRORS = problems(400, 401, 403, 404, 405, 408, 412, 413, 415, 422, 429, 503)
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 405, 408, 412, 413, 415, 422, 429, 503)
 FEATURE_OK = {"description": "The feature as stored; `ETag` is its new version.",
               "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}}
 ALLOWED = {"description": "`Allow` lists the methods allowed now (with `Accept-Patch` / `Accept-Post` "
@@ -129,7 +129,7 @@ def _written(request: Request, coll: Collection, feature: Feature, status_code: 
 
 
 @router.options("/collections/{collection_id}/items", status_code=200, summary="Methods on the items",
-                responses={200: ALLOWED, **problems(404, 503)})
+                responses={200: ALLOWED, **problem_responses(404, 503)})
 async def items_options(coll: CollectionDep, settings: SettingsDep) -> Response:
     """Which methods the items accept (GIS clients ask before offering editing)."""
     return Response(status_code=200, headers=allow_headers(allowed(coll, settings, ITEMS_WRITES)))
@@ -137,7 +137,7 @@ async def items_options(coll: CollectionDep, settings: SettingsDep) -> Response:
 
 @router.options("/collections/{collection_id}/items/{feature_id}", status_code=200,
                 summary="Methods on one feature",
-                responses={200: ALLOWED, **problems(404, 503)})
+                responses={200: ALLOWED, **problem_responses(404, 503)})
 async def item_options(coll: CollectionDep, settings: SettingsDep, feature_id: str) -> Response:
     """Which methods one feature accepts; 404 when there is no such feature (nothing to write)."""
     if coll.table().position.get(feature_id) is None:
@@ -278,7 +278,7 @@ async def update_item(
 @router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
                summary="Delete a project",
                responses={204: {"description": "Deleted."},
-                          **problems(400, 401, 403, 404, 405, 412, 429, 503)})
+                          **problem_responses(400, 401, 403, 404, 405, 412, 429, 503)})
 async def delete_item(
     coll: CollectionDep, catalogue: CatalogueDep, feature_id: str,
     _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
