@@ -36,7 +36,10 @@ def base_etag(tag: str) -> str:
     return tag[: -len(GZIP_SUFFIX)] + '"' if tag.endswith(GZIP_SUFFIX) else tag
 
 
-def _etag_matches(header: str, etag: str) -> bool:
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an If-None-Match value names `etag` (weak comparison, RFC 9110 13.1.2; gzip marker and
+    `W/` ignored), or is `*`."""
+    etag = base_etag(etag)
     candidates = [base_etag(c.strip().removeprefix("W/")) for c in header.split(",")]
     return "*" in candidates or etag in candidates
 
@@ -46,7 +49,7 @@ def not_modified(request: Request, etag: str, last_modified: datetime | None = N
     headers = validators(etag, last_modified)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
-        return Response(status_code=304, headers=headers) if _etag_matches(if_none_match, etag) else None
+        return Response(status_code=304, headers=headers) if etag_matches(if_none_match, etag) else None
     since = request.headers.get("if-modified-since")
     if since and last_modified is not None:
         client_time = http_date(since)

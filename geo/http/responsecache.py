@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from geo.catalogue import Catalogue
 from geo.errors import GeoError
 from geo.html import wants_html
-from geo.http.conditional import base_etag
+from geo.http.conditional import etag_matches
 from geo.pagecache import SizedLRU, footprint
 
 ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?$")
@@ -121,10 +121,7 @@ class ResponseCache:
     @staticmethod
     def _conditional_hit(headers: Headers, entry: Entry) -> bool:
         wanted = headers.get("if-none-match")
-        if wanted is None or entry.etag is None:
-            return False
-        tags = {base_etag(t.strip().removeprefix("W/")) for t in wanted.split(",")}
-        return "*" in tags or base_etag(entry.etag) in tags
+        return wanted is not None and entry.etag is not None and etag_matches(wanted, entry.etag)
 
     def _recorder(self, key: Key, version: str, send: Send) -> Send:
         start: Message | None = None
