@@ -309,8 +309,10 @@ def geometry_to_crs84(geometry: Any, crs: Crs) -> Any:
     return copy
 
 
-# A decimal number as bbox takes it: ASCII digits, an optional sign, fraction and exponent.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# A decimal number as a query parameter takes it (bbox, bbox-crs boxes, queryable values): ASCII digits,
+# an optional sign, fraction and exponent (float() alone would also read "1_0", Arabic-Indic digits and
+# "inf").
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _numbers(raw: str, crs: Crs) -> Box:
@@ -320,7 +322,7 @@ def _numbers(raw: str, crs: Crs) -> Box:
     parts = [p.strip() for p in raw.split(",")]
     if len(parts) == 6:
         raise _bad("bbox", f"6 numbers give heights, but bbox-crs {crs.uri} has two axes: give 4 ({order})")
-    if len(parts) != 4 or not all(_NUMBER.fullmatch(p) for p in parts):
+    if len(parts) != 4 or not all(DECIMAL.fullmatch(p) for p in parts):
         raise _bad("bbox", f"must be 4 comma-separated numbers in bbox-crs {crs.uri}: {order}")
     a, b, c, d = (float(p) for p in parts)
     if not all(math.isfinite(n) for n in (a, b, c, d)):

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 from shapely.geometry.base import BaseGeometry
 
 from geo import cql
-from geo.crs import BboxCrsParam, selection_box
+from geo.crs import DECIMAL, BboxCrsParam, selection_box
 from geo.crs import parse as parse_crs
 from geo.errors import InvalidInput
 from geo.queryables import Queryable
@@ -71,8 +71,6 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 # `limit` and `offset`: ASCII digits only, and few enough that the value stays a 64-bit integer.
 COUNT_DIGITS = 18
 COUNT_RULE = f"must be a whole number written with the digits 0-9 (at most {COUNT_DIGITS} of them)"
-# A decimal number as bbox takes it: ASCII digits, an optional sign, fraction and exponent.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BBOX_RULE = "must be 4 (or 6) comma-separated numbers: minLon,minLat,maxLon,maxLat"
 
 
@@ -170,7 +168,7 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     if raw is None or raw.strip() == "":
         return None
     parts = [p.strip() for p in raw.split(",")]
-    if len(parts) not in (4, 6) or not all(_NUMBER.fullmatch(p) for p in parts):
+    if len(parts) not in (4, 6) or not all(DECIMAL.fullmatch(p) for p in parts):
         raise _bad("bbox", _BBOX_RULE)
     nums = [float(p) for p in parts]
     if len(nums) == 6:
@@ -367,7 +365,7 @@ def queryable_values(queryable: Queryable, text: str) -> list[object]:
             raise _bad(name, f"{bad[0][:40]!r} is not one of {', '.join(queryable.enum)}")
         return list(values)
     if kind in ("number", "integer"):
-        if not _NUMBER.fullmatch(text) or not math.isfinite(number := float(text)):
+        if not DECIMAL.fullmatch(text) or not math.isfinite(number := float(text)):
             raise _bad(name, f"{text[:40]!r} is not a number")
         return [number]
     if kind == "boolean":
