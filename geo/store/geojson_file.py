@@ -118,7 +118,7 @@ class GeoJSONFileStore:
         self.path = path
         self.lock_timeout_s = lock_timeout_s
         self._install_lock = threading.Lock()  # held only to swap states, never across I/O
-        self._reload_lock = threading.Lock()  # one background reload at a time
+        self._reload_lock = threading.Lock()  # one re-read at a time; the others then find it done
         self._state = _State(FeatureTable.empty(), None, None)
         self._unreadable: Identity | bool = False  # the identity of a version that could not be read
         self._sweep()
@@ -229,18 +229,14 @@ class GeoJSONFileStore:
     def snapshot(self) -> FeatureTable:
         """The last complete version; never waits for a writer.
 
-        Off the event loop a changed file is re-read first. On the event loop nothing blocking is done:
-        `StoreRefresh` re-reads in a thread before each request, and if a change slipped in since, the
-        previous version is served while a thread re-reads.
+        Off the event loop a changed file is re-read first. On the event loop nothing is checked:
+        `StoreRefresh` stats the file once per request and re-reads it in a thread before the request
+        goes on, so the parts of one request (the response cache, the route) see one version, and a
+        change that lands during the request is seen by the next one.
         """
-        state = self._state
-        if not self.stale():
-            return state.table
-        if not _on_event_loop():
-            return self.refresh()
-        if not self._reload_lock.locked():
-            threading.Thread(target=self.refresh, name="store-refresh", daemon=True).start()
-        return state.table
+        if _on_event_loop() or not self.stale():
+            return self._state.table
+        return self.refresh()
 
     def _current_locked(self) -> _State:
         """Under the write lock: the state of the file on disk (re-read if another process changed it)."""
