@@ -30,3 +30,27 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# Records the Content-Security-Policy's refusals in the page (directive and blocked URI).
+WATCH_CSP = ("window.__violations = []; document.addEventListener('securitypolicyviolation', "
+             "e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
+
+
+@contextmanager
+def recording_page(browser: Any, *, bypass_csp: bool = False, console_errors: bool = False) -> Iterator[Any]:
+    """A page in a fresh context that records script errors (`page.errors`; with `console_errors`
+    also console errors), requested URLs (`page.requested`) and CSP refusals (`window.__violations`)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=bypass_csp)
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    page.errors = []
+    page.requested = []
+    if console_errors:
+        page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.on("request", lambda req: page.requested.append(req.url))
+    try:
+        yield page
+    finally:
+        context.close()

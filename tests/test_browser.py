@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo.app import create_app
-from tests.browser import chromium
+from tests.browser import chromium, recording_page
 from tests.conftest import AUTH, KEY, ROOT, point_feature, workspace
 from tests.server import live_server
 
@@ -66,19 +66,8 @@ def browser(site: Site) -> Iterator[Any]:
 @pytest.fixture
 def browser_page(browser: Any) -> Iterator[Any]:
     """A fresh page (its own context) that records console errors, CSP refusals and requested URLs."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation', "
-                            "e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
-    page = context.new_page()
-    page.errors = []
-    page.requested = []
-    page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.on("request", lambda req: page.requested.append(req.url))
-    try:
+    with recording_page(browser, console_errors=True) as page:
         yield page
-    finally:
-        context.close()
 
 
 def _violations(page: Any) -> list[str]:

@@ -24,7 +24,7 @@ import pytest
 from geo import provinces
 from geo.html import feature_body, safe_href
 from geo.web.offline import write_map
-from tests.browser import chromium
+from tests.browser import chromium, recording_page
 from tests.conftest import AUTH, KEY, point_feature, workspace
 from tests.server import live_server
 
@@ -124,36 +124,19 @@ def browser(site: Site) -> Iterator[Any]:
         yield browser_
 
 
-# Records the policy's refusals, for the tests that keep the policy on.
-WATCH = ("window.__violations = []; document.addEventListener('securitypolicyviolation', "
-         "e => window.__violations.push(e.violatedDirective));")
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A page in a fresh context that ignores the pages' CSP (so that only the text handling is tested),
     recording errors and requested URLs."""
-    yield from _page(browser, bypass_csp=True)
+    with recording_page(browser, bypass_csp=True) as page_:
+        yield page_
 
 
 @pytest.fixture
 def csp_page(browser: Any) -> Iterator[Any]:
     """A page in a fresh context that applies the pages' CSP."""
-    yield from _page(browser, bypass_csp=False)
-
-
-def _page(browser: Any, bypass_csp: bool) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=bypass_csp)
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    page.errors = []
-    page.requested = []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.on("request", lambda req: page.requested.append(req.url))
-    try:
-        yield page
-    finally:
-        context.close()
+    with recording_page(browser) as page_:
+        yield page_
 
 
 def _run(page: Any, statement: str) -> None:
