@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from geo import provinces
-from geo.errors import GeoError, LayerUnavailable, StoreCorrupt, StoreUnavailable
+from geo.errors import GeoError, StoreCorrupt, StoreUnavailable
 from geo.settings import Settings
 
 GRACEFUL_SHUTDOWN_S = 10  # then connections still open (a stalled client) are closed
@@ -66,11 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     settings = Settings()
-    try:
-        path = provinces.fetch(settings, force=args.force)
-    except LayerUnavailable as exc:
-        print(f"geo: {exc.detail}", file=sys.stderr)
-        return 1
+    path = provinces.fetch(settings, force=args.force)
     record = provinces.provenance(settings) or {}
     print(f"provinces: {path} (from {record.get('retrieved_from')}, sha256 {record.get('sha256')})")
     return 0
@@ -81,14 +77,7 @@ def _export(args: argparse.Namespace) -> int:
 
     options = {"status": args.status, "category": args.category, "province": args.province,
                "bbox": args.bbox, "datetime": args.datetime, "filter": args.filter, "bbox-crs": args.bbox_crs}
-    try:
-        count = export_layer(Settings(), args.layer, args.file, options, bom=args.bom, crs=args.crs)
-    except GeoError as exc:
-        print(f"geo: {exc.detail}", file=sys.stderr)
-        return 2 if exc.status < 500 else 1
-    except (StoreCorrupt, StoreUnavailable) as exc:  # the store cannot be opened: say why, no traceback
-        print(f"geo: {exc}", file=sys.stderr)
-        return 1
+    count = export_layer(Settings(), args.layer, args.file, options, bom=args.bom, crs=args.crs)
     print(f"{args.layer}: {count} features written to {args.file}")
     return 0
 
@@ -97,14 +86,7 @@ def _map(args: argparse.Namespace) -> int:
     from geo.web.offline import write_map
 
     options = {k: getattr(args, k) for k in ("status", "category", "province", "bbox", "datetime")}
-    try:
-        count = write_map(Settings(), args.file, options)
-    except GeoError as exc:
-        print(f"geo: {exc.detail}", file=sys.stderr)
-        return 2 if exc.status < 500 else 1
-    except (StoreCorrupt, StoreUnavailable) as exc:
-        print(f"geo: {exc}", file=sys.stderr)
-        return 1
+    count = write_map(Settings(), args.file, options)
     print(f"map: {count} projects written to {args.file} (self-contained; opens offline)")
     return 0
 
@@ -158,7 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the `geo` command."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    # Every command's failures in one place: a message, no traceback; 2 for what the user gave
+    # (a bad filter value), 1 for what the service could not do (data unavailable, store unreadable).
+    try:
+        code: int = args.func(args)
+    except GeoError as exc:
+        print(f"geo: {exc.detail}", file=sys.stderr)
+        return 2 if exc.status < 500 else 1
+    except (StoreCorrupt, StoreUnavailable) as exc:
+        print(f"geo: {exc}", file=sys.stderr)
+        return 1
     return code
 
 
