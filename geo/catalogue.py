@@ -16,12 +16,13 @@ import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo import cql, provinces
+from geo import provinces
 from geo.errors import InvalidInput, LayerUnavailable, NotFound
-from geo.featuretable import FeatureTable, IntArray
 from geo.models import Category, ProjectProperties, Status
-from geo.query import FILTER_NAMES, Filters, queryable_values, unknown_parameters
-from geo.queryables import ID, PROJECT_FILTERS, PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
+from geo.query import cql
+from geo.query.featuretable import FeatureTable, IntArray
+from geo.query.params import FILTER_NAMES, Filters, queryable_values, unknown_parameters
+from geo.schema import ID, PROJECT_FILTERS, PROJECT_QUERYABLES, PROJECT_SCHEMA, Queryable, Schema, infer
 from geo.settings import Settings
 from geo.spatial import Placement, ProvinceIndex, in_bbox
 from geo.store.base import ProjectStore

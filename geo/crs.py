@@ -37,7 +37,7 @@ from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from geo.errors import InvalidInput
-from geo.featuretable import FeatureTable, IntArray
+from geo.query.featuretable import FeatureTable, IntArray
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geo.catalogue import Catalogue
 from geo.errors import GeoError
-from geo.query import PARAMETERS, filters_from, is_count
+from geo.query.params import PARAMETERS, filters_from, is_count
 from geo.routers.features import items
 from geo.settings import Settings
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from geo import cql
+from geo.query import cql
 from geo.settings import Settings
 
 OPENAPI_VERSION = "3.0.3"
@@ -155,7 +155,7 @@ def _fix_errors(doc: dict[str, Any]) -> None:
 FORM = {"style": "form", "explode": False}
 URI = {"type": "string", "format": "uri"}
 SECURITY_SCHEME = "bearerKey"
-# The server's filter encoding when a request has `filter` but no `filter-lang` (geo/query.py).
+# The server's filter encoding when a request has `filter` but no `filter-lang` (geo/query/params.py).
 DEFAULT_FILTER_LANG = "cql2-text"
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from geo.catalogue import Catalogue
-from geo.featuretable import FeatureTable, IntArray
 from geo.models import Category, Status
-from geo.query import Filters
+from geo.query.featuretable import FeatureTable, IntArray
+from geo.query.params import Filters
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)

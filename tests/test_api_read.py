@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from geo.featuretable import FeatureTable
+from geo.query.featuretable import FeatureTable
 from tests.conftest import AUTH, point_feature
 
 

@@ -529,8 +529,8 @@ def test_text_that_is_not_cql2_is_a_400_saying_where(api: TestClient, text: str,
 
 
 def test_an_empty_filter_is_refused_by_the_parser() -> None:
-    from geo import cql
     from geo.errors import InvalidInput
+    from geo.query import cql
 
     for text in ("", "   "):
         with pytest.raises(InvalidInput, match="is empty"):

@@ -127,7 +127,7 @@ def test_the_fast_lane_takes_only_parameters_the_route_declares() -> None:
     from fastapi.routing import APIRoute
 
     from geo.fastlane import OTHERS
-    from geo.query import PARAMETERS, declared_parameters
+    from geo.query.params import PARAMETERS, declared_parameters
     from geo.routers.features import router
 
     route = next(r for r in router.routes if isinstance(r, APIRoute)

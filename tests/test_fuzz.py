@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from geo.query import PARAMETERS
+from geo.query.params import PARAMETERS
 from tests.conftest import KEY, workspace
 from tests.server import live_server
 

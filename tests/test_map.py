@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from geo.app import create_app
 from geo.catalogue import Catalogue
 from geo.formats import MEDIA_TYPES
-from geo.query import Filters
+from geo.query.params import Filters
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore
 from geo.web.offline import export_map

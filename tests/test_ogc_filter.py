@@ -373,7 +373,7 @@ def test_filter_faults_are_400_problems_saying_why(projects: TestClient, params:
 
 
 def test_filter_limits_are_exact(projects: TestClient) -> None:
-    from geo.cql import MAX_DEPTH, MAX_LENGTH
+    from geo.query.cql import MAX_DEPTH, MAX_LENGTH
 
     longest = "name = '" + "x" * (MAX_LENGTH - len("name = ''")) + "'"
     assert len(longest) == MAX_LENGTH and _names(projects, filter=longest) == []
@@ -397,8 +397,8 @@ def test_the_text_parser_writes_nothing_on_bad_input(capfd: pytest.CaptureFixtur
     # The parser pygeofilter built had lark's debug=True: a bad date used to print ~9 kB to stdout.
     import logging
 
-    from geo import cql
     from geo.errors import InvalidInput
+    from geo.query import cql
 
     with pytest.raises(InvalidInput):
         cql.parse("start_date > DATE('2020-02-30')", "cql2-text")

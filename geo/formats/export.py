@@ -8,7 +8,7 @@ from geo.catalogue import Catalogue
 from geo.crs import parse as parse_crs
 from geo.errors import InvalidInput
 from geo.formats import FORMATS, Selection, format_of, write_to
-from geo.query import filters_from
+from geo.query.params import filters_from
 from geo.settings import Settings
 
 

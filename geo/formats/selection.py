@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from geo.crs import DEFAULT, Crs, encoded_in, to_crs
-from geo.featuretable import FeatureTable, IntArray
 from geo.formats.columns import Column, flatten
+from geo.query.featuretable import FeatureTable, IntArray
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from geo.catalogue import Collection
 from geo.crs import DEFAULT, Crs, CrsParam
 from geo.crs import parse as parse_crs
 from geo.errors import NotFound
-from geo.featuretable import FeatureTable
 from geo.formats import FORMATS, MEDIA_TYPES, Format, Selection, open_download
 from geo.formats.slots import ExportSlots
 from geo.http.conditional import make_etag, not_modified, validators
 from geo.http.head import is_head
 from geo.openapi import problem_responses
-from geo.query import Filters, filters_dependency
+from geo.query.featuretable import FeatureTable
+from geo.query.params import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep, SettingsDep
 
 router = APIRouter(tags=["Downloads"])

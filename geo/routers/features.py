@@ -20,14 +20,14 @@ from geo.catalogue import Catalogue, Collection
 from geo.crs import CONTENT_CRS_HEADER, URIS, CrsParam, feature_bytes, features_page, to_crs
 from geo.crs import parse as parse_crs
 from geo.errors import LayerUnavailable, NotFound
-from geo.featuretable import FeatureTable
 from geo.formats import MEDIA_TYPES
 from geo.http.conditional import feature_etag, make_etag, not_modified, validators
 from geo.openapi import problem_responses
-from geo.query import CRS84, Filters, LimitParam, OffsetParam, filters_dependency, single_valued
-from geo.queryables import document as queryables_document
+from geo.query.featuretable import FeatureTable
+from geo.query.params import CRS84, Filters, LimitParam, OffsetParam, filters_dependency, single_valued
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
+from geo.schema import document as queryables_document
 from geo.spatial import AFGHANISTAN_BBOX
 
 OGC = "http://www.opengis.net/spec"

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
-from geo.featuretable import FeatureTable
 from geo.formats import MEDIA_TYPES
 from geo.http.conditional import make_etag, not_modified
 from geo.http.securityheaders import page_policy
 from geo.pagecache import PageCache
-from geo.query import Filters, filters_dependency
+from geo.query.featuretable import FeatureTable
+from geo.query.params import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep, SettingsDep
 from geo.web import assets
 from geo.web.page import MapOptions, render_page

@@ -1,6 +1,6 @@
 """A collection's feature schema (OGC API - Features Part 5) and its sortables (Part 5, Part 8 draft).
 
-Both come from the collection's one schema (geo/queryables.py), the one its queryables come from:
+Both come from the collection's one schema (geo/schema.py), the one its queryables come from:
 declared for projects, inferred from the data for the static layers.
 """
 
@@ -15,14 +15,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from geo import html
 from geo.catalogue import Collection
-from geo.featuretable import FeatureTable
 from geo.http.conditional import make_etag, not_modified, validators
 from geo.openapi import problem_responses
-from geo.query import single_valued
-from geo.queryables import Schema, infer_schema, schema_document, sortables_document
+from geo.query.featuretable import FeatureTable
+from geo.query.params import single_valued
 from geo.responses import JSONResponse
 from geo.routers.deps import CollectionDep, base_url
 from geo.routers.features import SCHEMA_JSON, FormatParam
+from geo.schema import Schema, infer_schema, schema_document, sortables_document
 
 # As on the other OGC routes, no parameter may come twice.
 router = APIRouter(tags=["OGC API - Features"], dependencies=[Depends(single_valued)])

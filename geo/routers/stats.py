@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from geo.http.conditional import make_etag, not_modified, validators
-from geo.query import Filters, filters_dependency
+from geo.query.params import Filters, filters_dependency
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep
 from geo.stats import collect

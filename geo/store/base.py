@@ -33,8 +33,8 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from geo.errors import NotFound, PreconditionFailed
-from geo.featuretable import FeatureTable
 from geo.http.conditional import check_if_match, feature_etag
+from geo.query.featuretable import FeatureTable
 
 # A GeoJSON Feature as parsed JSON (its members' values are any JSON value).
 Feature = dict[str, Any]

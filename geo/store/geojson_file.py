@@ -28,9 +28,9 @@ from pathlib import Path
 import orjson
 
 from geo.errors import StoreBusy, StoreCorrupt, StoreWriteFailed
-from geo.featuretable import FeatureTable
 from geo.fsutil import LockTimeout, atomic_write_bytes, exclusive_lock, real_target
-from geo.queryables import PROJECT_FILTERS, PROJECT_TEMPORAL
+from geo.query.featuretable import FeatureTable
+from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.store.base import RETRY_AFTER_S, Feature, check_write
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import orjson
 from geo.catalogue import Catalogue
 from geo.fsutil import atomic_write_bytes
 from geo.http.securityheaders import inline_hashes, policy, tile_source
-from geo.query import Filters, filters_from
+from geo.query.params import Filters, filters_from
 from geo.settings import Settings
 from geo.web import assets
 from geo.web.page import MapOptions, render_page

@@ -26,10 +26,10 @@ import pandas as pd
 import shapely
 
 from geo.errors import InvalidInput
-from geo.queryables import GEOMETRY
+from geo.schema import GEOMETRY
 
 if TYPE_CHECKING:
-    from geo.frame import Frame
+    from geo.query.frame import Frame
 
 Kind = Lit["string", "number", "boolean", "instant", "geometry"]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]

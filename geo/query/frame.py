@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from geo.queryables import GEOMETRY, Kind, Queryable
+from geo.schema import GEOMETRY, Kind, Queryable
 
 if TYPE_CHECKING:
     import geopandas as gpd

@@ -27,11 +27,11 @@ from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 from shapely.geometry.base import BaseGeometry
 
-from geo import cql
 from geo.crs import DECIMAL, BboxCrsParam, selection_box
 from geo.crs import parse as parse_crs
 from geo.errors import InvalidInput
-from geo.queryables import Queryable
+from geo.query import cql
+from geo.schema import Queryable
 
 BBoxParam = Annotated[str | None, Query(
     description="Only features that intersect this box: `minLon,minLat,maxLon,maxLat` (WGS84).",

@@ -20,8 +20,8 @@ import orjson
 import shapely
 from shapely import STRtree
 
-from geo.frame import Frame
-from geo.queryables import ID, Kind, Queryable
+from geo.query.frame import Frame
+from geo.schema import ID, Kind, Queryable
 
 T = TypeVar("T")
 

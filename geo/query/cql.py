@@ -1,7 +1,7 @@
 """CQL2 filters (OGC 21-065r2), text and JSON: read, checked against the limits, compiled, evaluated.
 
-Both encodings share one path. CQL2 text is read into CQL2 JSON (geo/cql_text.py, a linear-time
-grammar), then either JSON is compiled here into typed nodes (geo/cql_nodes.py), which evaluate
+Both encodings share one path. CQL2 text is read into CQL2 JSON (geo/query/cql_text.py, a linear-time
+grammar), then either JSON is compiled here into typed nodes (geo/query/cql_nodes.py), which evaluate
 column-wise on a `Frame`. What the standard leaves open, or where this service goes beyond it, is said
 at the rule. (pygeofilter, used before, read cql2-json with quirks of its own: a bbox's miny and maxx
 swapped, BETWEEN's bounds wanted in a nested list. `_compile` reads the JSON as the standard's schema,
@@ -26,13 +26,13 @@ import pandas as pd
 import shapely
 import shapely.geometry
 
-from geo import cql_nodes as n
-from geo.cql_nodes import bad_filter
-from geo.cql_text import TextError, to_json
 from geo.crs import DEFAULT as DEFAULT_CRS
 from geo.crs import Crs, envelope_to_crs84, geometry_to_crs84
 from geo.errors import InvalidInput
-from geo.frame import Frame
+from geo.query import cql_nodes as n
+from geo.query.cql_nodes import bad_filter
+from geo.query.cql_text import TextError, to_json
+from geo.query.frame import Frame
 
 __all__ = ["LANGS", "MAX_DEPTH", "MAX_LENGTH", "Expression", "bad_filter", "evaluate", "parse"]
 

@@ -8,7 +8,7 @@ data (`infer_schema`). From that one source come:
 - the queryables at `/collections/{id}/queryables` (Part 3): the properties with a simple value;
 - the sortables at `/collections/{id}/sortables`: the queryables and the id, which is what the
   frame behind CQL2 filters and `sortby` holds;
-- the typed columns of that frame (geo/frame.py).
+- the typed columns of that frame (geo/query/frame.py).
 """
 
 from __future__ import annotations

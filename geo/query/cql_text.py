@@ -1,4 +1,4 @@
-"""CQL2 text (OGC 21-065r2, clause 8 and Annex B) read into CQL2 JSON, the one form `geo.cql` compiles.
+"""CQL2 text (OGC 21-065r2, clause 8 and Annex B) read into CQL2 JSON, the one form `geo.query.cql` compiles.
 
 A LALR grammar (lark): parsing takes time linear in the text and does not recurse, whatever the
 nesting. Libraries were tried first and each read the standard differently:
