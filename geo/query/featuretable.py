@@ -128,6 +128,33 @@ class FeatureTable:
     def __len__(self) -> int:
         return len(self.features)
 
+    def apply(self, changes: Sequence[tuple[str, dict[str, Any] | None]], *, version: str,
+              modified: datetime | None = None) -> FeatureTable:
+        """A new table: this one with `changes` applied in order; this one is left as it is.
+
+        `(fid, feature)` adds `feature` (appended after the others) or replaces the feature `fid` (which
+        keeps its position); `(fid, None)` deletes `fid` (the features after it move up one). Raises
+        KeyError when a deleted id is absent, ValueError when a feature's `id` is not its `fid`.
+        """
+        features = list(self.features)
+        position = dict(self.position)
+        for fid, feature in changes:
+            if feature is None:
+                i = position.pop(fid)
+                del features[i]
+                position = {f: (p - 1 if p > i else p) for f, p in position.items()}
+                continue
+            if feature.get("id") != fid:
+                raise ValueError(f"a change of {fid!r} holds a feature with the id {feature.get('id')!r}")
+            at = position.get(fid)
+            if at is None:
+                position[fid] = len(features)
+                features.append(feature)
+            else:
+                features[at] = feature
+        return FeatureTable(tuple(features), version, filter_columns=self.filter_columns,
+                            temporal=self.temporal, modified=modified)
+
     @classmethod
     def empty(cls, version: str = "0") -> FeatureTable:
         """A table with no features."""
