@@ -233,7 +233,7 @@ class Catalogue:
                                 "(schools, health, housing, water, energy, transport) with their status.",
                     keywords=("projects", "infrastructure", "schools", "health", "housing"),
                     load=store.snapshot, filters={f: f for f in PROJECT_FILTERS},
-                    temporal=("start_date", "end_date"), queryables=PROJECT_QUERYABLES,
+                    temporal=PROJECT_SCHEMA.temporal(), queryables=PROJECT_QUERYABLES,
                     schema=PROJECT_SCHEMA,
                     editable=store.editable, licence="CC BY 4.0",
                     attribution="Contributors to this service; sources per project",

@@ -1,11 +1,19 @@
-"""The project vocabulary and the pydantic model of what a client may send."""
+"""The project vocabulary, the pydantic model of what a client may send, and what the server sets.
+
+These models are the one declaration of a project's properties: geo/schema.py derives the collection
+schema from them (kinds from the annotations, titles from `Field(title=...)`, vocabularies from the
+enums and literals), together with the two facts marked here on a property's annotation: `Filterable`
+(the items filter on it by a parameter of its name) and `Temporal` (what `datetime` filters on).
+Adding a property is one edit here.
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -45,9 +53,21 @@ class Status(StrEnum):
     cancelled = "cancelled"
 
 
-# Properties only the server sets: a client may send them back (a GIS client echoes whole
-# features) but they are ignored, never trusted.
-SERVER_FIELDS = frozenset({"id", "province", "province_name", "created_at", "updated_at", "status_history"})
+@dataclass(frozen=True)
+class Filterable:
+    """Marks a property the items filter on by a query parameter of its name (`?status=a,b`: any of
+    these), which the store indexes. Its values are its enum, or the ids of the features of the
+    collection `values_of` (a province is the code of a feature of `provinces`)."""
+
+    values_of: str = ""
+
+
+@dataclass(frozen=True)
+class Temporal:
+    """Marks the property that starts (or ends) a feature's time span: what `datetime` filters on."""
+
+    bound: Literal["start", "end"]
+
 
 # Characters no name or description needs: C0 and C1 controls (NUL truncates values in GeoPackage and
 # FlatGeobuf) and the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069),
@@ -84,21 +104,23 @@ class ProjectProperties(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: ShortText = Field(description="Name of the project.")
-    name_prs: ShortText | None = Field(None, description="Name in Dari.")
-    name_ps: ShortText | None = Field(None, description="Name in Pashto.")
-    category: Category
-    status: Status
-    description: LongText | None = Field(None, max_length=10_000)
+    name: ShortText = Field(title="Name", description="Name of the project.")
+    name_prs: ShortText | None = Field(None, title="Name in Dari")
+    name_ps: ShortText | None = Field(None, title="Name in Pashto")
+    # Status before category: the filter fields are listed in this order (the map's panel, the CLI).
+    status: Annotated[Status, Filterable()] = Field(title="Status")
+    category: Annotated[Category, Filterable()] = Field(title="Category")
+    description: LongText | None = Field(None, title="Description", max_length=10_000)
     # strict: a JSON number only (`true` or "1000" would otherwise be read as 1.0 and 1000.0).
-    budget_usd: float | None = Field(None, ge=0, le=1e12, strict=True, description="Budget in US dollars.")
-    funders: list[ShortText] | None = Field(None, max_length=50)
-    start_date: date | None = None
-    end_date: date | None = None
-    source_url: SourceUrl | None = None
-    source_note: LongText | None = Field(None, max_length=2_000)
+    budget_usd: float | None = Field(None, title="Budget (US dollars)", ge=0, le=1e12, strict=True)
+    funders: list[ShortText] | None = Field(None, title="Funders", max_length=50)
+    start_date: Annotated[date | None, Temporal("start")] = Field(None, title="Start date")
+    end_date: Annotated[date | None, Temporal("end")] = Field(None, title="End date")
+    source_url: SourceUrl | None = Field(None, title="Source URL")
+    source_note: LongText | None = Field(None, title="Source note", max_length=2_000)
     geometry_quality: Literal["exact", "approximate"] | None = Field(
-        None, description="How good the geometry is; say `approximate` for a guessed location.")
+        None, title="Geometry quality",
+        description="How good the geometry is; say `approximate` for a guessed location.")
 
     @field_validator("budget_usd")
     @classmethod
@@ -116,3 +138,27 @@ class ProjectProperties(BaseModel):
     def to_properties(self) -> dict[str, Any]:
         """JSON-ready properties, leaving out what was not given."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+class StatusChange(BaseModel):
+    """One entry of a project's status history."""
+
+    status: Status = Field(title="Status")
+    at: datetime = Field(title="Changed at")
+    note: str | None = Field(None, title="Note")
+
+
+class ServerProperties(BaseModel):
+    """The properties only the server sets (geo/projects.py), next to the client's: read-only in the
+    schema. A client may send them back (a GIS client echoes whole features); they are ignored."""
+
+    province: Annotated[str | None, Filterable(values_of="provinces")] = Field(
+        None, title="Province", description="ISO 3166-2 code, set by the server from the geometry.")
+    province_name: str | None = Field(None, title="Province name")
+    created_at: datetime | None = Field(None, title="Created at")
+    updated_at: datetime | None = Field(None, title="Updated at")
+    status_history: list[StatusChange] | None = Field(None, title="Status history")
+
+
+# Properties only the server sets, and the feature id: never taken from a client.
+SERVER_FIELDS = frozenset({"id", *ServerProperties.model_fields})

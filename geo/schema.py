@@ -1,32 +1,47 @@
 """The collection schema: what a collection's features hold, and the JSON Schemas derived from it.
 
-A collection declares its schema once (`PROJECT_SCHEMA`), or it is inferred from a static layer's
-data (`infer_schema`). From that one source come:
+A collection's schema is declared once, or inferred from a static layer's data (`infer_schema`). The
+projects' is derived from their pydantic models (geo/models.py: `ProjectProperties`, what a client
+writes, and `ServerProperties`, what the server sets), so a property is declared in one place: its
+type (`PropertyType`, from the annotation), title and description (`Field(title=..., description=...)`),
+vocabulary (an Enum or Literal), and the two marks `Filterable` and `Temporal`. From that one source
+come:
 
 - the schema at `/collections/{id}/schema` (OGC API - Features Part 5): every returned property,
   with `x-ogc-role` for the id, the geometry and the primary temporal properties;
 - the queryables at `/collections/{id}/queryables` (Part 3): the properties with a simple value;
 - the sortables at `/collections/{id}/sortables`: the queryables and the id, which is what the
   frame behind CQL2 filters and `sortby` holds;
-- the typed columns of that frame (geo/query/frame.py).
+- the typed columns of that frame (geo/query/frame.py);
+- the filter fields (`Schema.filters`: the items' plain parameters, indexed by the store, the options
+  of `geo export` and `geo map`, the map's filter panel, their OpenAPI parameters) and the time span
+  `datetime` filters on (`Schema.temporal`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from datetime import date, datetime
+from enum import Enum
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from geo.models import SERVER_FIELDS, Category, ProjectProperties, Status
+from pydantic import AnyUrl, BaseModel
+from pydantic.fields import FieldInfo
 
-Kind = Literal["string", "number", "integer", "boolean", "date", "date-time"]
-SchemaKind = Literal[Kind, "array", "object"]
-SIMPLE_KINDS: frozenset[str] = frozenset(get_args(Kind))
+from geo.models import Filterable, ProjectProperties, ServerProperties, Temporal
+
+# The JSON Schema type of a simple property value (dates are strings with a `format`), and of any.
+ScalarType = Literal["string", "number", "integer", "boolean", "date", "date-time"]
+PropertyType = Literal[ScalarType, "array", "object"]
+# The former name, which geo/query/featuretable.py and geo/query/frame.py still import.
+Kind = ScalarType
 GEOMETRY = "geometry"
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 
 
-def _typed(kind: SchemaKind, enum: tuple[str, ...] = ()) -> dict[str, Any]:
+def _typed(kind: PropertyType, enum: tuple[str, ...] = ()) -> dict[str, Any]:
     """The JSON Schema `type` (and `format`, `enum`) of a kind; dates are strings with a format."""
     dated = kind in ("date", "date-time")
     out: dict[str, Any] = {"type": "string", "format": kind} if dated else {"type": kind}
@@ -39,18 +54,26 @@ def _title(name: str, title: str) -> str:
     return title or name.replace("_", " ")
 
 
+def _annotated(name: str, title: str, description: str) -> dict[str, Any]:
+    out = {"title": _title(name, title)}
+    if description:
+        out["description"] = description
+    return out
+
+
 @dataclass(frozen=True)
 class Queryable:
     """One property a filter may name."""
 
     name: str
-    kind: Kind
+    kind: ScalarType
     title: str = ""
     enum: tuple[str, ...] = ()
+    description: str = ""
 
     def schema(self) -> dict[str, Any]:
         """This property as a JSON Schema fragment."""
-        return {"title": _title(self.name, self.title), **_typed(self.kind, self.enum)}
+        return {**_annotated(self.name, self.title, self.description), **_typed(self.kind, self.enum)}
 
 
 # The feature id: not a property in GeoJSON, but a column of the frame that `sortby` can order by.
@@ -62,26 +85,31 @@ class Property:
     """One property of a collection's features, as its schema describes it."""
 
     name: str
-    kind: SchemaKind
+    kind: PropertyType
     title: str = ""
     enum: tuple[str, ...] = ()
     # An array's items: a simple kind, or "object" with `members`.
-    items: SchemaKind | None = None
+    items: PropertyType | None = None
     # The members of an object, or of an array's object items.
     members: tuple[Property, ...] = ()
     # Set by the server: a client may not write it (`readOnly` in the schema).
     read_only: bool = False
+    description: str = ""
+    # The items filter on it by a query parameter of its name (and the store indexes it).
+    filterable: Filterable | None = None
+    # It starts or ends a feature's time span (what `datetime` filters on).
+    temporal: Literal["start", "end"] | None = None
 
     def queryable(self) -> Queryable | None:
         """This property as a queryable, when its value is simple enough to compare and sort."""
         kind = self.kind
         if kind == "array" or kind == "object":
             return None
-        return Queryable(self.name, kind, self.title, self.enum)
+        return Queryable(self.name, kind, self.title, self.enum, self.description)
 
     def schema(self) -> dict[str, Any]:
         """This property as a JSON Schema fragment (Part 5: a `type` on every non-spatial property)."""
-        out: dict[str, Any] = {"title": _title(self.name, self.title), **_typed(self.kind, self.enum)}
+        out = {**_annotated(self.name, self.title, self.description), **_typed(self.kind, self.enum)}
         if self.kind == "array" and self.items is not None:
             out["items"] = _nested(self.items, self.members)
         elif self.kind == "object" and self.members:
@@ -91,7 +119,7 @@ class Property:
         return out
 
 
-def _nested(kind: SchemaKind, members: tuple[Property, ...]) -> dict[str, Any]:
+def _nested(kind: PropertyType, members: tuple[Property, ...]) -> dict[str, Any]:
     out = _typed(kind)
     if kind == "object" and members:
         out["properties"] = {m.name: m.schema() for m in members}
@@ -109,55 +137,114 @@ class Schema:
     # A declared schema lists every property a feature may have; an inferred one may miss some.
     closed: bool = False
 
+    def __post_init__(self) -> None:
+        for bound in ("start", "end"):
+            marked = [p.name for p in self.properties if p.temporal == bound]
+            if len(marked) > 1:
+                raise ValueError(f"more than one property marks the {bound} of the time span: {marked}")
+        if self.temporal() is None and any(p.temporal for p in self.properties):
+            raise ValueError("a time span with an end needs a start")
+
     def queryables(self) -> tuple[Queryable, ...]:
         """The properties that CQL2 filters can name: those with a simple value."""
         return tuple(q for p in self.properties if (q := p.queryable()) is not None)
 
+    def filters(self) -> tuple[Property, ...]:
+        """The properties the items filter on by a query parameter of their name (`?status=a,b`)."""
+        return tuple(p for p in self.properties if p.filterable is not None)
 
-def _project(name: str, kind: SchemaKind, title: str, enum: tuple[str, ...] = (),
-             items: SchemaKind | None = None, members: tuple[Property, ...] = ()) -> Property:
-    return Property(name, kind, title, enum, items, members, read_only=name in SERVER_FIELDS)
+    def temporal(self) -> tuple[str, str] | None:
+        """The properties a feature's time span runs between (the same one twice for an instant):
+        what `datetime` filters on; None when the features have no time."""
+        start = next((p.name for p in self.properties if p.temporal == "start"), None)
+        end = next((p.name for p in self.properties if p.temporal == "end"), start)
+        return None if start is None or end is None else (start, end)
+
+    def by_name(self, name: str) -> Property | None:
+        """The property called `name`, if the schema has one."""
+        return next((p for p in self.properties if p.name == name), None)
 
 
-STATUSES = tuple(s.value for s in Status)
-# The project properties, as the model defines them plus the server-set ones (models.SERVER_FIELDS).
-PROJECT_SCHEMA = Schema(
-    properties=(
-        _project("name", "string", "Name"),
-        _project("name_prs", "string", "Name in Dari"),
-        _project("name_ps", "string", "Name in Pashto"),
-        _project("category", "string", "Category", tuple(c.value for c in Category)),
-        _project("status", "string", "Status", STATUSES),
-        _project("description", "string", "Description"),
-        _project("budget_usd", "number", "Budget (US dollars)"),
-        _project("funders", "array", "Funders", items="string"),
-        _project("start_date", "date", "Start date"),
-        _project("end_date", "date", "End date"),
-        _project("source_url", "string", "Source URL"),
-        _project("source_note", "string", "Source note"),
-        _project("geometry_quality", "string", "Geometry quality", ("exact", "approximate")),
-        _project("province", "string", "Province (ISO 3166-2 code, set by the server)"),
-        _project("province_name", "string", "Province name"),
-        _project("created_at", "date-time", "Created at"),
-        _project("updated_at", "date-time", "Updated at"),
-        _project("status_history", "array", "Status history", items="object", members=(
-            Property("status", "string", "Status", STATUSES),
-            Property("at", "date-time", "Changed at"),
-            Property("note", "string", "Note"))),
-    ),
-    geometry="geometry-any",
-    required=tuple(name for name, f in ProjectProperties.model_fields.items() if f.is_required()),
-    closed=True,
-)
+# Python types and the JSON Schema types they are written as.
+_SCALARS: dict[Any, ScalarType] = {str: "string", bool: "boolean", int: "integer", float: "number",
+                                   datetime: "date-time", date: "date"}
+
+
+def _bare(annotation: Any) -> Any:
+    """The type under `Annotated[...]` and `... | None`."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, UnionType):
+            rest = [a for a in get_args(annotation) if a is not type(None)]
+            if len(rest) != 1:
+                raise TypeError(f"the schema describes one type per property, not {annotation}")
+            annotation = rest[0]
+        else:
+            return annotation
+
+
+def _type_of(annotation: Any) -> tuple[PropertyType, tuple[str, ...]]:
+    """The JSON Schema type of a (bare) annotation, and its vocabulary when it has one."""
+    if get_origin(annotation) is Literal:
+        return "string", tuple(str(v) for v in get_args(annotation))
+    if get_origin(annotation) is list:
+        return "array", ()
+    if isinstance(annotation, type):
+        if issubclass(annotation, Enum):
+            return "string", tuple(str(m.value) for m in annotation)
+        if issubclass(annotation, BaseModel):
+            return "object", ()
+        if issubclass(annotation, AnyUrl):
+            return "string", ()
+    if annotation in _SCALARS:
+        return _SCALARS[annotation], ()
+    raise TypeError(f"the schema has no type for {annotation!r}")
+
+
+def _members(model: Any) -> tuple[Property, ...]:
+    """The properties of an object-valued annotation (a model), else none."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return tuple(from_field(name, info) for name, info in model.model_fields.items())
+    return ()
+
+
+def from_field(name: str, info: FieldInfo, *, read_only: bool = False) -> Property:
+    """A property as a pydantic field declares it: type, vocabulary, title, description and marks."""
+    bare = _bare(info.annotation)
+    kind, enum = _type_of(bare)
+    items: PropertyType | None = None
+    members = _members(bare)
+    if kind == "array":
+        item = _bare(get_args(bare)[0])
+        items, _ = _type_of(item)
+        members = _members(item)
+    marks = info.metadata
+    return Property(name, kind, info.title or "", enum, items, members, read_only, info.description or "",
+                    filterable=next((m for m in marks if isinstance(m, Filterable)), None),
+                    temporal=next((m.bound for m in marks if isinstance(m, Temporal)), None))
+
+
+def declared_schema(writable: type[BaseModel], server_set: type[BaseModel], *,
+                    geometry: str = "geometry-any") -> Schema:
+    """A collection's schema from its models: the properties a client writes, then the read-only ones
+    the server sets; what the client must send is required; nothing else is allowed."""
+    properties = (*(from_field(n, f) for n, f in writable.model_fields.items()),
+                  *(from_field(n, f, read_only=True) for n, f in server_set.model_fields.items()))
+    required = tuple(n for n, f in writable.model_fields.items() if f.is_required())
+    return Schema(properties, geometry, required, closed=True)
+
+
+PROJECT_SCHEMA = declared_schema(ProjectProperties, ServerProperties)
 PROJECT_QUERYABLES: tuple[Queryable, ...] = PROJECT_SCHEMA.queryables()
-# The properties the items' plain parameters filter on (`?status=`, `?category=`, `?province=`), and
-# the start and end of a project's time span (what `datetime` filters on): a table of the projects
-# indexes both when it loads a version.
-PROJECT_FILTERS: tuple[str, ...] = ("status", "category", "province")
-PROJECT_TEMPORAL: tuple[str, str] = ("start_date", "end_date")
+# What the store indexes when it loads a version (geo/store/geojson_file.py): the properties the items'
+# plain parameters filter on (`?status=`, `?category=`, `?province=`), and the start and end of a
+# project's time span (what `datetime` filters on). Both are marks on the models' fields.
+PROJECT_FILTERS: tuple[str, ...] = tuple(p.name for p in PROJECT_SCHEMA.filters())
+PROJECT_TEMPORAL: tuple[str, str] | None = PROJECT_SCHEMA.temporal()
 
 
-def _kind_of(types: set[type]) -> SchemaKind | None:
+def _kind_of(types: set[type]) -> PropertyType | None:
     """The kind of a property whose non-null values have these Python types (None: mixed or none)."""
     if not types:
         return None

@@ -1,7 +1,9 @@
 """Project figures for the map and for scripts: counts and budgets by province, status and category.
 
-The figures are computed with numpy group-bys over columns built once per store version, so a
-request never loops over features in Python.
+The figures are computed with numpy group-bys over integer codes built once per store version
+(`StatsInputs`), so a request never loops over features in Python. `Stats` and the models under it
+are the shape of the answer: the OpenAPI document shows them, and tests/test_stats.py checks real
+answers against them.
 """
 
 from __future__ import annotations
@@ -12,19 +14,63 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, Field
 
 from geo.catalogue import Catalogue
-from geo.models import Category, Status
 from geo.query.featuretable import FeatureTable, IntArray
 from geo.query.params import Filters
+from geo.schema import PROJECT_SCHEMA
 
-STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
-CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+
+def _vocabulary(name: str) -> tuple[str, ...]:
+    prop = PROJECT_SCHEMA.by_name(name)
+    if prop is None or not prop.enum:
+        raise LookupError(f"the project schema has no vocabulary for {name}")
+    return prop.enum
+
+
+# The figures group by these, in the schema's order (the life cycle for statuses).
+STATUSES: tuple[str, ...] = _vocabulary("status")
+CATEGORIES: tuple[str, ...] = _vocabulary("category")
+
+
+class Figures(BaseModel):
+    """How many projects, and the sum of their known budgets."""
+
+    count: int
+    budget_usd: float = Field(description="Sum of the known `budget_usd` values.")
+    with_budget: int = Field(description="How many of the projects have a budget.")
+
+
+class Total(Figures):
+    """The figures of all the chosen projects."""
+
+    without_province: int = Field(description="Projects that could not be placed in a province.")
+
+
+class ProvinceFigures(Figures):
+    """The figures of one province, with its counts by status and category."""
+
+    name: str
+    by_status: dict[str, int]
+    by_category: dict[str, int]
+
+
+class Stats(BaseModel):
+    """Project figures, for the map and for scripts."""
+
+    filters: dict[str, str] = Field(description="The filters applied, as given in the query.")
+    total: Total
+    by_status: dict[str, Figures]
+    by_category: dict[str, Figures]
+    by_province: dict[str, ProvinceFigures] = Field(description="Every province, by ISO 3166-2 code.")
 
 
 @dataclass(frozen=True)
-class Columns:
-    """The columns the figures group by, as integer codes, and the budgets (0 where unknown)."""
+class StatsInputs:
+    """What the figures are computed from, per store version: each project's status, category and
+    province as an integer code (-1 outside the vocabulary), its budget (0 where unknown) and whether
+    it has one."""
 
     version: str
     status: npt.NDArray[np.intp]
@@ -41,22 +87,22 @@ def _codes(values: list[Any], vocabulary: tuple[str, ...]) -> npt.NDArray[np.int
     return np.array([lookup.get(v, -1) for v in values], dtype=np.intp)
 
 
-def build_columns(table: FeatureTable, province_codes: tuple[str, ...]) -> Columns:
-    """Columns of one table version (one pass over the features, done once per version)."""
+def build_inputs(table: FeatureTable, province_codes: tuple[str, ...]) -> StatsInputs:
+    """The inputs of one table version (one pass over the features, done once per version)."""
     props = [f["properties"] for f in table.features]
     raw = [p.get("budget_usd") for p in props]
     has = np.array([isinstance(b, int | float) and not isinstance(b, bool) for b in raw], dtype=bool)
     budget = np.array([float(b) if ok else 0.0 for b, ok in zip(raw, has, strict=True)], dtype=np.float64)
     extra = sorted({str(p.get("province")) for p in props if p.get("province")} - set(province_codes))
     provinces = tuple(province_codes) + tuple(extra)
-    return Columns(table.version, _codes([p.get("status") for p in props], STATUSES),
+    return StatsInputs(table.version, _codes([p.get("status") for p in props], STATUSES),
                    _codes([p.get("category") for p in props], CATEGORIES),
                    _codes([p.get("province") for p in props], provinces), provinces, budget, has)
 
 
-def columns_of(table: FeatureTable, province_codes: tuple[str, ...]) -> Columns:
-    """The stats columns of this table version, built on first use and kept with the table."""
-    return table.derived(("stats", province_codes), lambda: build_columns(table, province_codes))
+def inputs_of(table: FeatureTable, province_codes: tuple[str, ...]) -> StatsInputs:
+    """The stats inputs of this table version, built on first use and kept with the table."""
+    return table.derived(("stats", province_codes), lambda: build_inputs(table, province_codes))
 
 
 def _group(codes: npt.NDArray[np.intp], names: tuple[str, ...], budget: npt.NDArray[np.float64],
@@ -78,16 +124,17 @@ def _cross(rows: npt.NDArray[np.intp], n_rows: int, cols: npt.NDArray[np.intp],
     return [{name: int(grid[r, c]) for c, name in enumerate(names)} for r in range(n_rows)]
 
 
-def project_stats(columns: Columns, chosen: IntArray, province_names: Mapping[str, str],
+def project_stats(inputs: StatsInputs, chosen: IntArray, province_names: Mapping[str, str],
                   filters: Mapping[str, str]) -> dict[str, Any]:
-    """Counts and budgets of the chosen projects: in total, by status, category and province."""
-    status, category, province = columns.status[chosen], columns.category[chosen], columns.province[chosen]
-    budget, has = columns.budget[chosen], columns.has_budget[chosen]
-    by_province = _group(province, columns.provinces, budget, has)
-    n = len(columns.provinces)
+    """Counts and budgets of the chosen projects: in total, by status, category and province (the
+    shape of `Stats`)."""
+    status, category, province = inputs.status[chosen], inputs.category[chosen], inputs.province[chosen]
+    budget, has = inputs.budget[chosen], inputs.has_budget[chosen]
+    by_province = _group(province, inputs.provinces, budget, has)
+    n = len(inputs.provinces)
     status_grid = _cross(province, n, status, STATUSES)
     category_grid = _cross(province, n, category, CATEGORIES)
-    for i, code in enumerate(columns.provinces):
+    for i, code in enumerate(inputs.provinces):
         by_province[code] = {"name": province_names.get(code, code), **by_province[code],
                              "by_status": status_grid[i], "by_category": category_grid[i]}
     return {
@@ -106,5 +153,5 @@ def collect(catalogue: Catalogue, filters: Filters) -> tuple[dict[str, Any], str
     table = projects.table()
     chosen = projects.select(table, filters)
     names = catalogue.province_names()
-    columns = columns_of(table, tuple(sorted(names)))
-    return project_stats(columns, chosen, names, filters.raw), table.version
+    inputs = inputs_of(table, tuple(sorted(names)))
+    return project_stats(inputs, chosen, names, filters.raw), table.version

@@ -5,53 +5,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from geo.http.conditional import make_etag, not_modified, validators
+from geo.openapi import problem_responses
 from geo.query.params import Filters, filters_dependency
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep
-from geo.stats import collect
+from geo.stats import Stats, collect
 
 router = APIRouter(tags=["Statistics"])
 
 
-class Figures(BaseModel):
-    """How many projects, and the sum of their known budgets."""
-
-    count: int
-    budget_usd: float = Field(description="Sum of the known `budget_usd` values.")
-    with_budget: int = Field(description="How many of the projects have a budget.")
-
-
-class Total(Figures):
-    """The figures of all the chosen projects."""
-
-    without_province: int = Field(description="Projects that could not be placed in a province.")
-
-
-class ProvinceFigures(Figures):
-    """The figures of one province, with its counts by status and category."""
-
-    name: str
-    by_status: dict[str, int]
-    by_category: dict[str, int]
-
-
-class Stats(BaseModel):
-    """Project figures, for the map and for scripts."""
-
-    filters: dict[str, str] = Field(description="The filters applied, as given in the query.")
-    total: Total
-    by_status: dict[str, Figures]
-    by_category: dict[str, Figures]
-    by_province: dict[str, ProvinceFigures] = Field(description="Every province, by ISO 3166-2 code.")
-
-
+# `response_model` puts `Stats` in the OpenAPI document. The route returns its own JSONResponse (for the
+# ETag and the 304), which FastAPI passes through as it is: the figures are not validated again on
+# every request (tests/test_stats.py checks real answers against `Stats`).
 @router.get("/stats", summary="Project counts and budgets by province, status and category",
-            response_model=Stats,
-            responses={200: {"model": Stats}, 304: {"description": "Not modified (`If-None-Match`)."}})
+            response_model=Stats, responses=problem_responses(304, 400, 503))
 def stats(request: Request, catalogue: CatalogueDep,
           filters: Annotated[Filters, Depends(filters_dependency)]) -> Response:
     """Figures of the projects that pass the filters (the same filters as items); every province is listed.
