@@ -11,6 +11,7 @@ from typing import Any
 
 from geo import provinces
 from geo.errors import GeoError, StoreCorrupt, StoreUnavailable
+from geo.schema import PROJECT_SCHEMA, Property
 from geo.settings import Settings
 
 GRACEFUL_SHUTDOWN_S = 10  # then connections still open (a stalled client) are closed
@@ -75,8 +76,8 @@ def _fetch(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from geo.formats.export import export_layer
 
-    options = {"status": args.status, "category": args.category, "province": args.province,
-               "bbox": args.bbox, "datetime": args.datetime, "filter": args.filter, "bbox-crs": args.bbox_crs}
+    options = {**_filter_values(args), "bbox": args.bbox, "datetime": args.datetime, "filter": args.filter,
+               "bbox-crs": args.bbox_crs}
     count = export_layer(Settings(), args.layer, args.file, options, bom=args.bom, crs=args.crs)
     print(f"{args.layer}: {count} features written to {args.file}")
     return 0
@@ -85,10 +86,38 @@ def _export(args: argparse.Namespace) -> int:
 def _map(args: argparse.Namespace) -> int:
     from geo.web.offline import write_map
 
-    options = {k: getattr(args, k) for k in ("status", "category", "province", "bbox", "datetime")}
+    options = {**_filter_values(args), "bbox": args.bbox, "datetime": args.datetime}
     count = write_map(Settings(), args.file, options)
     print(f"map: {count} projects written to {args.file} (self-contained; opens offline)")
     return 0
+
+
+def _filter_help(field: Property) -> str:
+    """What an option of a filter field takes, from the schema: the projects' values of the field."""
+    if field.enum:
+        values = ", ".join(field.enum)
+    elif field.filterable is not None and field.filterable.values_of:
+        values = f"ids of {field.filterable.values_of} features"
+    else:
+        values = field.description or "any value"
+    return f"the `{field.name}` filter, as in the HTTP query (comma-separated; projects: {values})"
+
+
+def _add_filter_options(parser: argparse.ArgumentParser) -> None:
+    """An option per filter field of the project schema (`--status`, ...), as the items' parameters.
+
+    The values are listed in the help and checked where the HTTP query's are (the collection, with
+    the same message): a comma-separated list is no argparse `choices`, and `geo export` also writes
+    layers whose `status` has other values (Salang's `open`).
+    """
+    for field in PROJECT_SCHEMA.filters():
+        parser.add_argument(f"--{field.name}", metavar=f"{field.name.upper()}[,...]",
+                            help=_filter_help(field))
+
+
+def _filter_values(args: argparse.Namespace) -> dict[str, str | None]:
+    """The filter fields' options as the items' query parameters."""
+    return {field.name: getattr(args, field.name) for field in PROJECT_SCHEMA.filters()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "geojson, geojsonseq, csv, kml, gpkg, fgb, parquet, shp.zip)")
     export.add_argument("layer", help="provinces, salang or projects")
     export.add_argument("file", type=Path, help="where to write, e.g. projects.gpkg")
-    for option in ("status", "category", "province", "bbox", "datetime", "filter"):
+    _add_filter_options(export)
+    for option in ("bbox", "datetime", "filter"):
         export.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
     export.add_argument("--bbox-crs", help="the CRS of --bbox, a URI as the HTTP `bbox-crs` takes")
     export.add_argument("--crs", help="write the file in this CRS, a URI as the HTTP `crs` takes, e.g. "
@@ -130,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_export)
     web_map = sub.add_parser("map", help="write a self-contained web map (data and scripts embedded)")
     web_map.add_argument("file", type=Path, help="where to write, e.g. map.html")
-    for option in ("status", "category", "province", "bbox", "datetime"):
+    _add_filter_options(web_map)
+    for option in ("bbox", "datetime"):
         web_map.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
     web_map.set_defaults(func=_map)
     return parser
