@@ -5,7 +5,8 @@ their 3.0 equivalents (`anyOf` with null -> `nullable`, schema `examples` -> `ex
 `enum`, numeric `exclusiveMinimum` -> boolean form), and the tests check the result with
 openapi-spec-validator. Error responses are documented as RFC 9457 problem JSON. The standard query
 parameters are declared as the standards' OpenAPI fragments (`ogc_parameters`), and the write
-operations name the Bearer security scheme.
+operations name the Bearer security scheme. The plain filter parameters (`status`, `category`,
+`province`) are declared from the project schema's filter fields (`filter_parameter`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from geo.query import cql
+from geo.schema import PROJECT_SCHEMA, Property
 from geo.settings import Settings
 
 OPENAPI_VERSION = "3.0.3"
@@ -214,6 +216,40 @@ def _parameters(doc: dict[str, Any], settings: Settings) -> None:
                                             f"most {settings.max_limit} (a larger value is clamped).")
 
 
+# The operations that only ever answer about projects: there a filter takes the projects' vocabulary.
+PROJECT_PATHS = frozenset({"/stats", "/map"})
+
+
+def filter_parameter(field: Property, *, projects_only: bool) -> dict[str, Any]:
+    """A filter field of the project schema as its query parameter's OpenAPI fragment: a comma-separated
+    list (`style: form, explode: false`). Where only projects answer, the items are the field's
+    vocabulary; elsewhere the description names it (another layer's `status` has other values)."""
+    items: dict[str, Any] = {"type": "string"}
+    if field.enum:
+        values = "any of " + ", ".join(f"`{v}`" for v in field.enum)
+        if projects_only:
+            items["enum"] = list(field.enum)
+    elif field.filterable is not None and field.filterable.values_of:
+        values = f"the ids of the `{field.filterable.values_of}` features"
+    else:
+        values = "any value"
+    whose = "projects" if projects_only else "features"
+    return {"schema": {"type": "array", "items": items}, **FORM,
+            "description": f"Only the {whose} whose `{field.name}` is one of these (comma-separated); "
+                           f"for projects {values}."}
+
+
+def _filter_parameters(doc: dict[str, Any]) -> None:
+    """Declare the plain filter parameters from the project schema, wherever an operation takes them."""
+    fields = {field.name: field for field in PROJECT_SCHEMA.filters()}
+    for path, path_item in doc.get("paths", {}).items():
+        for operation in path_item.values():
+            for param in operation.get("parameters", []):
+                field = fields.get(param.get("name", "")) if param.get("in") == "query" else None
+                if field is not None:
+                    param.update(filter_parameter(field, projects_only=path in PROJECT_PATHS))
+
+
 def _security(doc: dict[str, Any]) -> None:
     """Document the Bearer key (/req/oas/security) and name it on every operation that checks it.
 
@@ -250,6 +286,7 @@ def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
     doc["openapi"] = OPENAPI_VERSION
     _fix_errors(doc)
     _parameters(doc, settings)
+    _filter_parameters(doc)
     _queryable_parameters(doc, app)
     _security(doc)
     result: dict[str, Any] = doc

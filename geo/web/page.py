@@ -19,6 +19,7 @@ from folium import plugins
 from jinja2 import Template
 
 from geo.models import Status
+from geo.schema import PROJECT_SCHEMA, Schema
 from geo.web import assets
 
 STATUS_COLOURS: dict[str, str] = {
@@ -30,6 +31,9 @@ STATUS_COLOURS: dict[str, str] = {
     Status.suspended.value: "#7f8c8d",
     Status.cancelled.value: "#c0392b",
 }
+# How the filter panel marks each value of a filter field: with its colour (`statuses` in the page's
+# config) or its icon (`icons`); a field not named here shows its values as plain text.
+FILTER_MARKS = {"status": "statuses", "category": "icons"}
 CENTRE = (34.0, 66.0)
 # folium.plugins is untyped; one Any-typed handle keeps strict mypy quiet without ignores per call.
 _plugins: Any = plugins
@@ -54,6 +58,16 @@ def script_json(value: Any) -> str:
                        ("$", "\\u0024"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, code)
     return text
+
+
+def filter_fields(schema: Schema) -> list[dict[str, Any]]:
+    """The filter panel's groups, one per filter field of the schema: its name (the query parameter),
+    title, values (its vocabulary; None: the ids of the features of the layer `values_of`, listed when
+    that layer arrives) and how the values are marked."""
+    return [{"name": p.name, "title": p.title or p.name, "values": list(p.enum) or None,
+             "values_of": p.filterable.values_of if p.filterable is not None else "",
+             "marks": FILTER_MARKS.get(p.name, "")}
+            for p in schema.filters()]
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,7 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
         "urls": {"items": "/collections/{id}/items", "item": "/collections/{id}/items/{fid}",
                  "stats": "/stats", "layers": "/layers/{id}.{format}"},
         "limit": options.limit,
+        "filter_fields": filter_fields(PROJECT_SCHEMA),
         "filters": {k: list(v) for k, v in options.filters.items()},
         "query": dict(options.query),
         "formats": list(options.formats),

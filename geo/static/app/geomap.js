@@ -9,7 +9,11 @@
 (function () {
   "use strict";
 
-  var FILTERS = ["status", "category", "province"];
+  // The filters (status, category, province, ...) come from the project schema, in cfg.filter_fields:
+  // {name, title, values (null: the ids of the features of the layer `values_of`), marks}.
+  function filterNames(cfg) {
+    return cfg.filter_fields.map(function (field) { return field.name; });
+  }
   var BLUES = ["#deebf7", "#9ecae1", "#6baed6", "#3182bd", "#08519c"];
   var ORANGES = ["#fee6ce", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603"];
 
@@ -104,9 +108,10 @@
   }
 
   function embeddedSource(data, cfg) {
+    var names = filterNames(cfg);
     function pass(feature, params) {
       var p = feature.properties || {};
-      return FILTERS.every(function (key) {
+      return names.every(function (key) {
         return !params[key] || params[key].split(",").indexOf(String(p[key])) >= 0;
       });
     }
@@ -156,8 +161,9 @@
     this.stats = null;
     this.shade = "count";
     this.filters = {};
+    this.selects = {};  // the filters shown as lists, by name
     var self = this;
-    FILTERS.forEach(function (key) { self.filters[key] = (cfg.filters[key] || []).slice(); });
+    filterNames(cfg).forEach(function (key) { self.filters[key] = (cfg.filters[key] || []).slice(); });
     this.state = {ready: false, layers: false, loads: 0, projects: 0, markers: 0, shapes: 0, provinces: 0, salang: 0,
                   errors: []};
   }
@@ -165,17 +171,19 @@
   GeoMapView.prototype.params = function () {
     var params = {}, self = this;
     Object.keys(this.cfg.query).forEach(function (k) { params[k] = self.cfg.query[k]; });
-    FILTERS.forEach(function (key) {
+    filterNames(this.cfg).forEach(function (key) {
       if (self.filters[key].length) params[key] = self.filters[key].join(",");
     });
     return params;
   };
 
-  // True when a checkbox group (status or category) has every box unticked: nothing can match, while
-  // the same choice left out of the query would mean "all".
+  // True when a checkbox group (a field with values: status, category) has every box unticked: nothing
+  // can match, while the same choice left out of the query would mean "all".
   GeoMapView.prototype.selectsNothing = function () {
     var self = this;
-    return FILTERS.some(function (k) { return k !== "province" && self.filters[k].length === 0 && self.unticked(k); });
+    return this.cfg.filter_fields.some(function (field) {
+      return field.values && self.filters[field.name].length === 0 && self.unticked(field.name);
+    });
   };
 
   // A marker icon drawn through the DOM (its colour set as a style property, not a style attribute,
@@ -386,7 +394,7 @@
     this.provinceLayer.bringToBack();
     this.state.provinces = features.length;
     this.fitCountry();
-    this.fillProvinceSelect(features);
+    this.fillSelects("provinces", features);
     if (!this.cfg.basemap && L.Control.MiniMap) {
       // No basemap tiles: the minimap shows the provinces instead.
       var mini = L.geoJSON({type: "FeatureCollection", features: features},
@@ -477,6 +485,14 @@
 
   /* ---------- panel: filters, shading, downloads ---------- */
 
+  // How a value is marked in the panel: the status colours, the category icons (cfg.filter_fields marks).
+  GeoMapView.prototype.mark = function (marks, value) {
+    var cfg = this.cfg;
+    if (marks === "statuses") return swatch(cfg.statuses[value] || "#34495e");
+    if (marks === "icons") return cfg.icons[value] ? iconSvg(cfg.icons[value], 13) : null;
+    return null;
+  };
+
   GeoMapView.prototype.checkboxes = function (key, values, decorate) {
     var self = this, box = el("fieldset", {class: "geo-checks", "data-filter": key});
     values.forEach(function (value) {
@@ -496,15 +512,32 @@
     this.reload();
   };
 
-  GeoMapView.prototype.fillProvinceSelect = function (features) {
-    var self = this, select = this.provinceSelect;
-    if (!select) return;
-    features.slice().sort(function (a, b) { return String(a.properties.name).localeCompare(String(b.properties.name)); })
-      .forEach(function (f) {
-        var option = el("option", {value: f.properties.code, text: f.properties.name});
-        option.selected = self.filters.province.indexOf(f.properties.code) >= 0;
-        select.appendChild(option);
-      });
+  // The lists of the filters whose values are the ids of this layer's features, filled when it arrives.
+  GeoMapView.prototype.fillSelects = function (layer, features) {
+    var self = this;
+    this.cfg.filter_fields.forEach(function (field) {
+      var select = self.selects[field.name];
+      if (!select || field.values_of !== layer) return;
+      features.slice().sort(function (a, b) { return String(a.properties.name).localeCompare(String(b.properties.name)); })
+        .forEach(function (f) {
+          var option = el("option", {value: f.id, text: f.properties.name || f.id});
+          option.selected = self.filters[field.name].indexOf(String(f.id)) >= 0;
+          select.appendChild(option);
+        });
+    });
+  };
+
+  GeoMapView.prototype.selectList = function (field) {
+    var self = this;
+    var select = el("select", {multiple: "multiple", size: 5, name: field.name,
+                               "aria-label": field.title + " (none chosen: all)"});
+    select.addEventListener("change", function () {
+      self.filters[field.name] = Array.prototype.slice.call(select.selectedOptions)
+        .map(function (o) { return o.value; });
+      self.reload();
+    });
+    this.selects[field.name] = select;
+    return select;
   };
 
   GeoMapView.prototype.addPanel = function () {
@@ -523,24 +556,16 @@
         });
         panel.appendChild(toggle);
         panel.appendChild(body);
-        body.appendChild(el("div", {class: "geo-subtitle", text: "Status"}));
-        body.appendChild(self.checkboxes("status", Object.keys(cfg.statuses), function (s) {
-          return swatch(cfg.statuses[s]);
-        }));
-        body.appendChild(el("div", {class: "geo-subtitle", text: "Category"}));
-        body.appendChild(self.checkboxes("category", Object.keys(cfg.icons), function (c) {
-          return iconSvg(cfg.icons[c], 13);
-        }));
-        body.appendChild(el("div", {class: "geo-subtitle", text: "Province"}));
-        self.provinceSelect = el("select", {multiple: "multiple", size: 5, name: "province",
-                                            "aria-label": "Province (none chosen: all)"});
-        self.provinceSelect.addEventListener("change", function () {
-          self.filters.province = Array.prototype.slice.call(self.provinceSelect.selectedOptions)
-            .map(function (o) { return o.value; });
-          self.reload();
+        // One group per filter field: checkboxes for a vocabulary, a list for a layer's ids.
+        cfg.filter_fields.forEach(function (field) {
+          body.appendChild(el("div", {class: "geo-subtitle", text: field.title}));
+          if (field.values) {
+            body.appendChild(self.checkboxes(field.name, field.values, function (v) { return self.mark(field.marks, v); }));
+          } else {
+            body.appendChild(self.selectList(field));
+            body.appendChild(el("div", {class: "geo-hint", text: "None chosen: all (Ctrl-click for several)."}));
+          }
         });
-        body.appendChild(self.provinceSelect);
-        body.appendChild(el("div", {class: "geo-hint", text: "None chosen: all provinces (Ctrl-click for several)."}));
         body.appendChild(el("div", {class: "geo-subtitle", text: "Shade provinces by"}));
         var shading = el("div", {class: "geo-shade"});
         [["count", "number of projects"], ["budget", "total budget"], ["none", "nothing"]].forEach(function (pair) {
