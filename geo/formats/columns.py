@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 import orjson
 
-Kind = Literal["bool", "int", "float", "str"]
+# The type a column is written as in a tabular format (geo.schema.ScalarType is a property's type in
+# the schema; here only what every format can hold).
+ColumnType = Literal["bool", "int", "float", "str"]
 
 ID = "id"
 # Largest integer every tabular format (and numpy's int64) holds.
@@ -24,7 +26,7 @@ class Column:
     """One attribute column: its name, the type it is written as, and its values (None when absent)."""
 
     name: str
-    kind: Kind
+    kind: ColumnType
     values: list[Any]
 
 
@@ -33,7 +35,7 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _kind(values: Iterable[Any]) -> Kind:
+def _column_type(values: Iterable[Any]) -> ColumnType:
     """The narrowest type that holds every present value."""
     seen: set[type] = {type(v) for v in values if v is not None}
     if not seen:
@@ -47,7 +49,7 @@ def _kind(values: Iterable[Any]) -> Kind:
     return "str"
 
 
-def _convert(kind: Kind, values: list[Any]) -> list[Any]:
+def _convert(kind: ColumnType, values: list[Any]) -> list[Any]:
     if kind == "str":
         return [None if v is None else as_text(v) for v in values]
     if kind == "float":
@@ -65,7 +67,7 @@ def flatten(features: Sequence[Mapping[str, Any]]) -> list[Column]:
     columns = [Column(ID, "str", [str(f["id"]) for f in features])]
     for name in names:
         values = [f["properties"].get(name) for f in features]
-        kind = _kind(values)
+        kind = _column_type(values)
         if kind == "int" and any(abs(v) > INT64_MAX for v in values if v is not None):
             kind = "str"  # too big for any format's integer: keep the digits exactly
         label = "properties.id" if name == ID else name

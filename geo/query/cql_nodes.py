@@ -31,14 +31,16 @@ from geo.schema import GEOMETRY
 if TYPE_CHECKING:
     from geo.query.frame import Frame
 
-Kind = Lit["string", "number", "boolean", "instant", "geometry"]
+# The types CQL2 compares (geo.schema.ScalarType is a property's type in the schema: date and
+# date-time are both instants here, integer and number both numbers).
+ValueType = Lit["string", "number", "boolean", "instant", "geometry"]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 # How a kind reads in a message.
 _A = {"string": "text", "number": "a number", "boolean": "a boolean", "instant": "a date or timestamp",
       "geometry": "a geometry"}
-# The frame's queryable kinds -> the kinds compared here (dates and date-times are both instants).
-_KINDS: dict[str, Kind] = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean",
-                           "date": "instant", "date-time": "instant"}
+# The frame's queryable types -> the types compared here (dates and date-times are both instants).
+_VALUE_TYPES: dict[str, ValueType] = {"string": "string", "number": "number", "integer": "number",
+                                      "boolean": "boolean", "date": "instant", "date-time": "instant"}
 _LABEL = 60
 
 
@@ -55,7 +57,7 @@ def _short(text: str) -> str:
 class Value:
     """What a node evaluates to: a kind, and one scalar or a column aligned with the frame."""
 
-    kind: Kind
+    kind: ValueType
     data: Any
     # Where a column is null, when already known (the frame caches it for its own columns).
     missing: BoolArray | None = None
@@ -118,7 +120,7 @@ class Node(ABC):
 class Literal(Node):
     """A literal: text, a number, a boolean, an instant (a naive UTC pd.Timestamp) or a geometry."""
 
-    kind: Kind
+    kind: ValueType
     value: Any
     text: str
 
@@ -146,7 +148,7 @@ class Property(Node):
             names = ", ".join([GEOMETRY, *frame.kinds])
             raise bad_filter(f"{_short(self.name)!r} is not a queryable of this collection (its queryables: "
                              f"{names})")
-        return Value(_KINDS[kind], frame.columns[self.name], frame.missing(self.name))
+        return Value(_VALUE_TYPES[kind], frame.columns[self.name], frame.missing(self.name))
 
     def label(self) -> str:
         """Its name."""
@@ -195,7 +197,7 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {"=": operator.eq, "<>": operat
                                                   ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 
 
-def _same_kind(what: str, nodes: tuple[Node, ...], values: tuple[Value, ...]) -> Kind:
+def _same_kind(what: str, nodes: tuple[Node, ...], values: tuple[Value, ...]) -> ValueType:
     """The one kind of these values, or a 400 naming the two that differ (/req/basic-cql2/
     binary-comparison-predicate D: both sides evaluate to the same type)."""
     first = values[0]
