@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from geo.catalogue import Catalogue
 from geo.query.featuretable import FeatureTable, IntArray
@@ -37,6 +37,9 @@ CATEGORIES: tuple[str, ...] = _vocabulary("category")
 class Figures(BaseModel):
     """How many projects, and the sum of their known budgets."""
 
+    # The answer holds these members and no others (`additionalProperties: false` in the document).
+    model_config = ConfigDict(extra="forbid")
+
     count: int
     budget_usd: float = Field(description="Sum of the known `budget_usd` values.")
     with_budget: int = Field(description="How many of the projects have a budget.")
@@ -58,6 +61,8 @@ class ProvinceFigures(Figures):
 
 class Stats(BaseModel):
     """Project figures, for the map and for scripts."""
+
+    model_config = ConfigDict(extra="forbid")
 
     filters: dict[str, str] = Field(description="The filters applied, as given in the query.")
     total: Total

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+from jsonschema import Draft7Validator
+from pydantic import ValidationError
+
+from geo.stats import Stats
 from tests.conftest import AUTH, point_feature
 
 
@@ -79,3 +85,50 @@ def test_stats_count_projects_without_dates_in_every_datetime(client: TestClient
     assert counts == {"2020-01-01": 1, "2024-01-01": 2, "2028-01-01": 3, "2029-01-01/..": 2}
     # A queryable as a parameter: the one project started on 2023-07-12.
     assert client.get("/stats", params={"start_date": "2023-07-12"}).json()["total"]["count"] == 1
+
+
+# The statuses and categories of DESIGN.md ("Project features"), in its order, and the 34 provinces.
+STATUSES = ["proposed", "planned", "approved", "under_construction", "completed", "suspended", "cancelled"]
+CATEGORIES = ["school", "health", "housing", "water", "energy", "transport", "other"]
+
+
+def _stats_schema(client: TestClient) -> dict[str, Any]:
+    """The documented 200 answer of /stats, as a JSON Schema whose `$ref`s resolve in the OpenAPI document."""
+    doc = client.get("/api").json()
+    ok = doc["paths"]["/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    return {**ok, "components": doc["components"]}
+
+
+def test_the_api_document_names_the_stats_models(client: TestClient) -> None:
+    doc = client.get("/api").json()
+    ok = doc["paths"]["/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/Stats"}
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["Stats"]["properties"]) == {"filters", "total", "by_status", "by_category",
+                                                   "by_province"}
+    assert schemas["Stats"]["properties"]["total"] == {"$ref": "#/components/schemas/Total"}
+    assert schemas["Stats"]["properties"]["by_province"]["additionalProperties"] == {
+        "$ref": "#/components/schemas/ProvinceFigures"}
+    assert schemas["Stats"]["additionalProperties"] is False
+
+
+def test_real_answers_validate_against_the_documented_models(client: TestClient) -> None:
+    """What the route sends (its own JSONResponse, not re-validated per request) is what the document
+    says: checked with the documented JSON Schema and with the pydantic model, extra members refused."""
+    _add(client, name="Kandahar hospital", lon=65.71, lat=31.61, category="health", status="approved",
+         budget_usd=2_500_000)
+    validator = Draft7Validator(_stats_schema(client))
+    for params in ({}, {"status": "approved"}, {"category": "water"}, {"province": "AF-KAN,AF-BGL"}):
+        response = client.get("/stats", params=params)
+        assert response.status_code == 200
+        body = response.json()
+        validator.validate(body)
+        figures = Stats.model_validate_json(response.content, strict=True)
+        assert list(figures.by_status) == STATUSES and list(figures.by_category) == CATEGORIES
+        assert len(figures.by_province) == 34
+    # The schema can fail: a member the models do not have, or a count that is not an integer.
+    bad = {**body, "total": {**body["total"], "extra": 1}}
+    assert not validator.is_valid(bad)
+    with pytest.raises(ValidationError):
+        Stats.model_validate(bad)
+    assert not validator.is_valid({**body, "total": {**body["total"], "count": "2"}})

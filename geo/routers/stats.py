@@ -17,11 +17,12 @@ from geo.stats import Stats, collect
 router = APIRouter(tags=["Statistics"])
 
 
-# `response_model` puts `Stats` in the OpenAPI document. The route returns its own JSONResponse (for the
-# ETag and the 304), which FastAPI passes through as it is: the figures are not validated again on
-# every request (tests/test_stats.py checks real answers against `Stats`).
+# The 200 answer is documented as `Stats` (`responses`; the app's own JSON response class would
+# otherwise be documented as a string). The route returns its own JSONResponse (for the ETag and the
+# 304), which FastAPI passes through as it is: the figures are not validated again on every request;
+# tests/test_stats.py checks real answers against `Stats` and the document.
 @router.get("/stats", summary="Project counts and budgets by province, status and category",
-            response_model=Stats, responses=problem_responses(304, 400, 503))
+            response_model=Stats, responses={200: {"model": Stats}, **problem_responses(304, 400, 503)})
 def stats(request: Request, catalogue: CatalogueDep,
           filters: Annotated[Filters, Depends(filters_dependency)]) -> Response:
     """Figures of the projects that pass the filters (the same filters as items); every province is listed.
