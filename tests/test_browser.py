@@ -161,6 +161,31 @@ def test_query_string_filters_and_search(site: Site, browser_page: Any) -> None:
     assert page.errors == []
 
 
+def test_the_filter_panel_is_built_from_the_schemas_filter_fields(site: Site, browser_page: Any) -> None:
+    """One group per filter field of the project schema (tests/test_schema_derived.py), in its order:
+    a checkbox per status and category of DESIGN.md, a list of the 34 provinces; ticking filters."""
+    page = browser_page
+    _open(page, f"{site.url}/map?province=AF-KAN")
+    titles = page.locator("#geo-panel .geo-subtitle").all_inner_texts()
+    assert titles[:3] == ["Status", "Category", "Province"]
+    boxes = {key: [b.get_attribute("value")
+                   for b in page.locator(f'.geo-checks[data-filter="{key}"] input').all()]
+             for key in ("status", "category")}
+    assert boxes == {"status": ["proposed", "planned", "approved", "under_construction", "completed",
+                                "suspended", "cancelled"],
+                     "category": ["school", "health", "housing", "water", "energy", "transport", "other"]}
+    page.wait_for_function(
+        "() => document.querySelectorAll('select[name=\"province\"] option').length === 34")
+    chosen = page.locator('select[name="province"] option:checked')
+    assert [o.get_attribute("value") for o in chosen.all()] == ["AF-KAN"]
+    # Kandahar holds the one added hospital (approved): unticking "approved" leaves nothing there.
+    assert _state(page)["projects"] == 1
+    page.locator('.geo-checks[data-filter="status"] input[value="approved"]').uncheck()
+    page.wait_for_function(READY + " && GeoMap.state.projects === 0")
+    assert "province=AF-KAN" in page.url and "status=proposed" in page.url
+    assert page.errors == []
+
+
 def test_exported_map_opens_offline(site: Site, browser_page: Any) -> None:
     page = browser_page
     # file:// and no server at all: every byte must be in the file.

@@ -99,6 +99,26 @@ def test_filter_parameters_follow_part_3(doc: dict[str, Any], path: str) -> None
     assert (crs["style"], crs["explode"]) == ("form", False)
 
 
+# DESIGN.md "Project features": the two vocabularies, in its order.
+STATUSES = ["proposed", "planned", "approved", "under_construction", "completed", "suspended", "cancelled"]
+CATEGORIES = ["school", "health", "housing", "water", "energy", "transport", "other"]
+
+
+@pytest.mark.parametrize("path", FILTERED)
+def test_status_category_and_province_are_lists_of_the_schemas_values(doc: dict[str, Any], path: str) -> None:
+    """The plain filters are comma-separated lists (`style: form, explode: false`); where only projects
+    answer (/stats, /map) their items are the projects' vocabulary, elsewhere (Salang's `status` has
+    other values) the description names it."""
+    projects_only = path in ("/stats", "/map")
+    for name, values in (("status", STATUSES), ("category", CATEGORIES), ("province", None)):
+        param = _param(doc, path, name)
+        assert _how(param) == ("query", False, "form", False)
+        items = {"type": "string", "enum": values} if values and projects_only else {"type": "string"}
+        assert param["schema"] == {"type": "array", "items": items}
+        for value in values or ["provinces"]:
+            assert f"`{value}`" in param["description"], (name, value)
+
+
 def test_filter_lang_enum_and_default_hold_on_the_server(small: TestClient) -> None:
     # Each encoding in the enum is served; a filter without filter-lang is read as the default
     # (cql2-text), so CQL2 JSON without filter-lang is not understood. One of the two shipped
