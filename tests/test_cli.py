@@ -206,6 +206,17 @@ def test_geo_export_options_select_the_hand_computed_features(cli_env: Settings,
     assert _export_ids(tmp_path, *options) == expected
 
 
+@pytest.mark.parametrize("status, expected", [("open", 1), ("proposed", 1), ("open,proposed", 2)])
+def test_geo_export_takes_another_layers_own_values(cli_env: Settings, tmp_path: Path, status: str,
+                                                    expected: int) -> None:
+    """The filter options come from the project schema, but `geo export` writes any layer: the Salang
+    layer's `status` is `open` (the 1964 tunnel) or `proposed` (the second tunnel), and `open` is no
+    project status. The collection judges the values, as over HTTP."""
+    dest = tmp_path / "salang.geojson"
+    assert main(["export", "salang", str(dest), "--status", status]) == 0
+    assert len(json.loads(dest.read_bytes())["features"]) == expected
+
+
 def test_geo_export_bom_prefixes_the_csv_and_changes_nothing_else(cli_env: Settings, tmp_path: Path) -> None:
     plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
     assert main(["export", "projects", str(plain)]) == 0
