@@ -38,7 +38,9 @@ def open_store(settings: Settings) -> ProjectStore:
         # Refuse rather than silently fall back to the file: the operator asked for a database.
         raise StoreUnavailable("GEO_DATABASE_URL is set, but this version has only the GeoJSON-file "
                                "store; unset GEO_DATABASE_URL to use GEO_PROJECTS.")
-    return GeoJSONFileStore(settings.projects, lock_timeout_s=settings.store_lock_timeout_s)
+    return GeoJSONFileStore(settings.projects, lock_timeout_s=settings.store_lock_timeout_s,
+                            journal_max_bytes=settings.journal_max_bytes,
+                            journal_max_age_s=settings.journal_max_age_s)
 
 
 def _set_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:

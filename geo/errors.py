@@ -86,6 +86,13 @@ class StoreWriteFailed(GeoError):
     status, title, type_slug = 503, "Store unavailable", "store-write-failed"
 
 
+class StoreFull(StoreWriteFailed):
+    """The disk that holds the store is full; nothing was changed, reads go on, Retry-After says when to
+    try again."""
+
+    status, title, type_slug = 503, "Store full", "store-full"
+
+
 class PreconditionFailed(GeoError):
     """`If-Match` named a version of the resource that is no longer current."""
 

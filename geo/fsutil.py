@@ -1,7 +1,9 @@
 """Durable file writes and a cross-process lock that leaves no file behind.
 
-`atomic_write_bytes`: a crash leaves either the old file or the new one, never a torn one; the file
-keeps its mode, owner and (when it is a symlink) its link. `exclusive_lock`: one holder at a time
+`atomic_write_bytes` (or `write_temporary` then `durable_rename`): a crash leaves either the old file
+or the new one, never a torn one; the file keeps its mode, owner and (when it is a symlink) its link.
+`append_durably`: a journal line that is on disk when it returns, and leaves nothing behind when it
+fails. `exclusive_lock`: one holder at a time
 across processes, and the lock file exists only while someone holds it.
 """
 
@@ -66,6 +68,50 @@ def write_durably(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
+def write_temporary(target: Path, data: bytes, like: Path | None = None) -> tuple[Path, os.stat_result]:
+    """A new hidden temporary file beside `target` holding `data`, flushed to disk; return its path and
+    its stat (the identity it keeps once renamed).
+
+    It takes the mode and owner of `like` (by default `target`) when that file exists, else 0o666 minus
+    the umask like any new file (mkstemp would force 0600). Raises OSError when it cannot be written,
+    and then leaves no temporary behind.
+    """
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        old: os.stat_result | None = os.stat(like or target)
+    except FileNotFoundError:
+        old = None
+    tmp = temporary_name(target)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            if old is not None:
+                _adopt_ownership(fd, old)
+            write_durably(fd, data)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, st
+
+
+def durable_rename(tmp: Path, target: Path) -> bool:
+    """Rename `tmp` over `target` and flush the folder. Raises OSError when the rename failed (then
+    `tmp` is still there); returns False when only the folder's fsync failed (logged: the new file is in
+    place, but its survival of a power cut is not certain), True otherwise."""
+    os.replace(tmp, target)
+    try:
+        fsync_dir(target.parent)
+    except OSError as exc:
+        log.error("%s was written, but the fsync of its folder failed (%s): the new version is in place "
+                  "but may not survive a power cut", target, exc)
+        return False
+    return True
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> bool:
     """Write `data` to `path` atomically and durably: temporary file, fsync, rename, fsync folder.
 
@@ -75,34 +121,35 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
     returning False (the data is in place, its survival of a power cut is not certain); True otherwise.
     """
     target = real_target(path)
-    folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    tmp, _ = write_temporary(target, data)
     try:
-        old: os.stat_result | None = os.stat(target)
-    except FileNotFoundError:
-        old = None
-    tmp = temporary_name(target)
-    # 0o666 minus the umask, like any newly created file (mkstemp would force 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        try:
-            if old is not None:
-                _adopt_ownership(fd, old)
-            write_durably(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        return durable_rename(tmp, target)
     except BaseException:
-        # Leave no half-written temporary behind; the target is untouched.
+        # Leave no temporary behind; the target is untouched (or, past the rename, `tmp` is gone already).
         tmp.unlink(missing_ok=True)
         raise
+
+
+def append_durably(fd: int, data: bytes, size: int) -> None:
+    """Append `data` to the file open as `fd` (with O_APPEND), now `size` bytes long, and flush it.
+
+    On failure (a full disk, an I/O error) the file is cut back to `size`, so no partial record stays
+    to be read, and the error is raised again. A failed flush cuts back too: whether the bytes reached
+    the disk is unknown, and the caller reports the write as not done.
+    """
     try:
-        fsync_dir(folder)
-    except OSError as exc:
-        log.error("%s was written, but the fsync of its folder failed (%s): the new version is in place "
-                  "but may not survive a power cut", target, exc)
-        return False
-    return True
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fdatasync(fd)
+    except BaseException:
+        try:
+            os.ftruncate(fd, size)
+            os.fdatasync(fd)
+        except OSError as exc:
+            # The next writer finds the partial record (no newline) under the lock and cuts it off.
+            log.error("a failed append could not be cut back to %d bytes (%s)", size, exc)
+        raise
 
 
 # Polling between attempts: short at first (the usual write holds the lock for milliseconds), then capped.

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
                                 "(at least 1); 0 turns the limit off. Counted per process.")
     store_lock_timeout_s: float = Field(
         10.0, gt=0, description="How long a write waits for the store's cross-process lock before a 503.")
+    journal_max_bytes: int = Field(
+        8 << 20, gt=0, description="Size of the store's journal of changes past which it is folded into the "
+                                   "store file (in the background).")
+    journal_max_age_s: float = Field(
+        300.0, gt=0, description="Longest a change waits in the store's journal before it is folded into the "
+                                 "store file (in the background; also at shutdown).")
     database_url: str | None = Field(None, description="postgresql://... to use the PostGIS store.")
     cors_origins: str = Field(
         "", description="Comma-separated origins whose web pages may write (reads are open to any origin).")

@@ -1,4 +1,9 @@
-"""The GeoJSON-file store: atomic, durable, shared between processes, and never overwriting a bad file."""
+"""The GeoJSON-file store: atomic, durable, shared between processes, and never overwriting a bad file.
+
+Writes go to the journal beside the file (tests/test_journal.py covers it and compaction); here "on disk"
+means what a new store opened on the path reads (the file with its journal replayed), and "nothing
+changed" means no byte of any file in the folder did.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from fastapi.testclient import TestClient
 
 from geo import fsutil
 from geo.app import create_app
-from geo.errors import NotFound, PreconditionFailed, StoreBusy, StoreCorrupt, StoreWriteFailed
+from geo.errors import NotFound, PreconditionFailed, StoreBusy, StoreCorrupt, StoreFull, StoreWriteFailed
 from geo.fsutil import atomic_write_bytes, exclusive_lock
 from geo.http.conditional import feature_etag
 from geo.settings import Settings
@@ -37,16 +42,32 @@ def _feature(fid: str) -> dict[str, object]:
             "properties": {"name": fid, "category": "water", "status": "planned"}}
 
 
+def _ids(store: GeoJSONFileStore) -> list[str]:
+    return list(store.snapshot().ids)
+
+
+def _on_disk(path: Path) -> list[str]:
+    """The ids a store newly opened on `path` reads: the file with its journal replayed."""
+    return _ids(GeoJSONFileStore(path))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file in `folder` and its bytes (the store file, its journal, anything left behind)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
 def test_write_then_reopen(tmp_path: Path) -> None:
     path = tmp_path / "p.geojson"
     store = GeoJSONFileStore(path)
     assert len(store.snapshot()) == 0 and not path.exists()
     store.add(_feature("a"))
     store.add(_feature("b"))
-    assert GeoJSONFileStore(path).snapshot().ids == ("a", "b")
-    # Human-readable: one feature per line; no temporary files left behind.
+    assert _on_disk(path) == ["a", "b"]
+    store.close()  # folds the journal into the file
+    assert [f["id"] for f in orjson.loads(path.read_bytes())["features"]] == ["a", "b"]
+    # Human-readable: one feature per line; no journal, temporary or lock file left behind.
     assert path.read_text().count("\n") >= 3
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -72,9 +93,9 @@ def test_another_process_sees_writes(tmp_path: Path) -> None:
     path = tmp_path / "p.geojson"
     first, second = GeoJSONFileStore(path), GeoJSONFileStore(path)
     first.add(_feature("a"))
-    assert second.snapshot().ids == ("a",)
+    assert _ids(second) == ["a"]
     second.add(_feature("b"))
-    assert first.snapshot().ids == ("a", "b")
+    assert _ids(first) == ["a", "b"]
 
 
 def _writer(path: str, prefix: str, count: int) -> None:
@@ -92,8 +113,22 @@ def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path: Path) -
     for proc in procs:
         proc.join(60)
         assert proc.exitcode == 0
-    ids = GeoJSONFileStore(path).snapshot().ids
+    ids = _on_disk(path)
     assert len(ids) == 45 and len(set(ids)) == 45
+
+
+def _disk_fills_mid_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next write to a file gets a few bytes in, then the disk is full (what ENOSPC looks like)."""
+    real_write = os.write
+    calls: list[int] = []
+
+    def write(fd: int, data: bytes) -> int:
+        calls.append(fd)
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:7]))  # a partial line on disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("geo.fsutil.os.write", write)
 
 
 def test_a_failed_write_leaves_the_last_acknowledged_state(tmp_path: Path,
@@ -101,24 +136,23 @@ def test_a_failed_write_leaves_the_last_acknowledged_state(tmp_path: Path,
     path = tmp_path / "p.geojson"
     store = GeoJSONFileStore(path)
     store.add(_feature("a"))
-    before = path.read_bytes()
-
-    def broken_replace(src: str, dst: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("geo.fsutil.os.replace", broken_replace)
-    with pytest.raises(StoreWriteFailed, match="No space left on device"):
+    before = _files(tmp_path)
+    _disk_fills_mid_write(monkeypatch)
+    with pytest.raises(StoreFull, match="No space left on device") as raised:
         store.add(_feature("b"))
     monkeypatch.undo()
-    assert path.read_bytes() == before
-    assert store.snapshot().ids == ("a",)
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert raised.value.status == 503 and raised.value.headers["Retry-After"] == "2"
+    assert _files(tmp_path) == before  # the partial line was cut off again
+    assert _ids(store) == ["a"] and _on_disk(path) == ["a"]
+    store.add(_feature("c"))  # and the journal goes on cleanly after it
+    assert _on_disk(path) == ["a", "c"]
 
 
 def test_created_project_is_on_disk_when_acknowledged(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         created = client.post("/collections/projects/items", json=point_feature(), headers=AUTH).json()
-    on_disk = orjson.loads(settings.projects.read_bytes())
+        assert created["id"] in _on_disk(settings.projects)  # in the journal before the answer
+    on_disk = orjson.loads(settings.projects.read_bytes())  # folded into the file at shutdown
     assert created["id"] in [f["id"] for f in on_disk["features"]]
     # The shipped seed projects are still there, first, in their order.
     shipped = orjson.loads((ROOT / "projects.geojson").read_bytes())
@@ -129,20 +163,28 @@ def test_a_disk_fault_during_a_post_is_a_503_and_changes_nothing(settings: Setti
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     with TestClient(create_app(settings)) as client:
         before = client.get("/collections/projects/items").json()["numberMatched"]
-        on_disk = settings.projects.read_bytes()
+        first = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        assert first.status_code == 201  # the journal exists: what follows is one failed append
+        on_disk = _files(settings.projects.parent)
+        real_fdatasync = os.fdatasync
+        failed: list[int] = []
 
-        def broken_fsync(fd: int, data: bytes) -> None:
-            raise OSError(5, "Input/output error")
+        def broken_fdatasync(fd: int) -> None:
+            if not failed:  # the flush of the new line fails; the flush after cutting it off works
+                failed.append(fd)
+                raise OSError(5, "Input/output error")
+            real_fdatasync(fd)
 
-        monkeypatch.setattr("geo.fsutil.write_durably", broken_fsync)
+        monkeypatch.setattr("geo.fsutil.os.fdatasync", broken_fdatasync)
         response = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
         monkeypatch.undo()
-        assert response.status_code == 503
+        assert failed and response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
-        assert "nothing was changed" in response.json()["detail"]
-        assert settings.projects.read_bytes() == on_disk
+        assert response.headers["retry-after"] == "2"
+        assert "Nothing was changed" in response.json()["detail"]
+        assert _files(settings.projects.parent) == on_disk
         assert _stray(settings.projects.parent) == []
-        assert client.get("/collections/projects/items").json()["numberMatched"] == before
+        assert client.get("/collections/projects/items").json()["numberMatched"] == before + 1
         again = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
         assert again.status_code == 201
 
@@ -171,9 +213,9 @@ def test_sigkill_mid_write_keeps_every_acknowledged_write(tmp_path: Path) -> Non
         os.kill(proc.pid, signal.SIGKILL)  # somewhere in the middle of a later write
         proc.wait(10)
         acknowledged += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
-    ids = GeoJSONFileStore(path).snapshot().ids  # the file still parses
+    ids = _on_disk(path)  # the file and the journal still read
     assert set(acknowledged) <= set(ids)
-    assert list(ids) == [f"k-{n}" for n in range(len(ids))]  # in order, nothing torn or repeated
+    assert ids == [f"k-{n}" for n in range(len(ids))]  # in order, nothing torn or repeated
     assert list(tmp_path.glob("*.tmp")) == []  # a killed write's temporary file is swept on opening
 
 
@@ -184,7 +226,7 @@ def test_orphaned_temporary_files_are_swept_and_others_left(tmp_path: Path) -> N
     orphan.write_bytes(b'{"type": "FeatureCollection", "features": [')
     unrelated = tmp_path / ".other.geojson.abc123.tmp"
     unrelated.write_bytes(b"keep")
-    assert GeoJSONFileStore(path).snapshot().ids == ("a",)
+    assert _on_disk(path) == ["a"]
     assert not orphan.exists() and unrelated.exists()
 
 
@@ -210,10 +252,6 @@ def _store_ab(tmp_path: Path) -> tuple[GeoJSONFileStore, Path]:
     return store, path
 
 
-def _ids_on_disk(path: Path) -> list[str]:
-    return [f["id"] for f in orjson.loads(path.read_bytes())["features"]]
-
-
 def _write(store: GeoJSONFileStore, method: str, if_match: str | None = None, fid: str = "a") -> None:
     if method == "add":
         store.add(_feature("c"))
@@ -227,22 +265,22 @@ def test_add_appends_and_returns_the_feature(tmp_path: Path) -> None:
     store, path = _store_ab(tmp_path)
     new = _feature("c")
     assert store.add(new) == new
-    assert store.snapshot().ids == ("a", "b", "c") and _ids_on_disk(path) == ["a", "b", "c"]
+    assert _ids(store) == ["a", "b", "c"] and _on_disk(path) == ["a", "b", "c"]
 
 
 def test_add_refuses_an_id_that_exists(tmp_path: Path) -> None:
     store, path = _store_ab(tmp_path)
-    before = path.read_bytes()
+    before = _files(path.parent)
     with pytest.raises(ValueError, match="'a' exists"):
         store.add(_renamed("a", "again"))
-    assert path.read_bytes() == before and store.snapshot().ids == ("a", "b")
+    assert _files(path.parent) == before and _ids(store) == ["a", "b"]
 
 
 def test_replace_keeps_the_feature_in_its_place_and_returns_it(tmp_path: Path) -> None:
     store, path = _store_ab(tmp_path)
     new = _renamed("a", "A2")
     assert store.replace("a", new) == new
-    assert store.snapshot().ids == ("a", "b") and _ids_on_disk(path) == ["a", "b"]
+    assert _ids(store) == ["a", "b"] and _on_disk(path) == ["a", "b"]
     assert GeoJSONFileStore(path).snapshot().features[0]["properties"]["name"] == "A2"
 
 
@@ -250,7 +288,7 @@ def test_delete_removes_only_that_feature(tmp_path: Path) -> None:
     store, path = _store_ab(tmp_path)
     store.add(_feature("c"))
     assert store.delete("b") is None
-    assert store.snapshot().ids == ("a", "c") and _ids_on_disk(path) == ["a", "c"]
+    assert _ids(store) == ["a", "c"] and _on_disk(path) == ["a", "c"]
 
 
 @pytest.mark.parametrize("method", ["replace", "delete"])
@@ -263,17 +301,17 @@ def test_replace_and_delete_go_ahead_when_if_match_holds(tmp_path: Path, method:
     if_match = {"current": tag, "*": "*", "list": f'"stale", {tag}',
                 "gzip": tag[:-1] + '-gz"'}[header]
     _write(store, method, if_match)
-    assert _ids_on_disk(path) == (["a", "b"] if method == "replace" else ["b"])
+    assert _on_disk(path) == (["a", "b"] if method == "replace" else ["b"])
 
 
 @pytest.mark.parametrize("method", ["replace", "delete"])
 def test_replace_or_delete_of_a_missing_feature_is_not_found(tmp_path: Path, method: str) -> None:
     store, path = _store_ab(tmp_path)
-    before = path.read_bytes()
+    before = _files(path.parent)
     with pytest.raises(NotFound, match="no project 'zz'") as raised:
         _write(store, method, fid="zz")
     assert raised.value.status == 404
-    assert path.read_bytes() == before
+    assert _files(path.parent) == before
 
 
 @pytest.mark.parametrize("method", ["replace", "delete"])
@@ -283,11 +321,11 @@ def test_with_if_match_a_missing_feature_is_a_precondition_failure(tmp_path: Pat
     """RFC 9110 13.1.1: If-Match, even `*`, is false when there is no current representation; Part 4
     (/req/create-replace-delete/put-rid-exception B) asks for 412."""
     store, path = _store_ab(tmp_path)
-    before = path.read_bytes()
+    before = _files(path.parent)
     with pytest.raises(PreconditionFailed) as raised:
         _write(store, method, if_match, fid="zz")
     assert raised.value.status == 412 and raised.value.errors[0]["field"] == "If-Match"
-    assert path.read_bytes() == before
+    assert _files(path.parent) == before
 
 
 @pytest.mark.parametrize("method", ["replace", "delete"])
@@ -298,14 +336,14 @@ def test_an_if_match_that_does_not_hold_is_a_precondition_failure_naming_the_cur
     old = _tag(_feature("a"))
     store.replace("a", _renamed("a", "moved on"))
     current = _tag(_renamed("a", "moved on"))
-    before = path.read_bytes()
+    before = _files(path.parent)
     # A weak tag never matches: If-Match uses the strong comparison (RFC 9110 13.1.1).
     if_match = {"stale": old, "weak": f"W/{current}"}[header]
     with pytest.raises(PreconditionFailed) as raised:
         _write(store, method, if_match)
     assert raised.value.status == 412 and raised.value.headers["ETag"] == current
     assert raised.value.errors[0]["field"] == "If-Match"
-    assert path.read_bytes() == before
+    assert _files(path.parent) == before
 
 
 @pytest.mark.parametrize("method", ["replace", "delete"])
@@ -339,37 +377,33 @@ def test_the_etag_the_store_compares_is_the_one_get_sends(client: TestClient) ->
 
 def test_replace_refuses_a_feature_with_another_id(tmp_path: Path) -> None:
     store, path = _store_ab(tmp_path)
-    before = path.read_bytes()
+    before = _files(path.parent)
     with pytest.raises(ValueError, match="has the id 'b'"):
         store.replace("a", _feature("b"))
-    assert path.read_bytes() == before
+    assert _files(path.parent) == before
 
 
 @pytest.mark.parametrize("method", WRITES)
 def test_each_write_is_store_busy_while_another_holds_the_lock(tmp_path: Path, method: str) -> None:
     store, path = _store_ab(tmp_path)  # a lock timeout of 0.2 s
-    before = path.read_bytes()
+    before = _files(path.parent)
     with exclusive_lock(store.lock_path, timeout=1), pytest.raises(StoreBusy) as raised:
         _write(store, method)
     assert raised.value.status == 503 and raised.value.headers["Retry-After"] == "2"
-    assert path.read_bytes() == before and store.snapshot().ids == ("a", "b")
+    assert _files(path.parent) == before and _ids(store) == ["a", "b"]
 
 
 @pytest.mark.parametrize("method", WRITES)
 def test_each_write_that_cannot_reach_the_disk_fails_and_changes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
     store, path = _store_ab(tmp_path)
-    before = path.read_bytes()
-
-    def disk_full(src: str, dst: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("geo.fsutil.os.replace", disk_full)
-    with pytest.raises(StoreWriteFailed, match="No space left on device") as raised:
+    before = _files(path.parent)
+    _disk_fills_mid_write(monkeypatch)
+    with pytest.raises(StoreFull, match="No space left on device") as raised:
         _write(store, method)
     monkeypatch.undo()
-    assert raised.value.status == 503
-    assert path.read_bytes() == before and store.snapshot().ids == ("a", "b")
+    assert raised.value.status == 503 and raised.value.type_slug == "store-full"
+    assert _files(path.parent) == before and _ids(store) == ["a", "b"]
     assert _stray(tmp_path) == []
 
 
@@ -391,9 +425,11 @@ def _stray(*folders: Path) -> list[str]:
                   if p.name.endswith((".tmp", ".lock")))
 
 
-def test_mode_and_owner_survive_writes(tmp_path: Path) -> None:
+def test_mode_and_owner_survive_writes_and_compaction(tmp_path: Path) -> None:
     path = tmp_path / "p.geojson"
-    GeoJSONFileStore(path).add(_feature("a"))
+    first = GeoJSONFileStore(path)
+    first.add(_feature("a"))
+    first.close()
     os.chmod(path, 0o640)
     # As root the owner can be anyone: give the file away and check a write gives it back the same.
     owner = (4321, 4322) if os.geteuid() == 0 else (os.getuid(), os.getgid())
@@ -401,6 +437,11 @@ def test_mode_and_owner_survive_writes(tmp_path: Path) -> None:
     store = GeoJSONFileStore(path)
     store.add(_feature("b"))
     store.replace("a", _feature("a"))
+    journal = os.stat(store.journal_path)  # the journal is started with the file's mode and owner
+    assert (stat.S_IMODE(journal.st_mode), journal.st_uid, journal.st_gid) == (0o640, *owner)
+    assert store.compact()
+    store.add(_feature("c"))
+    store.close()
     st = os.stat(path)
     assert stat.S_IMODE(st.st_mode) == 0o640
     assert (st.st_uid, st.st_gid) == owner
@@ -411,7 +452,9 @@ def test_a_new_store_file_gets_the_usual_mode_not_0600(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
         path = tmp_path / "p.geojson"
-        GeoJSONFileStore(path).add(_feature("a"))
+        store = GeoJSONFileStore(path)
+        store.add(_feature("a"))
+        store.close()
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # 0o666 minus the umask, like any new file
@@ -448,18 +491,28 @@ def test_no_temporary_or_lock_file_is_left_after_writes_or_a_failed_write(
     store.replace("a", _feature("a"))
     store.add(_feature("c"))
     store.delete("c")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
-    before = path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal"]
+    assert store.compact()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal", "p.geojson"]
+    before = _files(tmp_path)
 
     def disk_full(fd: int, old: os.stat_result) -> None:
         # Fails after the temporary file exists and before the rename.
         raise OSError(28, "No space left on device")
 
+    store.add(_feature("d"))
     monkeypatch.setattr("geo.fsutil._adopt_ownership", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        store.compact()  # a compaction that fails leaves the file, the journal and nothing else
+    monkeypatch.undo()
+    _disk_fills_mid_write(monkeypatch)
     with pytest.raises(StoreWriteFailed, match="No space left on device"):
         store.add(_feature("b"))
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal", "p.geojson"]
+    assert _files(tmp_path)["p.geojson"] == before["p.geojson"] and _ids(store) == ["a", "d"]
+    store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
-    assert path.read_bytes() == before and store.snapshot().ids == ("a",)
 
 
 def test_a_failed_folder_fsync_after_the_rename_is_reported_as_the_success_it_is(
@@ -479,30 +532,28 @@ def test_a_failed_folder_fsync_after_the_rename_is_reported_as_the_success_it_is
     assert fid in [f["id"] for f in orjson.loads(settings.projects.read_bytes())["features"]]
 
 
-def test_two_writes_of_equal_size_within_one_tick_have_different_versions(tmp_path: Path) -> None:
+def test_versions_are_the_same_in_every_process_and_change_with_every_write(tmp_path: Path) -> None:
+    """Page ETags and caches key on the version: two processes at the same point agree on it, every write
+    gives a new one (even one that restores earlier content), and folding the journal in changes none."""
     path = tmp_path / "p.geojson"
     writer = GeoJSONFileStore(path)
     writer.add(_feature("a1"))
-    reader = GeoJSONFileStore(path)  # another process's view, loaded at the first version
-    first = os.stat(path)
-    v1 = writer.snapshot().version
-    assert reader.snapshot().version == v1  # a digest of the bytes: the same in every process
+    reader = GeoJSONFileStore(path)  # another process's view
+    seen = [writer.snapshot().version]
+    assert reader.snapshot().version == seen[0]
 
     def rename(name: str) -> dict[str, object]:
         return {**_feature("a1"), "properties": {"name": name, "category": "water", "status": "planned"}}
 
-    for name in ("b2", "c3"):
+    for name in ("b2", "c3", "b2"):  # equal sizes; the last one puts back earlier content
         writer.replace("a1", rename(name))
-        os.utime(path, ns=(first.st_atime_ns, first.st_mtime_ns))  # the same clock tick
-        now = os.stat(path)
-        assert (now.st_size, now.st_mtime_ns) == (first.st_size, first.st_mtime_ns)
         assert reader.snapshot().features[0]["properties"]["name"] == name
         assert reader.snapshot().version == writer.snapshot().version
-    assert len({v1, GeoJSONFileStore(path).snapshot().version}) == 2
-    versions = {writer.snapshot().version}
-    writer.replace("a1", rename("d4"))
-    versions.add(writer.snapshot().version)
-    assert len(versions) == 2
+        seen.append(writer.snapshot().version)
+    assert len(set(seen)) == 4
+    assert writer.compact()
+    assert writer.snapshot().version == reader.snapshot().version == seen[-1]
+    assert GeoJSONFileStore(path).snapshot().version == seen[-1]
 
 
 def test_a_held_lock_times_out_as_a_503_with_retry_after(settings: Settings) -> None:
@@ -546,15 +597,15 @@ def test_a_read_is_served_while_a_writer_is_inside_the_lock(client: TestClient,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     store = client.app.state.catalogue.store  # type: ignore[attr-defined]
     inside, release = threading.Event(), threading.Event()
-    real_write = geojson_file.atomic_write_bytes
+    real_append = geojson_file.append_durably
 
-    def slow_write(path: Path, data: bytes) -> None:
-        # The store writes the file while it holds the cross-process lock.
+    def slow_append(fd: int, data: bytes, size: int) -> None:
+        # The store appends to the journal while it holds the cross-process lock.
         inside.set()
         release.wait(30)
-        real_write(path, data)
+        real_append(fd, data, size)
 
-    monkeypatch.setattr(geojson_file, "atomic_write_bytes", slow_write)
+    monkeypatch.setattr(geojson_file, "append_durably", slow_append)
     url = "/collections/projects/items/salang-tunnel-2"
     body = client.get(url).json()
     body["properties"] = {k: v for k, v in body["properties"].items() if k != "status_history"}

@@ -1,43 +1,73 @@
-"""The embedded store: one human-readable GeoJSON FeatureCollection on disk.
+"""The embedded store: a GeoJSON FeatureCollection on disk, and a journal of the changes made since.
 
-Reads are served from an immutable in-memory snapshot and never wait for a writer: a write builds
-its new snapshot aside and swaps it in when the file is in place. Every write takes an inter-process
-file lock, re-reads the file if another process changed it, writes a complete new file atomically and
-durably (temporary file, fsync, rename, fsync of the folder) and only then acknowledges. A file that
-cannot be read is refused, never overwritten.
+- **Writes** append one line to the journal (geo.store.journal) and flush it, under an inter-process
+  file lock, before they are acknowledged; the in-memory table is then updated with that one change
+  (FeatureTable.apply), never rebuilt. Nothing grows with the store but the journal.
+- **Compaction** folds the journal into the store file in the background (geo.store.compaction) when the
+  journal is large or old enough, and at `close`. It writes a complete new file aside and renames it into
+  place, so the file at rest is always a plain FeatureCollection that GDAL and QGIS open. Writes go on
+  while the new file is written: only the renames hold the lock. The order of the renames (store file,
+  then the journal that continues it, each followed by an fsync of the folder) leaves, after a crash at
+  any moment, either the old file with the whole old journal, or the new file with the new journal
+  waiting beside it (`.journal.next`) for the next holder of the lock to put in place.
+- **Recovery** on start-up replays the journal over the store file it extends (its header names that
+  file's digest). A torn last line (a crash mid-append: never acknowledged) is dropped, and logged with
+  what it was. A corrupt line with lines after it, or a journal that does not fit the file, stops the
+  start with the file, the line and the reason; nothing is overwritten.
+- **Other processes' writes** are noticed with one stat of the journal per request (`stale`), and read
+  from the offset this process stopped at (`refresh`), never by re-reading the store file; after
+  another process compacted, the new journal says where the old one was cut, and this process goes on
+  from there. Only what cannot be followed (two compactions in between, a file replaced by hand while
+  no journal was there) re-reads the file.
+- **Reads never wait for writers**: `snapshot()` returns the last installed table.
 
-Noticing another process's write: a stat of the path compared with the file this store last read.
-The store keeps that file open, so its inode cannot be freed and reused by a later version: a new
-version of the file is always a new inode (writers rename), even when its size and mtime repeat. The
-version clients see (ETags) is a hash of the file's bytes, the same in every process.
+Open files are held as `_Open` objects closed when no state refers to them any more: a thread may read
+through a state that another thread has just replaced. Holding the store file open also pins its inode,
+so its identity (device, inode, size, mtime) cannot be taken by a later version of the file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from geo.errors import StoreBusy, StoreCorrupt, StoreWriteFailed
-from geo.fsutil import LockTimeout, atomic_write_bytes, exclusive_lock, real_target
+from geo.errors import StoreBusy, StoreCorrupt, StoreFull, StoreWriteFailed
+from geo.fsutil import (
+    LockTimeout,
+    append_durably,
+    durable_rename,
+    exclusive_lock,
+    fsync_dir,
+    real_target,
+    write_temporary,
+)
 from geo.query.featuretable import FeatureTable
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
+from geo.store import journal
 from geo.store.base import RETRY_AFTER_S, Feature, check_write
+from geo.store.compaction import HEAD, TAIL, Compactor, encode_table
+from geo.store.journal import FileStamp, Header, Record
 
 log = logging.getLogger(__name__)
 
-HEAD = b'{"type":"FeatureCollection","name":"projects","features":[\n'
-# (device, inode, size, mtime_ns) of one version of the file; None when there is no file.
+# (device, inode, size, mtime_ns) of one version of a file; None when there is no file.
 Identity = tuple[int, int, int, int] | None
+# What one look at the disk says (see `stale`): the journal's identity, or the store file's when there
+# is no journal.
+Probe = tuple[str, Identity]
 
 
 def _identity(st: os.stat_result) -> Identity:
@@ -52,14 +82,23 @@ def _identity_of(path: Path) -> Identity:
         return None
 
 
+def _stamp(st: os.stat_result) -> FileStamp:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _when(at_ms: int) -> datetime:
+    return datetime.fromtimestamp(at_ms / 1000, UTC)
+
+
 def content_version(data: bytes) -> str:
     """The version of a store file's bytes: a digest, so it changes whenever the content does."""
     return hashlib.blake2b(data, digest_size=10).hexdigest()
 
 
 def encode_store(features: list[Feature]) -> bytes:
-    """A store file's bytes: one feature per line keeps the file readable and its diffs small."""
-    return HEAD + b",\n".join(orjson.dumps(f) for f in features) + b"\n]}\n"
+    """A store file's bytes: one feature per line keeps the file readable and its diffs small (the
+    bytes compaction writes, geo.store.compaction.encode_table, from plain features)."""
+    return HEAD + b",\n".join(orjson.dumps(f) for f in features) + TAIL
 
 
 def parse_store(data: bytes, path: Path) -> list[Feature]:
@@ -75,30 +114,74 @@ def parse_store(data: bytes, path: Path) -> list[Feature]:
                            "The file was left untouched.")
     seen: set[str] = set()
     for n, feat in enumerate(doc["features"]):
-        where = f"{path}: features[{n}]"
-        if not isinstance(feat, dict) or feat.get("type") != "Feature":
-            raise StoreCorrupt(f"{where} is not a GeoJSON Feature. The file was left untouched.")
-        fid = feat.get("id")
-        if not isinstance(fid, str) or not fid:
-            raise StoreCorrupt(f"{where} has no string 'id'. The file was left untouched.")
-        if fid in seen:
-            raise StoreCorrupt(f"{where} repeats the id {fid!r}. The file was left untouched.")
-        seen.add(fid)
-        if not isinstance(feat.get("geometry"), dict) or not isinstance(feat.get("properties"), dict):
-            raise StoreCorrupt(f"{where} ({fid}) lacks a geometry or properties object. "
+        fault = journal.feature_fault(feat)
+        if fault is not None:
+            raise StoreCorrupt(f"{path}: features[{n}] {fault}. The file was left untouched.")
+        if feat["id"] in seen:
+            raise StoreCorrupt(f"{path}: features[{n}] repeats the id {feat['id']!r}. "
                                "The file was left untouched.")
+        seen.add(feat["id"])
     features: list[Feature] = doc["features"]
     return features
 
 
+class _Open:
+    """A file descriptor, closed when the last state that holds it is dropped."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    """Up to `size` bytes at `offset` (fewer only at the end of the file)."""
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class _Journal:
+    """The journal as this process has read it."""
+
+    file: _Open
+    identity: tuple[int, int]  # (device, inode)
+    header: Header
+    start: int  # where the first change line begins (the header's length)
+    end: int  # just past the last complete line read and applied
+    line: int  # the line number of the next line
+    seen: tuple[int, int]  # (size, mtime_ns) at the last look: `stale` compares the disk with it
+
+
 @dataclass(frozen=True)
 class _State:
-    """One complete version: its table, the identity of its file, and that file held open."""
+    """One complete version: its table, the store file it extends and the journal read over it."""
 
     table: FeatureTable
-    identity: Identity
-    # Holding the file open pins its inode (see the module docstring); None for a missing file.
-    fd: int | None
+    base: Identity
+    base_file: _Open | None
+    base_version: str
+    journal: _Journal | None
+    # When (time.monotonic) this process first saw the oldest change not yet folded into the file.
+    since: float | None
+
+    def probe(self) -> Probe:
+        """What `GeoJSONFileStore._probe` finds on disk while this state is current."""
+        j = self.journal
+        if j is None:
+            return ("b", self.base)
+        return ("j", (j.identity[0], j.identity[1], j.seen[0], j.seen[1]))
 
 
 def _on_event_loop() -> bool:
@@ -109,27 +192,55 @@ def _on_event_loop() -> bool:
     return True
 
 
+def _failed(exc: OSError, doing: str) -> StoreWriteFailed:
+    """The 503 for a write the disk refused (StoreFull when it is full); nothing was changed."""
+    retry = {"Retry-After": RETRY_AFTER_S}
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFull(f"The disk of the project store is full ({exc.strerror or exc}); {doing}. Nothing "
+                         "was changed. Try again later; reads go on meanwhile.", headers=retry)
+    return StoreWriteFailed(f"The project store could not be written ({exc.strerror or exc}); {doing}. "
+                            "Nothing was changed. Try again later; if it persists, tell the operator.",
+                            headers=retry)
+
+
+def _table(features: tuple[Feature, ...], version: str, modified: datetime | None) -> FeatureTable:
+    return FeatureTable(features, version=version, filter_columns=PROJECT_FILTERS, temporal=PROJECT_TEMPORAL,
+                        modified=modified)
+
+
 class GeoJSONFileStore:
-    """A `ProjectStore` kept in one GeoJSON file, shared safely between processes."""
+    """A `ProjectStore` kept in one GeoJSON file and its journal, shared safely between processes."""
 
     editable = True
 
-    def __init__(self, path: Path, lock_timeout_s: float = 10.0) -> None:
+    def __init__(self, path: Path, lock_timeout_s: float = 10.0, journal_max_bytes: int = 8 << 20,
+                 journal_max_age_s: float = 300.0) -> None:
         self.path = path
         self.lock_timeout_s = lock_timeout_s
+        self.journal_max_bytes = journal_max_bytes
+        self.journal_max_age_s = journal_max_age_s
+        self._target = real_target(path)
+        self.journal_path = journal.journal_path(self._target)
         self._install_lock = threading.Lock()  # held only to swap states, never across I/O
-        self._reload_lock = threading.Lock()  # one re-read at a time; the others then find it done
-        self._state = _State(FeatureTable.empty(), None, None)
-        self._unreadable: Identity | bool = False  # the identity of a version that could not be read
-        self._sweep()
-        state = self._read()
-        self._install(state)
+        self._reload_lock = threading.Lock()  # one refresh at a time; the others then find it done
+        self._compact_lock = threading.Lock()  # one compaction at a time in this process
+        self._compactor: Compactor | None = None
+        self._closed = False
+        self._unreadable: Probe | None = None  # what was on disk when a refresh last failed
+        self._state = self._open()
+        self._schedule()
+
+    # --- files and locks ---
 
     @property
     def lock_path(self) -> Path:
-        """The cross-process lock file: hidden, beside the real file, present only during a write."""
-        target = real_target(self.path)
-        return target.parent / f".{target.name}.lock"
+        """The cross-process write lock: hidden, beside the real file, present only during a write."""
+        return self._target.parent / f".{self._target.name}.lock"
+
+    @property
+    def _compacting_path(self) -> Path:
+        # Held (not waited for) by the process that compacts, so that two workers do not both do it.
+        return self._target.parent / f".{self._target.name}.compacting.lock"
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -148,103 +259,323 @@ class GeoJSONFileStore:
                     "changed. Try again later; if it persists, tell the operator.") from exc
             yield
 
-    def _sweep(self) -> None:
-        """Remove temporary files left by a writer that was killed before its rename."""
-        target = real_target(self.path)
-        if not target.parent.is_dir():
-            return
-        # Under the lock no write is in flight, so every temporary file of this store is an orphan.
+    def _open_journal(self) -> tuple[_Open, os.stat_result, bytes] | None:
+        """The journal opened (for appending where allowed), its stat and its bytes; None when absent."""
         try:
-            with self._locked():
-                for orphan in target.parent.glob(f".{target.name}.*.tmp"):
-                    orphan.unlink(missing_ok=True)
-        except (StoreBusy, StoreWriteFailed, OSError) as exc:
-            # Housekeeping only: a read-only folder or a busy lock must not stop the service from reading.
-            log.warning("temporary files of %s were not swept: %s", self.path, exc)
+            fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            fd = os.open(self.journal_path, os.O_RDONLY | os.O_CLOEXEC)  # reads only: writes will say why
+        file = _Open(fd)
+        st = os.fstat(fd)
+        return file, st, _pread_all(fd, st.st_size, 0)
 
-    def _read(self) -> _State:
-        """Read the file as it is now into a new state (not yet installed); a missing file is empty."""
+    def _read_base(self) -> tuple[_Open | None, os.stat_result | None, bytes]:
+        """The store file held open, its stat and its bytes (through one descriptor, so they agree)."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return _State(FeatureTable.empty(), None, None)
+            return None, None, b""
+        file = _Open(fd)
+        st = os.fstat(fd)
+        return file, st, _pread_all(fd, st.st_size, 0)
+
+    def _probe(self) -> Probe:
+        """One stat: the journal's identity (two when there is no journal: then the store file's)."""
         try:
-            # fstat and read through one descriptor: the identity is exactly that of the bytes read.
-            st = os.fstat(fd)
-            with os.fdopen(os.dup(fd), "rb") as fh:
-                data = fh.read()
-            table = self._table(parse_store(data, self.path), data, st.st_mtime_ns)
-        except BaseException:
-            os.close(fd)
-            raise
-        return _State(table, _identity(st), fd)
+            st = os.stat(self.journal_path)
+        except FileNotFoundError:
+            return ("b", _identity_of(self.path))
+        return ("j", _identity(st))
 
-    @staticmethod
-    def _table(features: list[Feature], data: bytes, mtime_ns: int | None) -> FeatureTable:
-        modified = None if mtime_ns is None else datetime.fromtimestamp(mtime_ns / 1e9, UTC)
-        return FeatureTable(tuple(features), version=content_version(data), filter_columns=PROJECT_FILTERS,
-                            temporal=PROJECT_TEMPORAL, modified=modified)
-
-    def _install(self, state: _State, *, if_current: bool = False) -> None:
-        """Make `state` the one reads see. With `if_current`, only if its file is still the one on disk
-        (a background reload must not undo a write that landed while it was reading)."""
+    def _install(self, state: _State, *, expect: _State | None = None) -> bool:
+        """Make `state` the one reads see; with `expect`, only if that is still the current one (a
+        refresh must not undo a write this process installed meanwhile)."""
         with self._install_lock:
-            if if_current and _identity_of(self.path) != state.identity:
-                dropped = state
-            else:
-                dropped, self._state = self._state, state
-        if dropped.fd is not None and dropped is not self._state:
-            os.close(dropped.fd)
+            if expect is not None and self._state is not expect:
+                return False
+            self._state = state
+        return True
+
+    # --- reading: start-up, recovery, and following the journal ---
+
+    def _open(self) -> _State:
+        """The state on disk at start-up, repaired under the lock when that can be had."""
+        if self._target.parent.is_dir():
+            try:
+                with self._locked():
+                    self._sweep()
+                    return self._load(locked=True)
+            except (StoreBusy, StoreWriteFailed) as exc:
+                # A read-only folder or a busy lock must not stop the service from reading.
+                log.warning("the project store %s was opened without its lock, so nothing was repaired: %s",
+                            self.path, exc.detail)
+        return self._load(locked=False)
+
+    def _sweep(self) -> None:
+        """Under the lock: remove temporary files left by a writer killed before its rename."""
+        for orphan in self._target.parent.glob(f".{self._target.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                orphan.unlink()
+
+    def _load(self, *, locked: bool) -> _State:
+        """Read the store file and replay its journal into a new state (not yet installed).
+
+        Under the lock (`locked`) what a crash left is repaired: a torn last line is cut off, a
+        compaction stopped between its renames is finished, a journal without changes written for
+        another version of the file is removed. Without the lock nothing is written, and a journal that
+        does not fit the file is taken for another process's compaction between its two renames, and
+        read again.
+        """
+        for attempt in range(4):
+            base_file, base_st, data = self._read_base()
+            version = content_version(data)
+            features = parse_store(data, self.path) if base_file is not None else []
+            base_mtime = None if base_st is None else datetime.fromtimestamp(base_st.st_mtime_ns / 1e9, UTC)
+            opened = self._open_journal()
+            if opened is None:
+                return _State(_table(tuple(features), version, base_mtime), None if base_st is None else
+                              _identity(base_st), base_file, version, None, None)
+            jfile, jst, jdata = opened
+            if locked and b"\n" not in jdata:
+                # Its header was never completely written (it is created by a rename after a flush, so
+                # only a power cut can do this): it holds no change.
+                log.warning("%s has no complete header line; it held no change and is removed",
+                            self.journal_path)
+                self._remove_journal()
+                continue
+            header, start = journal.read_header(jdata, self.journal_path)
+            if header.base != version:
+                if locked:
+                    self._reconcile(header, jdata, start, version)
+                else:
+                    time.sleep(0.02 * (attempt + 1))
+                continue
+            lines = journal.read_records(jdata[start:], start, 2, self.journal_path)
+            if lines.rest and locked:
+                self._cut(jfile, lines.end, lines.rest, lines.next_line)
+                jst = os.fstat(jfile.fd)
+            if locked:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(journal.next_path(self._target))  # a compaction stopped before its renames
+            present = {f["id"]: f for f in features}
+            for fid, feature in journal.changes(lines.records, present.__contains__, self.journal_path):
+                if feature is None:
+                    del present[fid]
+                else:
+                    present[fid] = feature
+            modified = _when(lines.records[-1].at_ms) if lines.records else base_mtime
+            j = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, lines.end, lines.next_line,
+                         (jst.st_size, jst.st_mtime_ns))
+            table = _table(tuple(present.values()), header.version(lines.end, start), modified)
+            since = time.monotonic() if lines.end > start else None
+            base = None if base_st is None else _identity(base_st)
+            return _State(table, base, base_file, version, j, since)
+        raise StoreCorrupt(f"{self.path} and its journal {self.journal_path} did not agree in four reads "
+                           "(see the log). Nothing was overwritten.")
+
+    def _remove_journal(self) -> None:
+        os.unlink(self.journal_path)
+        fsync_dir(self._target.parent)
+
+    def _reconcile(self, header: Header, jdata: bytes, start: int, version: str) -> None:
+        """Under the lock: the journal was written for another version of the store file. Finish a
+        compaction stopped between its renames, or remove a journal that holds no change; otherwise
+        refuse, with what to do."""
+        nxt = journal.next_path(self._target)
+        try:
+            following, _ = journal.read_header(nxt.read_bytes(), nxt)
+        except (FileNotFoundError, StoreCorrupt):
+            following = None
+        if following is not None and following.base == version:
+            log.warning("finishing a compaction that was stopped between its two renames: %s becomes the "
+                        "journal of %s", nxt, self.path)
+            durable_rename(nxt, self.journal_path)
+            return
+        held = journal.read_records(jdata[start:], start, 2, self.journal_path).records
+        if not held:
+            log.warning("%s held no change and was written for another version of %s (the file was replaced "
+                        "while the service was stopped); it is removed", self.journal_path, self.path)
+            self._remove_journal()
+            return
+        raise StoreCorrupt(
+            f"{self.path} is not the file its journal {self.journal_path} extends: the journal holds "
+            f"{len(held)} changes made to version {header.base} of the file, and the file is now version "
+            f"{version}. Nothing was overwritten. If the file was restored or edited by hand while the "
+            "journal was there, put back the file the journal extends; or move the journal aside to keep "
+            "the file as it is (the journal's changes are then not applied).")
+
+    def _cut(self, file: _Open, end: int, rest: bytes, line: int) -> None:
+        """Under the lock: cut off a torn last line (a write a crash cut short: never acknowledged)."""
+        log.warning("%s: line %d was cut short by a crash and is dropped (%s); its write was never "
+                    "acknowledged", self.journal_path, line, journal.describe_torn(rest))
+        os.ftruncate(file.fd, end)
+        os.fsync(file.fd)
+
+    def _sync(self, s: _State, *, locked: bool) -> _State:
+        """`s` brought up to date with the disk, reading only what changed when it can (a new state,
+        not yet installed; under the lock a torn tail is also cut off)."""
+        try:
+            st: os.stat_result | None = os.stat(self.journal_path)
+        except FileNotFoundError:
+            st = None
+        j = s.journal
+        if j is not None:
+            if st is not None and (st.st_dev, st.st_ino) == j.identity:
+                return self._follow(s, st, locked=locked)
+            # Replaced (another process compacted) or removed (at rest): finish the old one, go on in the new.
+            s = self._follow(s, os.fstat(j.file.fd), locked=False)
+            moved = self._moved(s, st, locked=locked)
+            return moved if moved is not None else self._load(locked=locked)
+        if st is not None:
+            adopted = self._adopt(s, locked=locked)
+            return adopted if adopted is not None else self._load(locked=locked)
+        return s if _identity_of(self.path) == s.base else self._load(locked=locked)
+
+    def _follow(self, s: _State, st: os.stat_result, *, locked: bool) -> _State:
+        """`s` with the complete lines appended to its journal since it was read."""
+        j = s.journal
+        assert j is not None
+        size, seen = st.st_size, (st.st_size, st.st_mtime_ns)
+        if size < j.end:
+            # Lines read here were taken back (a writer's flush failed after they were written).
+            return self._load(locked=locked)
+        if size == j.end:
+            return s if j.seen == seen else replace(s, journal=replace(j, seen=seen))
+        lines = journal.read_records(_pread_all(j.file.fd, size - j.end, j.end), j.end, j.line,
+                                     self.journal_path)
+        if lines.rest and locked:
+            self._cut(j.file, lines.end, lines.rest, lines.next_line)
+            cut = os.fstat(j.file.fd)
+            seen = (cut.st_size, cut.st_mtime_ns)
+        table, since = s.table, s.since
+        if lines.records:
+            table = self._applied(table, lines.records, j.header.version(lines.end, j.start))
+            since = time.monotonic() if since is None else since
+        return replace(s, table=table, since=since,
+                       journal=replace(j, end=lines.end, line=lines.next_line, seen=seen))
+
+    def _applied(self, table: FeatureTable, records: list[Record], version: str) -> FeatureTable:
+        """`table` with the changes of `records` (checked against it) and the given version."""
+
+        def exists(fid: str) -> bool:
+            return table.get(fid) is not None
+
+        changes = journal.changes(records, exists, self.journal_path)
+        return table.apply(changes, version=version, modified=_when(records[-1].at_ms))
+
+    def _moved(self, s: _State, st: os.stat_result | None, *, locked: bool) -> _State | None:
+        """`s` (its old journal read to the end) carried over to the journal that replaced it, when that
+        journal continues it (another process compacted); None when it cannot be (read everything again)."""
+        j = s.journal
+        assert j is not None
+        if st is None:
+            # Removed: only a journal that holds no change is (at shutdown), so the file is the state.
+            if j.end == j.start and _identity_of(self.path) == s.base:
+                return replace(s, journal=None, since=None)
+            return None
+        opened = self._open_journal()
+        if opened is None:
+            return None
+        jfile, jst, jdata = opened
+        header, start = journal.read_header(jdata, self.journal_path)
+        if header.continues is None or header.continues[0] != j.header.gen:
+            return None
+        cut = header.continues[1]
+        tail = jdata[start:start + j.end - cut]
+        if not j.start < cut <= j.end or tail != _pread_all(j.file.fd, j.end - cut, cut):
+            return None
+        end = start + len(tail)
+        if header.version(end, start) != s.table.version:
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        base_file = _Open(fd)
+        base_st = os.fstat(fd)
+        if _stamp(base_st) != header.file:
+            return None
+        moved = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, end, 2 + tail.count(b"\n"), (-1, -1))
+        s = replace(s, base=_identity(base_st), base_file=base_file, base_version=header.base, journal=moved,
+                    since=s.since if tail else None)
+        return self._follow(s, jst, locked=locked)
+
+    def _adopt(self, s: _State, *, locked: bool) -> _State | None:
+        """`s` (read without a journal) with the journal another process started over the same file;
+        None when that journal is over another file (read everything again)."""
+        opened = self._open_journal()
+        if opened is None:
+            return None
+        jfile, jst, jdata = opened
+        header, start = journal.read_header(jdata, self.journal_path)
+        base_stamp = None if s.base is None else (s.base[1], s.base[2], s.base[3])
+        if header.continues is not None or header.base != s.base_version or header.file != base_stamp:
+            return None
+        adopted = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, start, 2, (-1, -1))
+        return self._follow(replace(s, journal=adopted), jst, locked=locked)
 
     def stale(self) -> bool:
-        """Whether the file on disk is not the one the current snapshot was read from (one stat).
+        """Whether the disk holds changes the current snapshot lacks (one stat; cheap, non-blocking).
 
-        A version that failed to read is not stale again until the file changes once more, so a corrupt
-        file is parsed (and logged) once, not on every request.
+        What failed to read is not stale again until the disk changes once more, so a corrupt file is
+        parsed (and logged) once, not on every request.
         """
         try:
-            on_disk = _identity_of(self.path)
+            on_disk = self._probe()
         except OSError:
             return False  # cannot tell (a permission or I/O error): keep serving the last good version
-        return on_disk != self._state.identity and on_disk != self._unreadable
+        return on_disk != self._state.probe() and on_disk != self._unreadable
 
     def refresh(self) -> FeatureTable:
-        """Bring the snapshot up to date with the file; blocking I/O, so call it off the event loop.
+        """Bring the snapshot up to date with the disk; blocking I/O, so call it off the event loop.
 
-        Takes no write lock: the file is only ever replaced whole, so any version read is complete.
-        A file that became unreadable is logged and the last good snapshot kept.
+        Takes no write lock: a line is read only once complete, and a store file only ever replaced
+        whole. What cannot be read is logged and the last good snapshot kept.
         """
         with self._reload_lock:
-            if self.stale():
-                on_disk: Identity | bool = False
+            for _attempt in range(3):
+                current = self._state
                 try:
-                    on_disk = _identity_of(self.path)
-                    self._install(self._read(), if_current=True)
+                    on_disk = self._probe()
+                    if on_disk in (current.probe(), self._unreadable):
+                        break
+                    state = self._sync(current, locked=False)
                 except (StoreCorrupt, OSError) as exc:
                     self._unreadable = on_disk
                     log.error("the project store could not be re-read; serving the last good version until "
-                              "the file changes: %s", exc)
+                              "it changes: %s", exc)
+                    break
+                if self._install(state, expect=current):
+                    break
+        self._schedule()
         return self._state.table
 
     def snapshot(self) -> FeatureTable:
         """The last complete version; never waits for a writer.
 
-        Off the event loop a changed file is re-read first. On the event loop nothing is checked:
-        `StoreRefresh` stats the file once per request and re-reads it in a thread before the request
-        goes on, so the parts of one request (the response cache, the route) see one version, and a
-        change that lands during the request is seen by the next one.
+        Off the event loop a changed store is read first. On the event loop nothing is checked:
+        `StoreRefresh` stats the journal once per request and reads what changed in a thread before
+        the request goes on, so the parts of one request (the response cache, the route) see one
+        version, and a change that lands during the request is seen by the next one.
         """
         if _on_event_loop() or not self.stale():
             return self._state.table
         return self.refresh()
 
+    # --- writing ---
+
     def _current_locked(self) -> _State:
-        """Under the write lock: the state of the file on disk (re-read if another process changed it)."""
-        state = self._state
+        """Under the write lock: the state of the disk (what other processes wrote read first)."""
         try:
-            if _identity_of(self.path) == state.identity:
-                return state
-            fresh = self._read()
+            s = self._sync(self._state, locked=True)
+            if _identity_of(self.path) != s.base:
+                s = self._load(locked=True)  # replaced, by hand or by a compaction this process missed
+            if s.journal is not None and os.fstat(s.journal.file.fd).st_size != s.journal.end:
+                raise OSError(errno.EIO, "the journal does not end where it was read to")
         except StoreCorrupt as exc:
             log.error("a write was refused: %s", exc)  # the path and the fault, for the operator only
             raise StoreWriteFailed("The project store on disk cannot be read, so it was not overwritten. "
@@ -252,41 +583,70 @@ class GeoJSONFileStore:
         except OSError as exc:
             raise StoreWriteFailed(f"The project store cannot be read ({exc.strerror or exc}); nothing was "
                                    "changed. Try again later; if it persists, tell the operator.") from exc
-        self._install(fresh)
-        return fresh
+        self._install(s)
+        return s
 
-    def _write(self, features: list[Feature]) -> None:
-        """Under the write lock: replace the file with `features` and install the new snapshot."""
-        data = encode_store(features)
+    def _with_journal(self, s: _State) -> tuple[_State, _Journal]:
+        """Under the write lock: `s` with a journal, started over the store file if there is none."""
+        if s.journal is not None:
+            return s, s.journal
+        stamp = None if s.base is None else (s.base[1], s.base[2], s.base[3])
+        header = Header(base=s.base_version, file=stamp, gen=journal.new_gen(), continues=None,
+                        lineage=journal.new_gen(), shift=0)
+        data = header.encode()
         try:
-            atomic_write_bytes(self.path, data)
+            tmp, _ = write_temporary(self._target, data)
+            try:
+                durable_rename(tmp, self.journal_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            opened = self._open_journal()
         except OSError as exc:
-            raise StoreWriteFailed(
-                f"The project store could not be written ({exc.strerror or exc}); nothing was changed. "
-                "Try again later; if it persists, tell the operator.") from exc
-        # From here on the write has happened (a failed folder fsync is logged by atomic_write_bytes):
-        # nothing below may report failure. No re-parse: under the lock, what is on disk is `data`.
-        fd: int | None = None
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            st = os.fstat(fd)
-            identity: Identity = _identity(st)
-            mtime_ns: int | None = st.st_mtime_ns
-        except OSError as exc:
-            log.error("the project store was written but could not be reopened (%s); it will be re-read", exc)
-            if fd is not None:
-                os.close(fd)
-            fd, identity, mtime_ns = None, None, None
-        self._install(_State(self._table(features, data, mtime_ns), identity, fd))
+            raise _failed(exc, "the journal could not be started") from exc
+        assert opened is not None
+        jfile, jst, _ = opened
+        j = _Journal(jfile, (jst.st_dev, jst.st_ino), header, len(data), len(data), 2,
+                     (jst.st_size, jst.st_mtime_ns))
+        return replace(s, journal=j), j
+
+    def _commit(self, op: str, fid: str, feature: Feature | None,
+                check: Callable[[FeatureTable], object]) -> None:
+        """Under the write lock: check the change against the current state, append it to the journal
+        and flush it, then install the table with that one change applied."""
+        with self._locked():
+            s = self._current_locked()
+            check(s.table)
+            s, j = self._with_journal(s)
+            at_ms = time.time_ns() // 1_000_000
+            line = journal.encode_change(op, fid, feature, at_ms)
+            end = j.end + len(line)
+            # Built before the append: once the line is on disk nothing may fail.
+            table = s.table.apply([(fid, feature)], version=j.header.version(end, j.start),
+                                  modified=_when(at_ms))
+            try:
+                append_durably(j.file.fd, line, j.end)
+            except OSError as exc:
+                raise _failed(exc, f"the change to {fid!r} was not written") from exc
+            try:
+                after = os.fstat(j.file.fd)
+                seen = (after.st_size, after.st_mtime_ns)
+            except OSError:
+                seen = (end, -1)  # not known: the next request reads the journal once more
+            since = s.since if s.since is not None else time.monotonic()
+            self._install(replace(s, table=table, since=since,
+                                  journal=replace(j, end=end, line=j.line + 1, seen=seen)))
+        self._schedule()
 
     def add(self, feature: Feature) -> Feature:
         """Append a new feature (see `ProjectStore.add`: StoreBusy, StoreWriteFailed, ValueError)."""
         fid = feature["id"]
-        with self._locked():
-            table = self._current_locked().table
-            if fid in table.position:
+
+        def absent(table: FeatureTable) -> None:
+            if table.get(fid) is not None:
                 raise ValueError(f"id {fid!r} exists")
-            self._write([*table.features, feature])
+
+        self._commit("add", fid, feature, absent)
         return feature
 
     def replace(self, fid: str, feature: Feature, if_match: str | None = None) -> Feature:
@@ -297,25 +657,132 @@ class GeoJSONFileStore:
         """
         if feature.get("id") != fid:
             raise ValueError(f"a replacement for {fid!r} has the id {feature.get('id')!r}")
-        with self._locked():
-            table = self._current_locked().table  # the file as it is now, not the snapshot a caller read
-            check_write(fid, table.get(fid), if_match)
-            features = list(table.features)
-            features[table.position[fid]] = feature
-            self._write(features)
+        # Compared with the disk as it is under the lock, not with the snapshot a caller read.
+        self._commit("replace", fid, feature, lambda table: check_write(fid, table.get(fid), if_match))
         return feature
 
     def delete(self, fid: str, if_match: str | None = None) -> None:
         """Remove one feature, keeping the order of the others (see `ProjectStore.delete`: NotFound,
         PreconditionFailed, StoreBusy, StoreWriteFailed)."""
+        self._commit("delete", fid, None, lambda table: check_write(fid, table.get(fid), if_match))
+
+    # --- compaction ---
+
+    def pending(self) -> tuple[int, float | None]:
+        """Bytes of changes in the journal not yet folded into the file, and since when (monotonic)."""
+        s = self._state
+        return (0, None) if s.journal is None else (s.journal.end - s.journal.start, s.since)
+
+    def _schedule(self) -> None:
+        """Start the compaction thread once there is something to fold in; wake it when it is large."""
+        size, _ = self.pending()
+        if size == 0 or self._closed:
+            return
+        if self._compactor is None:
+            with self._install_lock:
+                if self._compactor is None and not self._closed:
+                    self._compactor = Compactor(self, self.journal_max_bytes, self.journal_max_age_s)
+                    return
+        if size >= self.journal_max_bytes and self._compactor is not None:
+            self._compactor.nudge()
+
+    def compact(self) -> bool:
+        """Fold the journal into the store file and start a new journal; False when there was nothing
+        to fold in, or another process is compacting or compacted first.
+
+        Raises OSError (nothing changed: the old file and the whole journal are as they were) or a
+        store error from the lock. Blocking: the new file is written without holding the write lock.
+        """
+        with self._compact_lock:
+            try:
+                with exclusive_lock(self._compacting_path, 0):
+                    return self._compact()
+            except LockTimeout:
+                return False
+
+    def _compact(self) -> bool:
         with self._locked():
-            table = self._current_locked().table
-            check_write(fid, table.get(fid), if_match)
-            self._write([f for f in table.features if f["id"] != fid])
+            first = self._current_locked()
+        if first.journal is None or first.journal.end == first.journal.start:
+            return False
+        cut = first.journal.end
+        data = encode_table(first.table)
+        tmp, st = write_temporary(self._target, data)
+        # The new file's mtime is when its last change was made: every process then reads the same
+        # Last-Modified from it as from the journal.
+        modified = first.table.modified
+        if modified is not None:
+            ns = int(modified.timestamp() * 1e9)
+            os.utime(tmp, ns=(ns, ns))
+            st = os.stat(tmp)
+        try:
+            with self._locked():
+                return self._swap(first, cut, tmp, st, data)
+        finally:
+            tmp.unlink(missing_ok=True)  # gone after the rename; still there when anything failed before
+
+    def _swap(self, first: _State, cut: int, tmp: Path, st: os.stat_result, data: bytes) -> bool:
+        """Under the write lock: put the new store file in place and the journal that continues it."""
+        s = self._current_locked()
+        j, j0 = s.journal, first.journal
+        assert j0 is not None
+        if j is None or j.identity != j0.identity or s.base != first.base:
+            return False  # another process compacted meanwhile (without the compaction lock?): leave it
+        tail = _pread_all(j.file.fd, j.end - cut, cut)
+        header = Header(base=content_version(data), file=_stamp(st), gen=journal.new_gen(),
+                        continues=(j.header.gen, cut), lineage=j.header.lineage,
+                        shift=j.header.shift + cut - j.start)
+        head = header.encode()
+        nxt = journal.next_path(self._target)
+        ntmp, _ = write_temporary(self._target, head + tail, like=self.journal_path)
+        try:
+            os.replace(ntmp, nxt)
+        except BaseException:
+            ntmp.unlink(missing_ok=True)
+            raise
+        try:
+            os.replace(tmp, self._target)
+        except BaseException:
+            nxt.unlink(missing_ok=True)
+            raise
+        # From here the new file is in place: a crash leaves it with `nxt`, which the next holder of the
+        # lock renames (see _reconcile); the folder's fsync orders the two renames on disk.
+        fsync_dir(self._target.parent)
+        durable_rename(nxt, self.journal_path)
+        opened = self._open_journal()
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        base_file = _Open(fd)
+        assert opened is not None
+        jfile, jst, _ = opened
+        moved = _Journal(jfile, (jst.st_dev, jst.st_ino), header, len(head), len(head) + len(tail),
+                         2 + tail.count(b"\n"), (jst.st_size, jst.st_mtime_ns))
+        assert header.version(moved.end, moved.start) == s.table.version  # folding in changes no version
+        self._install(replace(s, base=_identity(os.fstat(fd)), base_file=base_file, base_version=header.base,
+                              journal=moved, since=s.since if tail else None))
+        log.info("compacted %s: %d bytes of journal folded into a %d-byte file", self.path, cut - j.start,
+                 len(data))
+        return True
 
     def close(self) -> None:
-        """Let go of the file held open for the current snapshot."""
-        with self._install_lock:
-            state, self._state = self._state, _State(self._state.table, None, None)
-        if state.fd is not None:
-            os.close(state.fd)
+        """Stop the compaction thread, fold the journal into the file (the file at rest is complete),
+        remove the emptied journal, and let go of the files held open."""
+        self._closed = True
+        compactor, self._compactor = self._compactor, None
+        if compactor is not None:
+            compactor.stop()
+        try:
+            if self.pending()[0]:
+                self.compact()
+            if self._state.journal is None:
+                return
+            with self._locked():
+                s = self._current_locked()
+                if s.journal is not None and s.journal.end == s.journal.start:
+                    self._remove_journal()
+                    self._install(replace(s, journal=None, since=None))
+        except (StoreBusy, StoreWriteFailed, StoreCorrupt, OSError) as exc:
+            log.warning("the journal of %s was not folded into it at shutdown (%s); the next start reads "
+                        "it", self.path, exc)
+        finally:
+            with self._install_lock:
+                self._state = replace(self._state, base_file=None, journal=None)
