@@ -24,7 +24,7 @@ from geo.cli import build_parser
 from geo.models import SERVER_FIELDS, Filterable, ProjectProperties, ServerProperties, Temporal
 from geo.schema import PROJECT_FILTERS, PROJECT_SCHEMA, PROJECT_TEMPORAL, declared_schema
 from geo.web.page import MapOptions, render_page
-from tests.conftest import ROOT
+from tests.conftest import AUTH, ROOT, point_feature
 
 # DESIGN.md, "Project features", in its order.
 STATUSES = ["proposed", "planned", "approved", "under_construction", "completed", "suspended", "cancelled"]
@@ -86,6 +86,21 @@ def test_the_shipped_projects_fit_the_models() -> None:
         assert set(props) <= declared, set(props) - declared
         ProjectProperties.model_validate({k: v for k, v in props.items() if k not in SERVER_FIELDS})
         ServerProperties.model_validate({k: v for k, v in props.items() if k in SERVER_FIELDS})
+
+
+def test_what_the_server_sets_fits_its_model(client: TestClient) -> None:
+    """A project the server built (POST, then a status change): every server-set property present,
+    each of the declared type, the history holding both statuses."""
+    created = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+    assert created.status_code == 201
+    url = created.headers["location"]
+    changed = client.patch(url, json={"properties": {"status": "approved"}}, headers=AUTH)
+    assert changed.status_code == 200
+    props = client.get(url).json()["properties"]
+    assert set(SERVER_SET) <= set(props)
+    server = ServerProperties.model_validate({k: v for k, v in props.items() if k in SERVER_FIELDS})
+    assert server.province == "AF-KAB" and server.created_at is not None
+    assert [c.status for c in server.status_history or []] == ["proposed", "approved"]
 
 
 def test_a_new_property_is_one_edit_to_the_model() -> None:
