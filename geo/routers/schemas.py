@@ -1,7 +1,7 @@
 """A collection's feature schema (OGC API - Features Part 5) and its sortables (Part 5, Part 8 draft).
 
 Both come from the collection's one schema (geo/schema.py), the one its queryables come from:
-declared for projects, inferred from the data for the static layers.
+derived from the pydantic models for projects (geo/models.py), inferred from the data for the static layers.
 """
 
 from __future__ import annotations
