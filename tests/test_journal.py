@@ -1,0 +1,300 @@
+"""The store's journal: one line per write, recovery on start (torn and corrupt lines), compaction into a
+plain FeatureCollection (in the background, at shutdown, and safe at every step), and other processes
+following it (two stores on one path are two worker processes: they meet only on disk)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pyogrio
+import pytest
+
+from geo.app import create_app
+from geo.errors import StoreCorrupt
+from geo.settings import Settings
+from geo.store import GeoJSONFileStore, geojson_file
+from geo.store.geojson_file import encode_store
+
+FOLDER_FILES = ["p.geojson"]
+
+
+def _feature(fid: str, name: str | None = None) -> dict[str, object]:
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [69.1, 34.5]},
+            "properties": {"name": name or fid, "category": "water", "status": "planned"}}
+
+
+def _ids(store: GeoJSONFileStore) -> list[str]:
+    return list(store.snapshot().ids)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _lines(store: GeoJSONFileStore) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in store.journal_path.read_bytes().splitlines()]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A store file holding a and b (as the service leaves it at rest: no journal)."""
+    file = tmp_path / "p.geojson"
+    file.write_bytes(encode_store([_feature("a"), _feature("b")]))
+    return file
+
+
+def _written(path: Path) -> GeoJSONFileStore:
+    """A store on `path` after three writes: add c, replace a, delete b (a, c remain)."""
+    store = GeoJSONFileStore(path)
+    store.add(_feature("c"))
+    store.replace("a", _feature("a", "A2"))
+    store.delete("b")
+    return store
+
+
+def test_each_write_appends_one_line_and_leaves_the_file_alone(path: Path) -> None:
+    before = path.read_bytes()
+    store = _written(path)
+    assert path.read_bytes() == before
+    header, *changes = _lines(store)
+    assert header["base"] == store.snapshot().version or header["continues"] is None
+    assert [(c["op"], c["id"]) for c in changes] == [("add", "c"), ("replace", "a"), ("delete", "b")]
+    assert changes[1]["feature"] == _feature("a", "A2") and "feature" not in changes[2]
+    reopened = GeoJSONFileStore(path)
+    assert _ids(reopened) == ["a", "c"]
+    assert reopened.snapshot().get("a") == _feature("a", "A2")
+    assert reopened.snapshot().version == store.snapshot().version
+
+
+@pytest.mark.parametrize("torn, what", [
+    (b'{"op":"add","id":"lost-1","at":1767225600000,"feature":{"type":"Fea', "add of 'lost-1'"),
+    # A power cut can keep a line's end and lose its middle (zeros where the data was not written).
+    (b'{"op":"replace","id":"a","at":17672256' + b"\x00" * 40 + b"\n", "replace of 'a'"),
+    (b"\x00" * 100, "100 bytes, not even its op and id"),
+])
+def test_a_torn_last_line_is_dropped_with_a_log_line_naming_it(path: Path, torn: bytes, what: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    store = _written(path)
+    journal = store.journal_path
+    good = journal.read_bytes()
+    with journal.open("ab") as fh:
+        fh.write(torn)  # a write a crash cut short: never acknowledged
+    with caplog.at_level(logging.WARNING, logger="geo.store.geojson_file"):
+        reopened = GeoJSONFileStore(path)
+    assert _ids(reopened) == ["a", "c"]
+    message = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"{journal}: line 5 was cut short by a crash" in message and what in message
+    assert "never acknowledged" in message
+    assert journal.read_bytes() == good  # cut off, so the next line is not written after it
+    reopened.add(_feature("d"))
+    assert _ids(GeoJSONFileStore(path)) == ["a", "c", "d"]
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b'{"op":"replace","id":"a","at":1,"feature":{"type":"Feat\n', "line 3: not valid JSON"),
+    (b'{"op":"move","id":"a","at":1}\n', "line 3: unknown op 'move'"),
+    (b'{"op":"replace","id":"a","at":1,"feature":' + orjson.dumps(_feature("b")) + b"}\n",
+     "line 3: its feature has the id 'b', not 'a'"),
+    (b'{"op":"add","id":"a","at":1,"feature":' + orjson.dumps(_feature("a")) + b"}\n",
+     "line 3: add of 'a', which exists at that point"),
+    (b'{"op":"delete","id":"zz","at":1}\n', "line 3: delete of 'zz', which does not exist"),
+])
+def test_a_corrupt_line_in_the_middle_refuses_to_start_and_overwrites_nothing(
+        path: Path, line: bytes, reason: str) -> None:
+    store = _written(path)
+    journal = store.journal_path
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[2] = line  # the replace of a (line 3), with the delete of b after it
+    journal.write_bytes(b"".join(lines))
+    before = _files(path.parent)
+    with pytest.raises(StoreCorrupt, match=re.escape(f"{journal}: {reason}")):
+        GeoJSONFileStore(path)
+    with pytest.raises(StoreCorrupt, match=re.escape(reason)):
+        create_app(Settings(projects=path, layers_dir=path.parent))
+    assert _files(path.parent) == before
+
+
+def test_a_journal_over_a_file_replaced_by_hand_is_refused(path: Path) -> None:
+    store = _written(path)
+    path.write_bytes(encode_store([_feature("x")]))  # restored from somewhere while the journal was there
+    before = _files(path.parent)
+    expected = f"{path} is not the file its journal {store.journal_path} extends: the journal holds 3 changes"
+    with pytest.raises(StoreCorrupt, match=re.escape(expected)):
+        GeoJSONFileStore(path)
+    assert _files(path.parent) == before
+
+
+def test_a_journal_without_changes_over_a_file_replaced_by_hand_is_removed(path: Path) -> None:
+    store = _written(path)
+    assert store.compact()  # the journal now holds no change, only its header
+    path.write_bytes(encode_store([_feature("x")]))  # edited by hand with the service stopped
+    assert _ids(GeoJSONFileStore(path)) == ["x"]
+    assert not store.journal_path.exists()
+
+
+def test_compaction_writes_a_plain_feature_collection_gdal_reads(path: Path) -> None:
+    store = _written(path)
+    version = store.snapshot().version
+    assert store.compact()
+    doc = orjson.loads(path.read_bytes())
+    assert [f["id"] for f in doc["features"]] == ["a", "c"]
+    assert doc["features"][0] == _feature("a", "A2")
+    assert pyogrio.read_info(path)["features"] == 2
+    assert list(pyogrio.read_dataframe(path)["name"]) == ["A2", "c"]
+    header, *changes = _lines(store)
+    assert changes == [] and header["continues"] is not None
+    assert store.snapshot().version == version  # folding the journal in changes no version
+    assert not store.compact()  # nothing left to fold in
+    # The file's mtime is when the last change was made (every process's Last-Modified).
+    assert store.snapshot().modified is not None
+    assert os.stat(path).st_mtime == pytest.approx(store.snapshot().modified.timestamp(), abs=0.002)
+    reopened = GeoJSONFileStore(path)
+    assert _ids(reopened) == ["a", "c"] and reopened.snapshot().modified == store.snapshot().modified
+
+
+def test_writes_made_while_the_new_file_is_written_stay_in_the_journal(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new file is written without the lock: a write that lands meanwhile is not in it, and is carried
+    into the new journal."""
+    store = _written(path)
+    other = GeoJSONFileStore(path)  # another process, writing while the first compacts
+    real = geojson_file.write_temporary
+
+    def write_then_other_writes(target: Path, data: bytes, like: Path | None = None) -> tuple[Path, object]:
+        out = real(target, data, like)
+        if like is None:  # the new store file (the journal's successor names `like`)
+            other.add(_feature("during"))
+        return out
+
+    monkeypatch.setattr(geojson_file, "write_temporary", write_then_other_writes)
+    assert store.compact()
+    monkeypatch.undo()
+    assert [f["id"] for f in orjson.loads(path.read_bytes())["features"]] == ["a", "c"]
+    assert [(c["op"], c["id"]) for c in _lines(store)[1:]] == [("add", "during")]
+    for view in (store, other, GeoJSONFileStore(path)):
+        assert _ids(view) == ["a", "c", "during"]
+    assert store.snapshot().version == other.snapshot().version
+
+
+# os.replace calls of a compaction, in order: the next journal into place beside the file (1), the new file
+# over the old (2), the next journal over the journal (3); `fsync` is the folder's flush between 2 and 3.
+@pytest.mark.parametrize("step", ["write", "replace-1", "replace-2", "fsync", "replace-3"])
+def test_a_compaction_stopped_at_any_step_loses_nothing(path: Path, step: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _written(path)
+    store.add(_feature("d"))
+    calls: list[str] = []
+    real_replace, real_fsync_dir = os.replace, geojson_file.fsync_dir
+
+    def stop_here(name: str) -> None:
+        calls.append(name)
+        if name == step:
+            raise OSError(5, f"stopped at {step}")
+
+    def replace(src: object, dst: object) -> None:
+        stop_here(f"replace-{sum(c.startswith('replace') for c in calls) + 1}")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    def fsync_dir(folder: Path) -> None:
+        stop_here("fsync")
+        real_fsync_dir(folder)
+
+    def write_durably(fd: int, data: bytes) -> None:
+        stop_here("write")
+        os.write(fd, data)
+
+    monkeypatch.setattr("os.replace", replace)
+    monkeypatch.setattr("geo.store.geojson_file.fsync_dir", fsync_dir)
+    monkeypatch.setattr("geo.fsutil.write_durably", write_durably)
+    with pytest.raises(OSError, match=f"stopped at {step}"):
+        store.compact()
+    monkeypatch.undo()
+    # A restart reads everything, whatever step it was stopped at, and leaves the usual files.
+    restarted = GeoJSONFileStore(path)
+    assert _ids(restarted) == ["a", "c", "d"]
+    assert sorted(_files(path.parent)) == [".p.geojson.journal", "p.geojson"]
+    # The first store (still running) goes on too: its next write takes up what was left.
+    store.add(_feature("e"))
+    assert _ids(store) == _ids(restarted) == ["a", "c", "d", "e"]
+    restarted.close()
+    assert _ids(GeoJSONFileStore(path)) == ["a", "c", "d", "e"]
+    assert [f["id"] for f in orjson.loads(path.read_bytes())["features"]] == ["a", "c", "d", "e"]
+
+
+def test_another_process_follows_a_compaction_without_reading_the_file_again(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer, reader = _written(path), GeoJSONFileStore(path)
+    assert _ids(reader) == ["a", "c"]
+    assert writer.compact()
+    writer.add(_feature("d"))
+    writer.replace("c", _feature("c", "C2"))
+
+    def no_full_read() -> None:
+        raise AssertionError("the store file was read again")
+
+    monkeypatch.setattr(reader, "_read_base", no_full_read)
+    assert _ids(reader) == ["a", "c", "d"]
+    assert reader.snapshot().get("c") == _feature("c", "C2")
+    assert reader.snapshot().version == writer.snapshot().version
+    assert writer.compact()
+    assert _ids(reader) == ["a", "c", "d"]
+    writer.close()  # removes the journal, which holds no change now: the reader follows that too
+    assert _ids(reader) == ["a", "c", "d"] and not reader.journal_path.exists()
+    assert reader.snapshot().version == writer.snapshot().version
+
+
+def test_a_journal_another_process_started_is_read_from_its_start(path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = GeoJSONFileStore(path)  # no journal yet
+    monkeypatch.setattr(reader, "_read_base", lambda: (_ for _ in ()).throw(AssertionError("re-read")))
+    _written(path)
+    assert _ids(reader) == ["a", "c"]
+
+
+def test_two_compactions_in_between_are_followed_by_reading_everything_again(path: Path) -> None:
+    writer, reader = _written(path), GeoJSONFileStore(path)
+    assert writer.compact()
+    writer.add(_feature("d"))
+    assert writer.compact()
+    writer.add(_feature("e"))
+    assert _ids(reader) == ["a", "c", "d", "e"]
+    assert reader.snapshot().version == writer.snapshot().version
+
+
+def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _in_file(path: Path) -> list[str]:
+    return [f["id"] for f in orjson.loads(path.read_bytes())["features"]]
+
+
+def test_a_journal_past_its_size_is_compacted_in_the_background(path: Path) -> None:
+    store = GeoJSONFileStore(path, journal_max_bytes=1000)
+    for n in range(6):  # about 230 bytes a line
+        store.add(_feature(f"n{n}"))
+    assert _until(lambda: len(_in_file(path)) >= 6), "no compaction"
+    assert _ids(store)[:8] == ["a", "b", "n0", "n1", "n2", "n3", "n4", "n5"]
+    store.close()
+
+
+def test_a_change_older_than_the_age_limit_is_compacted_in_the_background(path: Path) -> None:
+    store = GeoJSONFileStore(path, journal_max_age_s=0.3)
+    began = time.monotonic()
+    store.add(_feature("c"))
+    assert _in_file(path) == ["a", "b"]
+    assert _until(lambda: _in_file(path) == ["a", "b", "c"]), "no compaction"
+    assert time.monotonic() - began >= 0.3
+    store.close()
+    assert sorted(_files(path.parent)) == FOLDER_FILES
