@@ -16,6 +16,7 @@ import time
 import weakref
 from typing import Protocol
 
+from geo.errors import GeoError
 from geo.query.featuretable import FeatureTable
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,17 @@ class Compactor:
             size, since = store.pending()
             now = time.monotonic()
             if self._due(size, since, now):
+                retry = now + max(1.0, min(RETRY_MAX_S, self.max_age_s))
                 try:
                     if not store.compact():
                         # Another process is compacting or just did: look again shortly.
                         self._retry_at = now + 1.0
+                except (OSError, GeoError) as exc:  # a full disk, a busy lock: expected, said plainly
+                    self._retry_at = retry
+                    log.error("compaction of the project store failed (%s); the store file and its journal "
+                              "are as they were, and it will be tried again", exc)
                 except Exception:  # a background thread must outlive any failure
-                    self._retry_at = now + max(1.0, min(RETRY_MAX_S, self.max_age_s))
+                    self._retry_at = retry
                     log.exception("compaction of the project store failed; the store file and its journal "
                                   "are as they were, and it will be tried again")
                 continue
