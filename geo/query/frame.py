@@ -1,7 +1,8 @@
 """Typed, column-wise views of a layer's properties for CQL2 filters and `sortby`.
 
 Built once per table version (the table keeps it), so a request runs vectorised pandas and
-shapely operations instead of a Python loop over features.
+shapely operations instead of a Python loop over features. A later version does not build its frame
+again: it moves the rows it kept from the earlier frame and builds only its new ones (`carried`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from geo.query.rows import Carry
 from geo.schema import GEOMETRY, Kind, Queryable
 
 if TYPE_CHECKING:
@@ -64,6 +66,34 @@ class Frame:
         kinds: dict[str, Kind] = {"id": "string", **{q.name: q.kind for q in queryables}}
         return cls(pd.DataFrame(data, index=pd.RangeIndex(len(ids))),
                    gpd.GeoSeries(list(geometries), index=pd.RangeIndex(len(ids))), kinds)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Frame]) -> Frame:
+        """One frame of these frames' rows, in order (a whole layer is built a part at a time, so that
+        only a part's features are ever decoded at once)."""
+        if len(parts) == 1:
+            return parts[0]
+        import geopandas as gpd
+
+        first = parts[0]
+        index = pd.RangeIndex(sum(len(p.columns) for p in parts))
+        columns = {name: pd.concat([p.columns[name] for p in parts], ignore_index=True)
+                   for name in first.columns.columns}
+        geometry = gpd.GeoSeries(pd.concat([p.geometry for p in parts], ignore_index=True), index=index)
+        return cls(pd.DataFrame(columns, index=index), geometry, first.kinds)
+
+    def carried(self, carry: Carry, fresh: Frame) -> Frame:
+        """The frame of a later version: this one's rows as `carry` moves them, `fresh`'s (the later
+        version's new and changed rows, in order) for the others."""
+        order = carry.order(len(self.columns))
+
+        def moved(earlier: pd.Series, new: pd.Series) -> pd.Series:
+            joined = pd.concat([earlier, new], ignore_index=True) if len(new) else earlier
+            return joined.take(order).reset_index(drop=True)
+
+        columns = {name: moved(self.columns[name], fresh.columns[name]) for name in self.columns.columns}
+        return Frame(pd.DataFrame(columns, index=pd.RangeIndex(carry.size)),
+                     moved(self.geometry, fresh.geometry), self.kinds)
 
     def rank(self, name: str, descending: bool) -> FloatArray:
         """Sort keys of one column: dense ranks, missing values last either way (cached)."""
