@@ -1,0 +1,285 @@
+"""Benchmark the write path at 1,000, 10,000 and 100,000 projects against a bare fsync-append app.
+
+Run: GEO_DATA_MIRROR=../shared/data .venv/bin/python bench/bench_writes.py [--sizes 1000 10000 100000]
+     [--profile]
+
+For each store size, one uvicorn worker (as `bench_items.py` starts it) is measured for:
+- start-up time to the first answer, and RSS after start;
+- POST p50 and p99 from one client, over 1,000 sequential POSTs (a new project each), then RSS;
+- writes per second with 8 concurrent clients (wrk, keep-alive), then RSS again;
+- for the largest size, start-up again with a journal of about 10 MB beside the store file.
+The reference, on the same uvicorn in the same run: a bare ASGI app (`reference` below) that appends each
+POST body to a file and flushes it (fdatasync, what the store's journal does) before answering 201.
+`--profile` adds a cProfile of the write path in-process (validation, province placement, the store) at
+the largest size: where a POST's time goes besides HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import http.client
+import io
+import os
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.server import free_port, start  # noqa: E402
+from bench.synth import bench_settings, synthetic_projects, write_store  # noqa: E402
+
+KEY = "bench-key"
+POSTS = 1000
+BODY = (b'{"type":"Feature","geometry":{"type":"Point","coordinates":[69.1723,34.5281]},'
+        b'"properties":{"name":"Girls\' secondary school","category":"school","status":"proposed",'
+        b'"budget_usd":1200000,"start_date":"2027-03-01"}}')
+HEADERS = {"Content-Type": "application/geo+json", "Authorization": f"Bearer {KEY}"}
+WRK_POST = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/geo+json"
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+
+
+# --- the reference: a bare ASGI app that appends each POST body to a file and flushes it ---
+
+_LOG_FD: int | None = None
+
+
+async def reference(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                    send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """Append the request body (and a newline) to BENCH_APPEND_FILE, fdatasync, answer 201."""
+    global _LOG_FD
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if scope["method"] == "POST":
+        if _LOG_FD is None:
+            _LOG_FD = os.open(os.environ["BENCH_APPEND_FILE"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(_LOG_FD, body + b"\n")
+        os.fdatasync(_LOG_FD)
+        status, out = 201, body
+    else:
+        status, out = 200, b"{}"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/geo+json"),
+                            (b"content-length", str(len(out)).encode())]})
+    await send({"type": "http.response.body", "body": out})
+
+
+# --- measuring ---
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert found is not None
+    return int(found.group(1)) / 1024
+
+
+def post_latencies(port: int, path: str, count: int) -> list[float]:
+    """Seconds each of `count` sequential POSTs took, on one keep-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    out: list[float] = []
+    try:
+        for _ in range(count):
+            began = time.perf_counter()
+            conn.request("POST", path, body=BODY, headers=HEADERS)
+            response = conn.getresponse()
+            response.read()
+            out.append(time.perf_counter() - began)
+            if response.status != 201:
+                raise SystemExit(f"POST answered {response.status}")
+    finally:
+        conn.close()
+    return out
+
+
+def wrk_writes(url: str, seconds: int, connections: int) -> float:
+    """POSTs per second from wrk with `connections` concurrent keep-alive clients."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_POST % (BODY.decode(), KEY))
+        script.flush()
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
+                             capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert found is not None
+    return float(found.group(1))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server (its shutdown folds the journal in) and wait for it."""
+    proc.terminate()
+    proc.wait(120)
+
+
+def write_journal(settings_path: Path, features: list[dict[str, Any]], size: int) -> int:
+    """A journal of about `size` bytes beside the store file: replaces of existing projects (a new
+    name each), in the store's own format (geo.store.journal); returns how many lines it holds."""
+    from geo.store import journal
+    from geo.store.geojson_file import content_version
+
+    data = settings_path.read_bytes()
+    st = os.stat(settings_path)
+    header = journal.Header(base=content_version(data), file=(st.st_ino, st.st_size, st.st_mtime_ns),
+                            gen=journal.new_gen(), continues=None, lineage=journal.new_gen(), shift=0)
+    lines = [header.encode()]
+    total, n = len(lines[0]), 0
+    at = time.time_ns() // 1_000_000
+    while total < size:
+        old = features[n % len(features)]
+        new = {**old, "properties": {**old["properties"], "name": f"Renamed {n}"}}
+        line = journal.encode_change("replace", str(old["id"]), new, at + n)
+        lines.append(line)
+        total += len(line)
+        n += 1
+    journal.journal_path(settings_path.resolve()).write_bytes(b"".join(lines))
+    return n
+
+
+def profile_writes(settings_path: Path, settings: Any, count: int) -> str:
+    """cProfile of `count` writes as the POST route does them, in-process: what costs besides HTTP."""
+    import orjson
+
+    from geo.catalogue import Catalogue
+    from geo.http.conditional import feature_etag
+    from geo.projects import new_project
+    from geo.store import GeoJSONFileStore
+    from geo.validation import check_feature
+
+    store = GeoJSONFileStore(settings_path)
+    catalogue = Catalogue(settings, store)
+    body = orjson.loads(BODY)
+    stages = {"check_feature (validation, province placement)": 0.0, "new_project": 0.0,
+              "store.add (lock, journal append + fdatasync, table.apply)": 0.0, "ETag": 0.0}
+    names = list(stages)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(count):
+        t0 = time.perf_counter()
+        checked = check_feature(orjson.loads(orjson.dumps(body)), catalogue.place)
+        t1 = time.perf_counter()
+        feature = new_project(checked, catalogue.province_names())
+        t2 = time.perf_counter()
+        store.add(feature)
+        t3 = time.perf_counter()
+        feature_etag(orjson.dumps(feature))
+        t4 = time.perf_counter()
+        for name, spent in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            stages[name] += spent
+    profiler.disable()
+    store.close()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
+    per = "\n".join(f"  {name:58} {spent / count * 1000:7.3f} ms" for name, spent in stages.items())
+    return f"Per write, in-process, mean of {count}:\n{per}\n\n{text.getvalue()}"
+
+
+def measure(label: str, app: str, env: dict[str, str], path: str) -> dict[str, float]:
+    """Start `app`, measure it, stop it."""
+    port = free_port()
+    proc, startup = start(app, env, port)
+    try:
+        after_start = rss_mb(proc.pid)
+        lat = post_latencies(port, path, POSTS)
+        after_posts = rss_mb(proc.pid)
+        rate = wrk_writes(f"http://127.0.0.1:{port}{path}", 5, 8)
+        after_wrk = rss_mb(proc.pid)
+    finally:
+        stop(proc)
+    print(f"  {label}: done", file=sys.stderr)
+    return {"startup": startup, "rss_start": after_start, "p50": statistics.median(lat) * 1000,
+            "p99": percentile(lat, 0.99) * 1000, "writes_s": rate, "rss_posts": after_posts,
+            "rss_wrk": after_wrk}
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--journal-mb", type=float, default=10.0)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("install wrk (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="bench-writes-"))
+    rows: list[tuple[str, dict[str, float]]] = []
+    extra: list[str] = []
+    try:
+        settings = bench_settings(work)
+        print(f"generating {max(args.sizes):,} synthetic projects...", file=sys.stderr)
+        all_features = synthetic_projects(max(args.sizes), settings)
+        ref_env = {"BENCH_APPEND_FILE": str(work / "append.log")}
+        rows.append(("reference: bare ASGI, append + fdatasync", measure(
+            "reference", "bench.bench_writes:reference", ref_env, "/collections/projects/items")))
+        for size in sorted(args.sizes):
+            store = work / f"projects-{size}.geojson"
+            write_store(store, all_features[:size])
+            env = {"GEO_PROJECTS": str(store), "GEO_LAYERS_DIR": str(settings.layers_dir),
+                   "GEO_DATA_MIRROR": str(settings.data_mirror), "GEO_API_KEYS": KEY,
+                   "GEO_WRITE_RATE_PER_KEY": "0"}
+            rows.append((f"{size:,} projects ({store.stat().st_size / 1e6:.1f} MB)",
+                         measure(f"{size}", "server:app", env, "/collections/projects/items")))
+        largest = max(args.sizes)
+        store = work / f"projects-{largest}.geojson"
+        write_store(store, all_features[:largest])
+        lines = write_journal(store, all_features[:largest], int(args.journal_mb * 1e6))
+        env = {"GEO_PROJECTS": str(store), "GEO_LAYERS_DIR": str(settings.layers_dir),
+               "GEO_DATA_MIRROR": str(settings.data_mirror)}
+        proc, startup = start("server:app", env, free_port())
+        rss = rss_mb(proc.pid)
+        stop(proc)
+        journal_size = args.journal_mb
+        extra.append(f"start-up with {largest:,} projects and a {journal_size:g} MB journal ({lines:,} "
+                     f"changes): {startup:.2f} s, RSS {rss:.0f} MB")
+        if args.profile:
+            write_store(store, all_features[:largest])
+            for leftover in store.parent.glob(f".{store.name}.journal*"):
+                leftover.unlink()
+            extra.append(profile_writes(store, settings.model_copy(update={"projects": store}), 300))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ref = rows[0][1]
+    print(f"{'':42} {'start s':>7} {'RSS MB':>7} {'p50 ms':>7} {'p99 ms':>7} {'p50/ref':>7} "
+          f"{'w/s x8':>7} {'/ref':>5} {'RSS 1k':>7} {'RSS end':>7}")
+    for name, r in rows:
+        print(f"{name:42} {r['startup']:7.2f} {r['rss_start']:7.0f} {r['p50']:7.2f} {r['p99']:7.2f} "
+              f"{r['p50'] / ref['p50']:7.2f} {r['writes_s']:7.0f} {r['writes_s'] / ref['writes_s']:5.2f} "
+              f"{r['rss_posts']:7.0f} {r['rss_wrk']:7.0f}")
+    sized = [r for name, r in rows[1:]]
+    if len(sized) >= 2:
+        print(f"POST p50, largest against smallest store: {sized[-1]['p50'] / sized[0]['p50']:.2f}x")
+    for line in extra:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
