@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse
 from geo import __version__, openapi
 from geo.catalogue import Catalogue
 from geo.errors import StoreUnavailable
-from geo.fastlane import ItemsFastLane
 from geo.formats.slots import ExportSlots
 from geo.http import problems
 from geo.http.compression import Compression
@@ -78,11 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
     # Outermost last: CORS, HEAD as GET, then the page cache (it keeps compressed pages too), then gzip
     # (level 5 trades a little size for much less CPU than the default 9).
-    app.add_middleware(ItemsFastLane, catalogue=catalogue, settings=settings)
     app.add_middleware(Compression, minimum_size=1024, level=5)
     app.add_middleware(ResponseCache, catalogue=catalogue, max_bytes=settings.response_cache_bytes,
                        max_entries=settings.response_cache_entries)
-    # Outside the cache and the fast lane: another process's write is re-read (in a thread) before they look.
+    # Outside the cache: another process's write is re-read (in a thread) before it looks.
     app.add_middleware(StoreRefresh, store=store)
     app.add_middleware(HeadAsGet)
     app.add_middleware(CORSMiddleware, write_origins=settings.write_origins())

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,6 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import provinces
 from geo.errors import InvalidInput, LayerUnavailable, NotFound
-from geo.models import Category, ProjectProperties, Status
 from geo.query import cql
 from geo.query.featuretable import FeatureTable, IntArray
 from geo.query.params import FILTER_NAMES, Filters, queryable_values, unknown_parameters
@@ -29,10 +29,53 @@ from geo.store.base import ProjectStore
 
 log = logging.getLogger(__name__)
 
-VOCABULARIES: dict[str, tuple[str, ...]] = {
-    "status": tuple(s.value for s in Status),
-    "category": tuple(c.value for c in Category),
-}
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request's filters, checked against one version of a collection (`Collection.check`) and put in
+    the terms its table evaluates: columns for parameters, typed values, the CQL2 filter's mask.
+    `Collection.evaluate` applies it, and nothing in it can then be refused."""
+
+    table: FeatureTable
+    bbox: tuple[float, float, float, float] | None = None
+    # A UTM bbox's outline in CRS84 (bbox-crs): what meets `bbox` must also meet this.
+    bbox_shape: BaseGeometry | None = None
+    # Column -> the values any of which it may hold.
+    equals: dict[str, list[str]] = field(default_factory=dict)
+    interval: tuple[np.datetime64 | None, np.datetime64 | None] | None = None
+    # Queryable parameters (`?name=value`) and their values in the queryable's type; `nothing`: one is
+    # a queryable of another collection only, so no feature here matches.
+    matches: tuple[tuple[Queryable, list[object]], ...] = ()
+    nothing: bool = False
+    ids: tuple[str, ...] | None = None
+    # Where the CQL2 filter holds (it is checked by evaluating it: its nodes check kinds as they go).
+    cql_mask: BoolArray | None = None
+    sortby: tuple[tuple[str, bool], ...] = ()
+    # The frame's columns (what `sortby` orders by).
+    queryables: tuple[Queryable, ...] = ()
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the features that match (`Collection.features`): their indices in the table, how
+    many match in all, and the offsets of the next and previous pages (None: there is none)."""
+
+    indices: IntArray
+    matched: int
+    offset: int
+    limit: int
+    next_offset: int | None
+    prev_offset: int | None
+
+    @classmethod
+    def of(cls, matching: IntArray, offset: int, limit: int) -> Page:
+        """The page at `offset` of at most `limit` of the matching features."""
+        following = offset + limit
+        return cls(matching[offset:following], len(matching), offset, limit,
+                   following if following < len(matching) else None,
+                   max(0, offset - limit) if offset > 0 else None)
 
 
 @dataclass(frozen=True)
@@ -52,10 +95,14 @@ class Collection:
     attribution: str = ""
     # The typed queryables; None: inferred from the layer's data.
     queryables: tuple[Queryable, ...] | None = None
-    # The declared feature schema (Part 5) the queryables come from; None: inferred from the data.
+    # The declared feature schema (Part 5) the queryables and vocabularies come from; None: inferred.
     schema: Schema | None = None
     # The query parameters named after a queryable of any collection (Catalogue.parameter_names).
     elsewhere: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
+    # Features per page when a request gives no `limit`, and the most a page holds (GEO_DEFAULT_LIMIT,
+    # GEO_MAX_LIMIT).
+    default_limit: int = 10
+    max_limit: int = 10_000
 
     def table(self) -> FeatureTable:
         """The current features (raises LayerUnavailable when the source cannot be had)."""
@@ -75,14 +122,21 @@ class Collection:
             q.name: q for q in (ID, *self.queryables_of(table)) if q.name not in FILTER_NAMES})
 
     def property_names(self, table: FeatureTable) -> frozenset[str]:
-        """Every property `properties=` may ask for."""
-        declared = {q.name for q in self.queryables or ()}
-        if self.editable:
-            declared |= set(ProjectProperties.model_fields) | {"status_history"}
+        """Every property `properties=` may ask for: the schema's, and any a feature has."""
+        declared = {p.name for p in self.schema.properties} if self.schema is not None else set()
         return frozenset(declared) | table.property_names()
 
-    def select(self, table: FeatureTable, filters: Filters) -> IntArray:
-        """Indices of the features that pass `filters`, after checking they apply here."""
+    @cached_property
+    def vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """Filter parameter -> the values its column may hold, from the schema (none when inferred)."""
+        enums = {p.name: p.enum for p in self.schema.properties} if self.schema is not None else {}
+        return {param: enum for param, column in self.filters.items() if (enum := enums.get(column))}
+
+    def check(self, filters: Filters, table: FeatureTable) -> Plan:
+        """`filters` checked against this collection at this version, or a 400 problem naming what does
+        not apply: a filter it lacks, a value outside a vocabulary, a parameter that is no queryable or
+        whose value does not fit its type, a property it lacks, a CQL2 filter it cannot evaluate, a sort
+        key that is no queryable."""
         unknown = sorted(set(filters.equals) - set(self.filters))
         if unknown:
             allowed = ", ".join(self.filters) or "none"
@@ -90,44 +144,69 @@ class Collection:
                 f"{self.id} cannot be filtered by {', '.join(unknown)} (its filters: {allowed})",
                 errors=[{"field": u, "message": f"not a filter of {self.id}"} for u in unknown])
         for param, values in filters.equals.items():
-            vocabulary = VOCABULARIES.get(param) if self.id == "projects" else None
+            vocabulary = self.vocabularies.get(param)
             bad = [v for v in values if vocabulary is not None and v not in vocabulary]
             if bad:
                 raise InvalidInput(f"{param}: {', '.join(bad)} is not one of {', '.join(vocabulary or ())}",
                                    errors=[{"field": param, "message": f"unknown value {b!r}"} for b in bad])
-        equals = {self.filters[p]: v for p, v in filters.equals.items()}
-        interval = filters.interval if self.temporal else None
-        chosen = table.select(bbox=filters.bbox, equals=equals, interval=interval)
-        if filters.bbox_shape is not None:
-            # A UTM bbox (bbox-crs): the box took its bounding box; keep what meets its curved outline.
-            chosen = chosen[shapely.intersects(table.geometries[chosen], filters.bbox_shape)]
-        if filters.params:
-            chosen = chosen[self._parameters_mask(table, filters.params)[chosen]]
+        matches, nothing = self._check_parameters(table, filters.params) if filters.params else ((), False)
         if filters.properties is not None:
             self._check_properties(table, filters.properties)
-        if filters.ids is not None:
-            wanted = [i for fid in filters.ids if (i := table.position.get(fid)) is not None]
-            chosen = chosen[np.isin(chosen, wanted)]
-        if filters.cql is None and not filters.sortby:
-            return chosen
-        frame = table.frame(self.queryables_of(table))
-        if filters.cql is not None:
-            chosen = chosen[cql.evaluate(filters.cql, frame)[chosen]]
+        queryables = self.queryables_of(table) if filters.cql is not None or filters.sortby else ()
+        mask = cql.evaluate(filters.cql, table.frame(queryables)) if filters.cql is not None else None
         if filters.sortby:
-            unknown = [name for name, _ in filters.sortby if name not in frame.kinds]
+            sortable = list(dict.fromkeys([ID.name, *(q.name for q in queryables)]))
+            unknown = [name for name, _ in filters.sortby if name not in sortable]
             if unknown:
                 raise InvalidInput(
-                    f"sortby: {', '.join(unknown)} cannot be sorted on (sortable: {', '.join(frame.kinds)})",
+                    f"sortby: {', '.join(unknown)} cannot be sorted on (sortable: {', '.join(sortable)})",
                     errors=[{"field": "sortby", "message": f"{u!r} is not a queryable"} for u in unknown])
+        return Plan(table, filters.bbox, filters.bbox_shape,
+                    equals={self.filters[p]: v for p, v in filters.equals.items()},
+                    interval=filters.interval if self.temporal else None, matches=matches, nothing=nothing,
+                    ids=filters.ids, cql_mask=mask, sortby=filters.sortby, queryables=queryables)
+
+    def evaluate(self, plan: Plan) -> IntArray:
+        """Indices of the features of the plan's table that pass it, in layer order or `sortby`'s (no
+        input is refused here: `check` did that)."""
+        table = plan.table
+        chosen = table.select(bbox=plan.bbox, equals=plan.equals, interval=plan.interval)
+        if plan.bbox_shape is not None:
+            # A UTM bbox (bbox-crs): the box took its bounding box; keep what meets its curved outline.
+            chosen = chosen[shapely.intersects(table.geometries[chosen], plan.bbox_shape)]
+        if plan.nothing:
+            chosen = chosen[:0]
+        for queryable, values in plan.matches:
+            chosen = chosen[table.equal_to(queryable.name, queryable.kind, values)[chosen]]
+        if plan.ids is not None:
+            wanted = [i for fid in plan.ids if (i := table.position.get(fid)) is not None]
+            chosen = chosen[np.isin(chosen, wanted)]
+        if plan.cql_mask is not None:
+            chosen = chosen[plan.cql_mask[chosen]]
+        if plan.sortby:
+            frame = table.frame(plan.queryables)
             # lexsort takes the least significant key first and is stable: ties keep layer order.
-            keys = [frame.rank(name, desc)[chosen] for name, desc in reversed(filters.sortby)]
+            keys = [frame.rank(name, desc)[chosen] for name, desc in reversed(plan.sortby)]
             chosen = chosen[np.lexsort(keys)]
         return chosen
 
-    def _parameters_mask(self, table: FeatureTable, params: dict[str, str]) -> npt.NDArray[np.bool_]:
-        """Where every queryable parameter's value matches; a 400 problem naming any parameter that is
-        no queryable of any collection (/req/core/query-param-unknown: the API definition declares those
-        on the items path) or whose value does not fit its type.
+    def select(self, table: FeatureTable, filters: Filters) -> IntArray:
+        """Indices of the features that pass `filters`, after checking they apply here."""
+        return self.evaluate(self.check(filters, table))
+
+    def features(self, table: FeatureTable, filters: Filters, *, offset: int = 0,
+                 limit: int | None = None) -> Page:
+        """The page of matching features at `offset`: `limit` of them (by default `default_limit`, at
+        most `max_limit`), with how many match and where the next and previous pages start."""
+        size = min(limit or self.default_limit, self.max_limit)
+        return Page.of(self.select(table, filters), offset, size)
+
+    def _check_parameters(self, table: FeatureTable, params: dict[str, str],
+                          ) -> tuple[tuple[tuple[Queryable, list[object]], ...], bool]:
+        """The queryable parameters with their values in the queryable's type, and whether one is a
+        queryable of another collection only; a 400 problem naming any parameter that is no queryable of
+        any collection (/req/core/query-param-unknown: the API definition declares those on the items
+        path) or whose value does not fit its type.
 
         A queryable of another collection only is declared, so not unknown: no feature here has that
         property, so none matches it (/req/queryables-query-parameters/parameters B)."""
@@ -138,16 +217,17 @@ class Collection:
             unknown = [name for name in foreign if name not in elsewhere]
             if unknown:
                 raise unknown_parameters(unknown, f"the items of {self.id} (nor one of its queryables)")
-        mask = np.ones(len(table), dtype=bool)
+        matches: list[tuple[Queryable, list[object]]] = []
+        nothing = False
         for name, text in params.items():
             if not text:
                 continue  # an empty value means the parameter was not given
             queryable = queryables.get(name)
             if queryable is None:
-                mask[:] = False
+                nothing = True
             else:
-                mask &= table.equal_to(name, queryable.kind, queryable_values(queryable, text))
-        return mask
+                matches.append((queryable, queryable_values(queryable, text)))
+        return tuple(matches), nothing
 
     def _check_properties(self, table: FeatureTable, wanted: tuple[str, ...]) -> None:
         known = self.property_names(table)
@@ -217,7 +297,8 @@ class Catalogue:
                     keywords=("Afghanistan", "provinces", "ADM1", "boundaries"),
                     load=self._provinces, filters={"province": "code"},
                     licence="Public Domain", attribution="geoBoundaries (Runfola et al.), source Wikimedia",
-                    elsewhere=self.parameter_names),
+                    elsewhere=self.parameter_names,
+                    default_limit=settings.default_limit, max_limit=settings.max_limit),
                 Collection(
                     id="salang", title="Salang Pass tunnels",
                     description="The Salang road tunnel (1964) and the proposed second tunnel, with "
@@ -226,7 +307,9 @@ class Catalogue:
                     load=StaticLayer("salang", settings.layers_dir / "salang.geojson", ("status",)),
                     filters={"status": "status"},
                     licence="CC BY-SA 4.0 (facts from Wikipedia and news sources named per feature)",
-                    attribution="See each feature's sources", elsewhere=self.parameter_names),
+                    attribution="See each feature's sources",
+                    elsewhere=self.parameter_names,
+                    default_limit=settings.default_limit, max_limit=settings.max_limit),
                 Collection(
                     id="projects", title="Infrastructure projects",
                     description="Proposed and ongoing infrastructure and social-infrastructure projects "
@@ -237,7 +320,8 @@ class Catalogue:
                     schema=PROJECT_SCHEMA,
                     editable=store.editable, licence="CC BY 4.0",
                     attribution="Contributors to this service; sources per project",
-                    elsewhere=self.parameter_names),
+                    elsewhere=self.parameter_names,
+                    default_limit=settings.default_limit, max_limit=settings.max_limit),
             )
         }
 

@@ -79,7 +79,7 @@ def _bad(field_name: str, message: str) -> InvalidInput:
 
 
 def is_count(text: str) -> bool:
-    """Whether `text` is a `limit` or `offset` this service reads (cheap: the items fast lane asks)."""
+    """Whether `text` is a `limit` or `offset` this service reads: 1 to 18 ASCII digits."""
     return 0 < len(text) <= COUNT_DIGITS and text.isascii() and text.isdigit()
 
 
@@ -146,7 +146,7 @@ async def single_valued(request: Request) -> None:
     does not declare (/req/core/query-param-unknown: "not specified in the API definition").
 
     A route that takes the filters also takes the collection's queryables as parameters (Part 3,
-    queryables-query-parameters); those depend on the collection, so `Collection.select` judges them.
+    queryables-query-parameters); those depend on the collection, so `Collection.check` judges them.
     """
     pairs = request.query_params.multi_items()
     if not pairs:
@@ -268,7 +268,7 @@ class Filters:
     properties: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
     # The other query parameters, as given: queryables compared for equality (Part 3,
-    # queryables-query-parameters), or unknown parameters; `Collection.select` tells them apart.
+    # queryables-query-parameters), or unknown parameters; `Collection.check` tells them apart.
     params: dict[str, str] = field(default_factory=dict)
     # A bbox given in a UTM zone (`bbox-crs`): its outline in CRS84, whose edges curve; `bbox` is then
     # the outline's bounding box, and features must also intersect the outline (geo.crs).

@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from geo import html
-from geo.catalogue import Catalogue, Collection
+from geo.catalogue import Catalogue, Collection, Page
 from geo.crs import CONTENT_CRS_HEADER, URIS, CrsParam, feature_bytes, features_page, to_crs
 from geo.crs import parse as parse_crs
 from geo.errors import LayerUnavailable, NotFound
@@ -26,7 +26,8 @@ from geo.openapi import problem_responses
 from geo.query.featuretable import FeatureTable
 from geo.query.params import CRS84, Filters, LimitParam, OffsetParam, filters_dependency, single_valued
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
-from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
+from geo.routers.deps import CatalogueDep, CollectionDep, base_url
+from geo.routers.direct import direct_get
 from geo.schema import document as queryables_document
 from geo.spatial import AFGHANISTAN_BBOX
 
@@ -318,18 +319,33 @@ async def queryables(request: Request, coll: CollectionDep) -> Response:
         queryables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
 
 
-def _page_links(request: Request, pages: list[tuple[str, int]], limit: int,
-                media: str) -> list[dict[str, Any]]:
-    """`next`/`prev` links: this request's other parameters (encoded once) with a new offset and limit."""
+def _without_paging(query: str) -> str:
+    """The query as sent, without its `offset` and `limit` (each pair kept as the client encoded it)."""
+    kept = []
+    for pair in query.split("&"):
+        name = pair.partition("=")[0]
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if pair and name not in ("offset", "limit"):
+            kept.append(pair)
+    return "&".join(kept)
+
+
+def _page_links(request: Request, base: str, page: Page, media: str) -> list[dict[str, Any]]:
+    """`next`/`prev` links: this request's other parameters with the page's offsets and limit."""
+    pages = [(rel, offset) for rel, offset in (("next", page.next_offset), ("prev", page.prev_offset))
+             if offset is not None]
     if not pages:
         return []
-    params = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
-    prefix = f"{base_url(request)}{request.url.path}?" + (urlencode(params) + "&" if params else "")
-    return [{"href": f"{prefix}offset={offset}&limit={limit}", "rel": rel, "type": media,
+    others = _without_paging(request.url.query)
+    prefix = f"{base}{request.url.path}?" + (others + "&" if others else "")
+    return [{"href": f"{prefix}offset={offset}&limit={page.limit}", "rel": rel, "type": media,
              "title": f"{rel} page"} for rel, offset in pages]
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection",
+# A DirectRoute: FastAPI's declarations (the OpenAPI document, every 400), answered without FastAPI's
+# per-request parameter resolution (geo/routers/direct.py).
+@direct_get(router, "/collections/{collection_id}/items", summary="Features of a collection",
             response_class=GeoJSONResponse,
             responses={200: {"headers": CONTENT_CRS_HEADER,
                              "content": {GEOJSON: {"schema": FEATURES_SCHEMA},
@@ -338,7 +354,6 @@ def _page_links(request: Request, pages: list[tuple[str, int]], limit: int,
 async def items(
     request: Request,
     coll: CollectionDep,
-    settings: SettingsDep,
     filters: Annotated[Filters, Depends(filters_dependency)],
     limit: LimitParam = None,
     offset: OffsetParam = 0,
@@ -356,24 +371,22 @@ async def items(
     client paging with `next` neither repeats nor misses a feature while others add projects.
     """
     target = parse_crs(crs)
-    size = min(limit or settings.default_limit, settings.max_limit)
     table = coll.table()
     as_html = html.wants_html(request, f)
-    etag = make_etag("items", table.version, base_url(request), str(request.url), as_html)
+    base = base_url(request)
+    etag = make_etag("items", table.version, base, str(request.url), as_html)
     cached = not_modified(request, etag, table.modified)
     if cached is not None:
         return cached
-    matched = coll.select(table, filters)
-    chosen = matched[offset:offset + size]
+    page = coll.features(table, filters, offset=offset, limit=limit)
+    chosen = page.indices
     media = "text/html" if as_html else GEOJSON
     links = [
         *_self_and_alternate(request, as_html, "This page"),
-        {"href": f"{base_url(request)}/collections/{coll.id}", "rel": "collection",
+        {"href": f"{base}/collections/{coll.id}", "rel": "collection",
          "type": "application/json", "title": coll.title},
+        *_page_links(request, base, page, media),
     ]
-    pages = [("next", offset + size)] if offset + size < len(matched) else []
-    pages += [("prev", max(0, offset - size))] if offset > 0 else []
-    links += _page_links(request, pages, size, media)
     headers = {**validators(etag, table.modified), "Content-Crs": target.header, "Vary": "Accept"}
     if as_html:
         features = [table.selected(int(i), filters.properties) if filters.properties is not None
@@ -381,12 +394,12 @@ async def items(
         wkts = [None if w is None else str(w)
                 for w in shapely.to_wkt(to_crs(table.geometries[chosen], target), rounding_precision=-1)]
         nav = "".join(f'<a href="{html.safe_href(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[3:])
-        first = offset + 1 if len(chosen) else 0
-        page = (f"<p>{len(matched)} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
-                + html.features_table(features, f"{base_url(request)}{request.url.path}", wkts)
+        first = page.offset + 1 if len(chosen) else 0
+        body = (f"<p>{page.matched} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
+                + html.features_table(features, f"{base}{request.url.path}", wkts)
                 + html.link_list(links))
-        return HTMLResponse(html.page(f"{coll.title}: items", page), headers=headers)
-    extra = {"numberMatched": len(matched), "numberReturned": len(chosen), "links": links}
+        return HTMLResponse(html.page(f"{coll.title}: items", body), headers=headers)
+    extra = {"numberMatched": page.matched, "numberReturned": len(chosen), "links": links}
     return GeoJSONResponse(features_page(table, chosen, extra, filters.properties, target), headers=headers)
 
 

@@ -12,16 +12,16 @@ from geo.formats import MEDIA_TYPES
 from geo.http.conditional import make_etag, not_modified
 from geo.http.securityheaders import page_policy
 from geo.pagecache import PageCache
-from geo.query.featuretable import FeatureTable
 from geo.query.params import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep, SettingsDep
 from geo.web import assets
 from geo.web.page import MapOptions, render_page
 
 router = APIRouter(tags=["Map"])
-# Filters the page shows as controls; other item parameters (bbox, datetime, CQL2 filter, ...) pass
-# through to the API as given, except `properties`, which would strip the cards.
-PAGE_FILTERS = ("status", "category", "province", "properties")
+# Besides the projects' filters, which the page shows as controls, what it does not pass on to the API
+# it calls: `properties` would strip the cards. Other item parameters (bbox, datetime, CQL2 filter, ...)
+# pass through as given.
+NOT_PASSED_ON = ("properties",)
 
 
 @router.get("/map", response_class=HTMLResponse, summary="The web map")
@@ -34,12 +34,12 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
     The page holds no features: its script fetches them from the items and /stats, with these filters.
     """
     projects = catalogue.get("projects")
+    table = projects.table()
     # A page a person opens from a link: parameters that are neither filters nor queryables (utm_source,
     # fbclid, ...) are dropped, not refused, and not passed on to the API the page calls.
-    filters = filters.keeping(catalogue.parameter_names() | frozenset(
-        projects.parameter_queryables(FeatureTable.empty())))
-    # Check the filters like items do (unknown status or category -> 400) without touching the data.
-    projects.select(FeatureTable.empty(), filters)
+    filters = filters.keeping(catalogue.parameter_names() | frozenset(projects.parameter_queryables(table)))
+    # Checked as the items check them (an unknown status or category is a 400); nothing is selected.
+    projects.check(filters, table)
     formats = tuple(MEDIA_TYPES)
     # assets.version(): the page links its scripts and styles by content hash, so it changes with them.
     key = ("map", settings.map_tiles, settings.map_tiles_attribution, settings.max_limit, formats,
@@ -53,7 +53,8 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
     if page is None:
         options = MapOptions(tiles=settings.map_tiles, tiles_attribution=settings.map_tiles_attribution,
                              filters=filters.equals,
-                             query={k: v for k, v in filters.raw.items() if k not in PAGE_FILTERS},
+                             query={k: v for k, v in filters.raw.items()
+                                    if k not in projects.filters and k not in NOT_PASSED_ON},
                              formats=formats, limit=settings.max_limit)
         page = render_page(options)
         cache.put(key, page)

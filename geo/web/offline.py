@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import orjson
 from geo.catalogue import Catalogue
 from geo.fsutil import atomic_write_bytes
 from geo.http.securityheaders import inline_hashes, policy, tile_source
+from geo.query.featuretable import FeatureTable
 from geo.query.params import Filters, filters_from
 from geo.settings import Settings
 from geo.web import assets
@@ -22,12 +23,23 @@ _STYLE = re.compile(r'<link rel="stylesheet" href="([^"]+)"/>')
 _CHARSET = re.compile(r'<meta http-equiv="content-type"[^>]*>', re.I)
 
 
-def _layer(catalogue: Catalogue, cid: str, filters: Filters | None = None) -> dict[str, Any]:
-    coll = catalogue.get(cid)
-    table = coll.table()
-    chosen = coll.select(table, filters) if filters is not None else range(len(table))
-    doc: dict[str, Any] = orjson.loads(table.feature_collection(chosen, {"name": cid}))
+def _collection(table: FeatureTable, chosen: Iterable[int], name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(table.feature_collection(chosen, {"name": name}))
     return doc
+
+
+def embedded_layers(catalogue: Catalogue, filters: Filters) -> dict[str, dict[str, Any]]:
+    """The three layers as FeatureCollections, the projects filtered (the filters are checked before
+    any layer is read). Raises LayerUnavailable when a layer cannot be read."""
+    projects = catalogue.get("projects")
+    table = projects.table()
+    plan = projects.check(filters, table)
+    data = {}
+    for name in ("provinces", "salang"):
+        layer = catalogue.get(name).table()
+        data[name] = _collection(layer, range(len(layer)), name)
+    data["projects"] = _collection(table, projects.evaluate(plan), "projects")
+    return data
 
 
 def inline_assets(html: str) -> str:
@@ -52,8 +64,11 @@ def export_map(catalogue: Catalogue, filters: Filters, options: MapOptions) -> s
 
     Raises LayerUnavailable when a layer cannot be read (e.g. the provinces were never fetched).
     """
-    data = {"provinces": _layer(catalogue, "provinces"), "salang": _layer(catalogue, "salang"),
-            "projects": _layer(catalogue, "projects", filters)}
+    return map_page(embedded_layers(catalogue, filters), filters, options)
+
+
+def map_page(data: dict[str, dict[str, Any]], filters: Filters, options: MapOptions) -> str:
+    """The map page with these layers embedded and every asset inlined."""
     # The filters are applied here already; the page starts with them ticked and filters on from there.
     page = render_page(MapOptions(tiles=options.tiles, tiles_attribution=options.tiles_attribution,
                                   filters=filters.equals, query={}, formats=(), title=options.title),
@@ -85,10 +100,10 @@ def write_map(settings: Settings, dest: Path, options: Mapping[str, str | None])
     filters = filters_from(options)
     store = open_store(settings)
     try:
-        catalogue = Catalogue(settings, store)
-        page = export_map(catalogue, filters, MapOptions(tiles=settings.map_tiles,
-                                                         tiles_attribution=settings.map_tiles_attribution))
-        count = len(catalogue.get("projects").select(catalogue.get("projects").table(), filters))
+        data = embedded_layers(Catalogue(settings, store), filters)
+        page = map_page(data, filters, MapOptions(tiles=settings.map_tiles,
+                                                  tiles_attribution=settings.map_tiles_attribution))
+        count = len(data["projects"]["features"])
     finally:
         store.close()
     # Written whole and renamed, so a reader never sees half a map.

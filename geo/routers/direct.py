@@ -1,0 +1,229 @@
+"""`DirectRoute`: a route that resolves its own declared parameters, for the busiest request.
+
+FastAPI inspects every declared parameter's annotation again on each request; for the items, with a
+dozen query parameters, that costs more than building the page. A `DirectRoute` reads the same
+declarations once, when its handler is built, into a plan: for each dependency (and the endpoint)
+the keyword that takes the request, and the path and query fields it takes. A request is then
+answered by following the plan: every given value is validated by the very field FastAPI would use,
+each dependency is called once, in FastAPI's order, and then the endpoint, so the answer is FastAPI's.
+The endpoint and its dependencies run for every request; breakpoints in them fire.
+
+What the plan cannot answer the same way goes to FastAPI's own handler, built from the same
+declarations: a value a field refuses (FastAPI reports every refused field in one 400), a missing
+required value, dependency overrides. A route whose declarations hold anything else (a body, headers,
+cookies, security scopes, a dependency with `yield`, a list-valued parameter) is FastAPI's throughout.
+The OpenAPI document is FastAPI's, from the same declarations.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from types import NoneType, UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+import fastapi.routing
+from fastapi._compat import ModelField
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+# The values a field may default to: shared between requests, so they must not change.
+_IMMUTABLE = (NoneType, str, int, float, bool)
+_SCALARS = frozenset({str, int, float, bool})
+# What a Dependant may declare that the plan does not resolve (any of them: FastAPI resolves it).
+_UNPLANNED = ("header_params", "cookie_params", "body_params", "websocket_param_name",
+              "http_connection_param_name", "response_param_name", "background_tasks_param_name",
+              "security_scopes_param_name", "own_oauth_scopes")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path or query parameter of one step: the keyword it is passed as, and its field."""
+
+    step: int
+    keyword: str
+    field: ModelField
+
+
+@dataclass(frozen=True)
+class Step:
+    """A dependency or the endpoint: what to call, and where its arguments come from."""
+
+    call: Callable[..., Any]
+    is_async: bool
+    cached: bool
+    # The keyword that takes the request, if any.
+    request: str | None
+    # What its optional parameters take when the request does not give them.
+    defaults: dict[str, Any]
+    # (keyword, step index): its dependencies in declaration order (None: called for its effect only).
+    needs: tuple[tuple[str | None, int], ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to answer a route's request: its steps (the endpoint first) and its parameters by name."""
+
+    steps: tuple[Step, ...]
+    path: dict[str, tuple[Param, ...]]
+    query: dict[str, tuple[Param, ...]]
+    required_path: frozenset[str]
+    required_query: frozenset[str]
+
+
+def _scalar(annotation: Any) -> bool:
+    """Whether a parameter's type is one value (str, int, float or bool, maybe None), not a list."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return all(m is NoneType or m in _SCALARS for m in members)
+
+
+def _plain(model: ModelField) -> bool:
+    """Whether the plan reads this parameter as FastAPI does: one value, looked up by its alias alone,
+    defaulting (when optional) to a value that requests may share."""
+    info = model.field_info
+    # A validation alias other than the alias: FastAPI would look the value up by other names too.
+    if (not _scalar(info.annotation) or info.validation_alias not in (None, model.alias)
+            or info.validate_default or getattr(model, "config", None)):
+        return False
+    return info.is_required() or isinstance(model.get_default(), _IMMUTABLE)
+
+
+class _Builder:
+    """Walks a route's Dependant into a Plan."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.params: dict[str, dict[str, list[Param]]] = {"path": {}, "query": {}}
+        self.required: dict[str, set[str]] = {"path": set(), "query": set()}
+
+    def add(self, dependant: Dependant) -> int | None:
+        """The index of the dependant's step, or None when it declares what the plan does not resolve."""
+        call = dependant.call
+        if call is None or any(getattr(dependant, name, None) for name in _UNPLANNED):
+            return None
+        if getattr(dependant, "concurrency", None) is not None:
+            return None
+        function = inspect.unwrap(call)
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            return None
+        index = len(self.steps)
+        self.steps.append(None)  # type: ignore[arg-type]  # its place, kept while its needs are added
+        defaults: dict[str, Any] = {}
+        for where, models in (("path", dependant.path_params), ("query", dependant.query_params)):
+            for model in models:
+                if not _plain(model):
+                    return None
+                self.params[where].setdefault(model.alias, []).append(Param(index, model.name, model))
+                if model.field_info.is_required():
+                    self.required[where].add(model.alias)
+                else:
+                    defaults[model.name] = model.get_default()
+        needs: list[tuple[str | None, int]] = []
+        for sub in dependant.dependencies:
+            need = self.add(sub)
+            if need is None:
+                return None
+            needs.append((sub.name, need))
+        self.steps[index] = Step(call, inspect.iscoroutinefunction(function), dependant.use_cache,
+                                 dependant.request_param_name, defaults, tuple(needs))
+        return index
+
+
+def plan(dependant: Dependant) -> Plan | None:
+    """The plan of a route's dependant, or None when it declares something the plan does not resolve."""
+    builder = _Builder()
+    if builder.add(dependant) is None:
+        return None
+    path, query = ({alias: tuple(ps) for alias, ps in builder.params[where].items()}
+                   for where in ("path", "query"))
+    return Plan(tuple(builder.steps), path, query, frozenset(builder.required["path"]),
+                frozenset(builder.required["query"]))
+
+
+def arguments(route_plan: Plan, request: Request) -> list[dict[str, Any]] | None:
+    """Each step's path and query arguments, validated by their own fields; None when FastAPI should
+    answer (a field refuses a value, or a required one is missing). Nothing is called."""
+    out = [dict(step.defaults) for step in route_plan.steps]
+    for where, params, required, given in (
+            ("path", route_plan.path, route_plan.required_path, request.path_params),
+            ("query", route_plan.query, route_plan.required_query, request.query_params)):
+        if required and not required <= given.keys():
+            return None
+        # The last value of a repeated parameter, as FastAPI reads it.
+        for alias, raw in given.items():
+            for param in params.get(alias, ()):
+                value, errors = param.field.validate(raw, {}, loc=(where, alias))
+                if errors:
+                    return None
+                out[param.step][param.keyword] = value
+    return out
+
+
+async def run(route_plan: Plan, request: Request, given: list[dict[str, Any]], index: int = 0,
+              done: dict[Callable[..., Any], Any] | None = None) -> Any:
+    """Call step `index`'s dependencies (each once per request, as FastAPI caches them), then the step."""
+    done = {} if done is None else done
+    step = route_plan.steps[index]
+    kwargs = given[index]
+    for keyword, need in step.needs:
+        sub = route_plan.steps[need]
+        if sub.cached and sub.call in done:
+            value = done[sub.call]
+        else:
+            value = await run(route_plan, request, given, need, done)
+            done.setdefault(sub.call, value)
+        if keyword is not None:
+            kwargs[keyword] = value
+    if step.request is not None:
+        kwargs[step.request] = request
+    if step.is_async:
+        return await step.call(**kwargs)
+    return await run_in_threadpool(step.call, **kwargs)
+
+
+def _effective(route: APIRoute) -> Any:
+    """What FastAPI builds this handler for: the route as included in the app (FastAPI >= 0.160 keeps
+    the inclusion's dependencies and overrides apart from the route), or the route itself."""
+    context_var = getattr(fastapi.routing, "_effective_route_context_var", None)
+    context = context_var.get() if context_var is not None else None
+    return context if context is not None and getattr(context, "original_route", None) is route else route
+
+
+class DirectRoute(APIRoute):
+    """An APIRoute answered by following its plan; FastAPI's handler for what the plan leaves to it."""
+
+    def get_route_handler(self) -> Handler:
+        """FastAPI's handler, fronted by the plan's when the route's declarations have one."""
+        by_fastapi = super().get_route_handler()
+        route = _effective(self)
+        route_plan = plan(route.dependant)
+        if route_plan is None:
+            return by_fastapi
+        overrides = getattr(route, "dependency_overrides_provider", None)
+
+        async def handler(request: Request) -> Response:
+            if overrides is not None and getattr(overrides, "dependency_overrides", None):
+                return await by_fastapi(request)
+            given = arguments(route_plan, request)
+            if given is None:
+                return await by_fastapi(request)
+            response = await run(route_plan, request, given)
+            if not isinstance(response, Response):
+                raise TypeError(f"{self.path}: the endpoint of a DirectRoute returns a Response")
+            return response
+
+        return handler
+
+
+def direct_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """`@router.get(path, **options)`, the route being a DirectRoute."""
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(path, endpoint, methods=["GET"], route_class_override=DirectRoute, **options)
+        return endpoint
+    return register

@@ -1,0 +1,281 @@
+"""The items route answers items requests: its plan (geo/routers/direct.py) gives FastAPI's very answers,
+leaves to FastAPI what only FastAPI says, and runs the route's own functions (a breakpoint in them fires)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from types import CodeType, FrameType
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import httpx2
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.dependencies.utils import solve_dependencies
+from fastapi.responses import PlainTextResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geo.app import create_app
+from geo.query.params import declared_parameters, filters_dependency
+from geo.routers import direct
+from geo.routers.features import items
+from geo.routers.features import router as features_router
+from geo.settings import Settings
+from tests.conftest import AUTH, KEY, point_feature, workspace
+
+ITEMS = "/collections/projects/items"
+QUERIES = [
+    "", "limit=1", "limit=1&offset=1", "offset=2", "f=json", "f=html", "bbox=68,34,70,36",
+    "status=proposed,under_construction", "category=transport&province=AF-BGL",
+    "datetime=2023-01-01/..", "filter=budget_usd%20%3E%201000",
+    "filter-lang=cql2-text&filter=name%20LIKE%20%27S%25%27",
+    "sortby=-name", "sortby=-budget_usd&limit=2&offset=1", "properties=name,status", "ids=salang-tunnel-2",
+    "limit=10000", "crs=http%3A%2F%2Fwww.opengis.net%2Fdef%2Fcrs%2FEPSG%2F0%2F32642&limit=2",
+    # Queryables as parameters, and the bbox across the antimeridian.
+    "name=Salang%20Tunnel", "id=salang-tunnel-2&limit=1", "budget_usd=5000",
+    "bbox=177,65,-177,70", "bbox=60,29,-170,39",
+    # 400s the route's functions raise (the plan calls them): FastAPI's path raises the same.
+    "unknownQueryParameter12345=1", "status=nope", "status=a&status=b", "bbox=1,2", "sortby=nope",
+    "properties=nope", "filter=name%20%3E%205", "datetime=2023-07-12T00:00:00", "crs=nope",
+    # 400s only FastAPI words (a declared field refuses the value): the plan leaves them to it.
+    "limit=0", "limit=x", "offset=-1", "f=xml", "limit=%C2%B2", "limit=5.0",
+]
+HOSTILE = ["limit=%C2%B2", "limit=%D9%A3", "offset=%C2%B2", "offset=%DB%B3", "limit=" + "9" * 5000,
+           "offset=" + "9" * 5000, "limit=9999999999999999999", "limit=+5", "limit=%205", "limit=1_0",
+           "limit=5.0", "limit=", "offset=", "limit=1&limit=2", "limit=\xb2", "limit=%FF"]
+COMPARED = ("content-type", "etag", "last-modified", "content-crs", "vary")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Any) -> Iterator[TestClient]:
+    """A client of an app with three more projects and no response cache (every request reaches the
+    route, so both ways below are really taken)."""
+    settings = workspace(tmp_path_factory.mktemp("direct"), provinces_cache, api_keys=KEY,
+                         response_cache_entries=0)
+    with TestClient(create_app(settings)) as test_client:
+        for n in range(3):
+            created = test_client.post(ITEMS, headers=AUTH,
+                                       json=point_feature(name=f"School {n}", budget_usd=5000 * n))
+            assert created.status_code == 201
+        yield test_client
+
+
+@contextmanager
+def fastapi_only() -> Iterator[None]:
+    """Every request to a DirectRoute answered by FastAPI's own handler (the plan declines them all)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct, "arguments", lambda plan, request: None)
+        yield
+
+
+def both_ways(client: TestClient, url: str) -> tuple[httpx2.Response, httpx2.Response]:
+    """The answer to `url` as the app gives it, and as FastAPI alone gives it."""
+    headers = {"Accept-Encoding": "identity"}
+    planned = client.get(url, headers=headers)
+    with fastapi_only():
+        by_fastapi = client.get(url, headers=headers)
+    return planned, by_fastapi
+
+
+def assert_same(planned: httpx2.Response, by_fastapi: httpx2.Response, url: str) -> None:
+    assert (planned.status_code, planned.content) == (by_fastapi.status_code, by_fastapi.content), url
+    for name in COMPARED:
+        assert planned.headers.get(name) == by_fastapi.headers.get(name), (url, name)
+
+
+@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("collection", ["projects", "provinces", "salang"])
+def test_the_same_answer_as_fastapi(client: TestClient, collection: str, query: str) -> None:
+    url = f"/collections/{collection}/items?{query}"
+    assert_same(*both_ways(client, url), url)
+
+
+def test_the_answers_compared_are_real_pages_and_problems(client: TestClient) -> None:
+    """The comparison above is not of two empty answers: the shipped data and the three posted projects."""
+    page = client.get(f"{ITEMS}?limit=2&offset=1&sortby=-budget_usd").json()
+    assert page["numberMatched"] == 2 + 3 and page["numberReturned"] == 2
+    # Budgets, highest first: the second Salang tunnel's 1.6e9, then 10000, 5000, 0, and the shipped
+    # highway's none (missing values sort last).
+    assert [f["properties"]["budget_usd"] for f in page["features"]] == [10000, 5000]
+    assert {ln["rel"] for ln in page["links"]} >= {"next", "prev"}
+    problem = client.get(f"{ITEMS}?limit=0")
+    assert problem.status_code == 400 and problem.headers["content-type"] == "application/problem+json"
+    assert problem.json()["errors"][0]["field"] == "limit"
+
+
+def test_ordinary_requests_follow_the_plan_and_refused_values_go_to_fastapi(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[bool] = []
+    real = direct.arguments
+
+    def spy(plan: direct.Plan, request: Request) -> list[dict[str, Any]] | None:
+        given = real(plan, request)
+        taken.append(given is not None)
+        return given
+
+    monkeypatch.setattr(direct, "arguments", spy)
+    planned = {"limit=1&status=proposed": 200, "f=html&bbox=68,34,70,36": 200, "name=Salang%20Tunnel": 200,
+               "status=nope": 400, "unknown=1": 400, "status=a&status=b": 400}
+    for query, status in planned.items():
+        assert client.get(f"{ITEMS}?{query}").status_code == status, query
+    assert taken == [True] * len(planned)
+    taken.clear()
+    for query in ("limit=0", "limit=x", "offset=-1", "f=xml", "limit=%C2%B2"):
+        assert client.get(f"{ITEMS}?{query}").status_code == 400, query
+    assert taken == [False] * 5
+
+
+def _calls(app: FastAPI, url: str, watched: dict[CodeType, str]) -> set[str]:
+    """Which of the watched functions run while `app` answers `url`, seen as a debugger sees them: by a
+    trace function in the thread that serves the request (set before that thread starts)."""
+    seen: set[str] = set()
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> None:
+        name = watched.get(frame.f_code)
+        if name is not None:
+            seen.add(name)
+
+    previous = threading.gettrace()
+    threading.settrace(tracer)  # it returns None: no line events, only calls
+    try:
+        with TestClient(app) as test_client:
+            seen.clear()  # start-up
+            test_client.get(url)
+    finally:
+        threading.settrace(previous)
+    return seen
+
+
+def test_a_breakpoint_in_the_route_or_its_dependency_fires_on_ordinary_requests(settings: Settings) -> None:
+    watched = {items.__code__: "items", filters_dependency.__code__: "filters_dependency",
+               solve_dependencies.__code__: "FastAPI's resolution"}
+    app = create_app(settings)
+    assert _calls(app, f"{ITEMS}?limit=1&status=proposed", watched) == {"items", "filters_dependency"}
+    # A value a field refuses: FastAPI's own resolution runs (the filters, valid, are still read), and
+    # the route does not.
+    assert _calls(app, f"{ITEMS}?limit=0", watched) == {"FastAPI's resolution", "filters_dependency"}
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_hostile_counts_are_400_problems_both_ways(client: TestClient, query: str) -> None:
+    planned, by_fastapi = both_ways(client, f"{ITEMS}?{query}")
+    assert_same(planned, by_fastapi, query)
+    assert planned.status_code == 400, planned.text
+    assert planned.headers["content-type"] == "application/problem+json"
+    assert planned.json()["errors"][0]["field"] in ("limit", "offset")
+
+
+NAMES = ["limit", "offset", "f", "bbox", "status", "crs", "sortby", "ids", "name", "x", ""]
+TEXT = st.text(st.characters(codec="utf-8"), max_size=12)  # no lone surrogates: a URL holds UTF-8
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, database=None)
+@given(st.lists(st.tuples(st.sampled_from(NAMES), TEXT | st.sampled_from(["1", "0", "10", "json", "html"])),
+                max_size=4))
+def test_any_query_gets_fastapis_answer(client: TestClient, pairs: list[tuple[str, str]]) -> None:
+    url = f"{ITEMS}?{urlencode(pairs)}"
+    assert_same(*both_ways(client, url), url)
+
+
+def _items_route() -> APIRoute:
+    return next(r for r in features_router.routes if isinstance(r, APIRoute)
+                and r.path == "/collections/{collection_id}/items" and r.methods == {"GET"})
+
+
+def test_the_plan_takes_exactly_the_parameters_the_route_declares() -> None:
+    route = _items_route()
+    assert isinstance(route, direct.DirectRoute)
+    plan = direct.plan(route.dependant)
+    assert plan is not None  # the items have the fast path
+    assert set(plan.query) == declared_parameters(route)
+    assert {"limit", "offset", "f", "crs", "bbox", "filter", "filter-lang", "sortby"} <= set(plan.query)
+    assert set(plan.path) == {"collection_id"}
+
+
+def _tiny_app(route_dependencies: list[Any], include_dependencies: list[Any]) -> FastAPI:
+    router = APIRouter()
+
+    @direct.direct_get(router, "/thing", dependencies=route_dependencies)
+    async def thing(n: Annotated[int, Query(ge=1)] = 1) -> Response:
+        return PlainTextResponse(str(n))
+
+    app = FastAPI()
+    app.include_router(router, dependencies=include_dependencies)
+    return app
+
+
+def test_dependencies_of_the_route_and_of_its_inclusion_run_on_the_plan() -> None:
+    calls: list[str] = []
+
+    async def on_route(request: Request) -> None:
+        calls.append("route")
+
+    def on_inclusion(request: Request) -> None:  # plain def: run in a worker thread, as FastAPI does
+        calls.append("inclusion")
+
+    app = _tiny_app([Depends(on_route)], [Depends(on_inclusion)])
+    with TestClient(app) as test_client:
+        assert test_client.get("/thing?n=3").text == "3"
+        assert sorted(calls) == ["inclusion", "route"]
+        refused = test_client.get("/thing?n=0")  # FastAPI's own 422 (this app has no problem handlers)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "n"]
+
+
+async def real() -> str:
+    """A dependency that tests override (at module level: the annotations are read from its globals)."""
+    return "real"
+
+
+async def replaced() -> str:
+    """What overrides it."""
+    return "replaced"
+
+
+def test_overridden_dependencies_are_fastapis_to_resolve() -> None:
+    router = APIRouter()
+
+    @direct.direct_get(router, "/which")
+    async def which(value: Annotated[str, Depends(real)]) -> Response:
+        return PlainTextResponse(value)
+
+    app = FastAPI()
+    app.include_router(router)
+    with TestClient(app) as test_client:
+        assert test_client.get("/which").text == "real"
+        app.dependency_overrides[real] = replaced
+        assert test_client.get("/which").text == "replaced"
+
+
+def test_what_the_plan_cannot_resolve_is_fastapis_throughout() -> None:
+    async def with_yield() -> AsyncIterator[int]:
+        yield 1
+
+    async def header(x_thing: Annotated[str | None, Header()] = None) -> None:
+        return None
+
+    for dependencies in ([Depends(header)], [Depends(with_yield)]):
+        router = APIRouter()
+
+        @direct.direct_get(router, "/thing", dependencies=dependencies)
+        async def thing(n: int = 1) -> Response:
+            return PlainTextResponse(str(n))
+
+        route = router.routes[0]
+        assert isinstance(route, APIRoute) and direct.plan(route.dependant) is None
+        app = FastAPI()
+        app.include_router(router)
+        with TestClient(app) as test_client:
+            assert test_client.get("/thing?n=2").text == "2"
+    router = APIRouter()
+
+    @direct.direct_get(router, "/many")
+    async def many(n: Annotated[list[int], Query()]) -> Response:
+        return PlainTextResponse(str(sum(n)))
+
+    route = router.routes[0]
+    assert isinstance(route, APIRoute) and direct.plan(route.dependant) is None
