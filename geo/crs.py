@@ -38,6 +38,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.errors import InvalidInput
 from geo.query.featuretable import FeatureTable, IntArray
+from geo.query.rows import compact
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -226,19 +227,18 @@ def encoded_in(table: FeatureTable, indices: IntArray, crs: Crs) -> list[bytes]:
 
     The encodings are kept with the table (whose version never changes) as they are first asked for:
     a client paging through a layer in UTM pays for each feature once, and memory grows only with
-    what is asked, at most one copy of the layer per CRS (a new version starts afresh). Two requests
-    that encode the same feature at once both write the same bytes.
+    what is asked, at most one copy of the layer per CRS (a later version keeps the encodings of the
+    features it did not change: FeatureTable.row_cache). Two requests that encode the same feature at
+    once both write the same bytes.
     """
     if crs.is_default:
-        enc = table.encoded
-        return [enc[i] for i in indices]
-    kept: list[bytes | None] = table.derived(("encoded-in", crs.uri), lambda: [None] * len(table))
+        return table.encoded_at(indices)
+    kept = table.row_cache(("encoded-in", crs.uri))
     missing = [int(i) for i in indices if kept[i] is None]
     if missing:
         rows = np.array(missing, dtype=np.intp)
-        for i, body in zip(missing, encode([table.features[i] for i in missing], table.geometries[rows], crs),
-                           strict=True):
-            kept[i] = body
+        for i, body in zip(missing, encode(table.decode(rows), table.geometries[rows], crs), strict=True):
+            kept[i] = compact(body)  # kept: an exact-size copy, not orjson's buffer
     return [b for i in indices if (b := kept[i]) is not None]
 
 

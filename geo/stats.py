@@ -92,17 +92,45 @@ def _codes(values: list[Any], vocabulary: tuple[str, ...]) -> npt.NDArray[np.int
     return np.array([lookup.get(v, -1) for v in values], dtype=np.intp)
 
 
+def _values(features: list[dict[str, Any]], name: str) -> list[Any]:
+    return [f["properties"].get(name) for f in features]
+
+
+def _budgets(features: list[dict[str, Any]]) -> npt.NDArray[np.float64]:
+    # NaN where unknown: a stored budget is never NaN (JSON has none).
+    return np.array([float(b) if isinstance(b, int | float) and not isinstance(b, bool) else np.nan
+                     for b in _values(features, "budget_usd")], dtype=np.float64)
+
+
+def _other_provinces(features: list[dict[str, Any]], known: tuple[str, ...]) -> npt.NDArray[np.object_]:
+    # The province of a project placed outside the known ones (None for the others): rare, kept as is.
+    out = np.full(len(features), None, dtype=object)
+    for i, value in enumerate(_values(features, "province")):
+        if value and value not in known:
+            out[i] = value
+    return out
+
+
 def build_inputs(table: FeatureTable, province_codes: tuple[str, ...]) -> StatsInputs:
-    """The inputs of one table version (one pass over the features, done once per version)."""
-    props = [f["properties"] for f in table.features]
-    raw = [p.get("budget_usd") for p in props]
-    has = np.array([isinstance(b, int | float) and not isinstance(b, bool) for b in raw], dtype=bool)
-    budget = np.array([float(b) if ok else 0.0 for b, ok in zip(raw, has, strict=True)], dtype=np.float64)
-    extra = sorted({str(p.get("province")) for p in props if p.get("province")} - set(province_codes))
-    provinces = tuple(province_codes) + tuple(extra)
-    return StatsInputs(table.version, _codes([p.get("status") for p in props], STATUSES),
-                   _codes([p.get("category") for p in props], CATEGORIES),
-                   _codes([p.get("province") for p in props], provinces), provinces, budget, has)
+    """The inputs of one table version. Each column is computed per project and kept with the table,
+    so a later version computes it only for the projects a write changed (FeatureTable.rows)."""
+    status = table.rows(("stats", "status"), lambda fs: _codes(_values(fs, "status"), STATUSES))
+    category = table.rows(("stats", "category"), lambda fs: _codes(_values(fs, "category"), CATEGORIES))
+    province = table.rows(("stats", "province", province_codes),
+                          lambda fs: _codes(_values(fs, "province"), province_codes))
+    others = table.rows(("stats", "other province", province_codes),
+                        lambda fs: _other_provinces(fs, province_codes))
+    budgets = table.rows(("stats", "budget"), _budgets)
+    odd = {int(i): others[i] for i in np.flatnonzero(province < 0) if others[i] is not None}
+    extra = sorted({str(v) for v in odd.values()})
+    if odd:
+        province = province.copy()
+        lookup = {v: len(province_codes) + i for i, v in enumerate(extra)}
+        for i, value in odd.items():
+            province[i] = lookup.get(value, -1)
+    has = ~np.isnan(budgets)
+    return StatsInputs(table.version, status, category, province, tuple(province_codes) + tuple(extra),
+                       np.where(has, budgets, 0.0), has)
 
 
 def inputs_of(table: FeatureTable, province_codes: tuple[str, ...]) -> StatsInputs:

@@ -23,6 +23,7 @@ from geo.query import cql, featuretable, spatialindex
 from geo.query.featuretable import FeatureTable
 from geo.query.frame import Frame
 from geo.schema import PROJECT_FILTERS, PROJECT_QUERYABLES, PROJECT_TEMPORAL
+from geo.stats import build_inputs
 
 Feature = dict[str, Any]
 STATUSES = ("proposed", "planned", "ongoing", "completed")
@@ -127,6 +128,7 @@ def test_apply_refuses_what_cannot_be_applied() -> None:
 
 # --- random sequences of changes, compared with a table built from scratch -----------------------
 
+PROVINCES = ("AF-BAL", "AF-KAB")
 BOXES = ((60, 29, 75, 39), (61, 29.5, 66, 33), (66, 33, 75, 39), (68, 34, 69.5, 35.5), (100, 0, 101, 1))
 INTERVALS = ((None, "2021-01-01"), ("2023-01-01", None), ("2020-06-01", "2020-06-02"))
 EXPRESSIONS = ("budget_usd > 1000", "status IN ('planned','ongoing') OR category = 'road'",
@@ -168,6 +170,10 @@ def assert_same(table: FeatureTable, scratch: FeatureTable) -> None:
     for name in ("budget_usd", "name", "start_date", "id"):
         assert list(frame.rank(name, True)) == list(fresh.rank(name, True))
         assert list(frame.missing(name)) == list(fresh.missing(name))
+    mine, theirs = build_inputs(table, PROVINCES), build_inputs(scratch, PROVINCES)
+    assert mine.provinces == theirs.provinces
+    for column in ("status", "category", "province", "budget", "has_budget"):
+        assert list(getattr(mine, column)) == list(getattr(theirs, column)), column
 
 
 def _use(table: FeatureTable) -> None:
@@ -182,7 +188,8 @@ features_strategy = st.builds(
     status=st.sampled_from(STATUSES), category=st.sampled_from(CATEGORIES),
     start=st.one_of(st.none(), st.sampled_from(["2019-01-01", "2020-06-01", "2022-03-03"])),
     end=st.one_of(st.none(), st.sampled_from(["2020-01-01", "2021-12-31", "2024-01-01"])),
-    budget_usd=st.one_of(st.none(), st.integers(0, 5000)))
+    budget_usd=st.one_of(st.none(), st.integers(0, 5000)),
+    province=st.sampled_from([None, "AF-KAB", "AF-BAL", "XX-1", "XX-0"]))
 
 
 @st.composite

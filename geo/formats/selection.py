@@ -30,9 +30,8 @@ class Selection:
 
     @property
     def features(self) -> list[dict[str, Any]]:
-        """The chosen features (as stored; not copied)."""
-        feats = self.table.features
-        return [feats[i] for i in self.indices]
+        """The chosen features (decoded from the stored bytes: the caller's own copies)."""
+        return self.table.decode(self.indices)
 
     @cached_property
     def geometries(self) -> npt.NDArray[np.object_]:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
+from itertools import islice
 from typing import Any, TypeVar, overload
 
 import numpy as np
@@ -44,7 +45,7 @@ import orjson
 import shapely
 
 from geo.query.frame import Frame
-from geo.query.rows import Carry, ObjectArray, Rows, parse_geometries
+from geo.query.rows import Carry, ObjectArray, Rows, Vocabulary, encode, parse_geometries
 from geo.query.rows import IntArray as IntArray
 from geo.query.spatialindex import SpatialIndex, rebuild_after
 from geo.schema import Kind, Queryable
@@ -52,6 +53,8 @@ from geo.schema import Kind, Queryable
 T = TypeVar("T")
 Feature = dict[str, Any]
 Change = tuple[str, Feature | None]
+# Computes one value per feature, for a list of features.
+RowCompute = Callable[[list[Feature]], Any]
 
 # Rows decoded at a time when something is computed over a whole version (bounds the transient memory).
 CHUNK = 4096
@@ -226,18 +229,36 @@ class FeatureTable:
     # When this version was written (the store file's mtime); None when unknown.
     modified: datetime | None
 
-    def __init__(self, features: Sequence[Feature], version: str, filter_columns: tuple[str, ...] = (),
+    def __init__(self, features: Iterable[Feature], version: str, filter_columns: tuple[str, ...] = (),
                  temporal: tuple[str, str] | None = None, modified: datetime | None = None) -> None:
-        """A table built from scratch from parsed features (their ids unique)."""
-        feats = list(features)
-        ids = [str(f["id"]) for f in feats]
-        rows = Rows([orjson.dumps(f) for f in feats], ids, parse_geometries(feats), len(feats))
-        slots = np.arange(len(feats), dtype=np.intp)
-        self._setup(rows, slots, slots, dict(zip(ids, range(len(feats)), strict=True)), {}, None, {}, 0,
+        """A table built from scratch from parsed features (their ids unique).
+
+        `features` is read a chunk at a time, so a loader that parses its file a chunk at a time (an
+        iterator) never holds more than a chunk of parsed features; parsed dicts interleaved with the
+        table in memory would keep the allocator from giving their memory back."""
+        vocabularies = {name: Vocabulary() for name in filter_columns}
+        indexed = _indexed_rows(filter_columns, temporal, vocabularies)
+        ids: list[str] = []
+        encoded: list[bytes] = []
+        geometries: list[ObjectArray] = []
+        columns: dict[Hashable, list[npt.NDArray[Any]]] = {key: [] for key, _ in indexed}
+        stream = iter(features)
+        while chunk := list(islice(stream, CHUNK)):
+            ids += [str(f["id"]) for f in chunk]
+            encoded += [encode(f) for f in chunk]
+            geometries.append(parse_geometries(chunk))
+            # What every select needs, computed now from the parsed features (nothing to decode later).
+            for key, compute in indexed:
+                columns[key].append(compute(chunk))
+        n = len(ids)
+        rows = Rows(encoded, ids, np.concatenate(geometries) if geometries else np.empty(0, dtype=object), n,
+                    vocabularies)
+        slots = np.arange(n, dtype=np.intp)
+        self._setup(rows, slots, slots, dict(zip(ids, range(n), strict=True)), {}, None, {}, 0,
                     version, filter_columns, temporal, modified)
-        # What every select needs, computed now from the parsed features (nothing to decode later).
-        for key, compute in self._indexed_rows():
-            self._derived[("rows", key)] = compute(feats)
+        for key, compute in indexed:
+            parts = columns[key] or [compute([])]
+            self._derived[("rows", key)] = np.concatenate(parts)
             self._carriable.add(("rows", key))
 
     def _setup(self, rows: Rows, slots: IntArray, keys: IntArray, base: dict[str, int],
@@ -314,7 +335,7 @@ class FeatureTable:
                 appended[fid] = feature
         fresh = [*replaced.values(), *appended.values()]
         # Everything that can fail comes before the storage is touched.
-        encoded = [orjson.dumps(f) for f in fresh]
+        encoded = [encode(f) for f in fresh]
         geometries = parse_geometries(fresh)
         rows = self._rows
         new = rows.append(encoded, [str(f["id"]) for f in fresh], geometries)
@@ -417,10 +438,10 @@ class FeatureTable:
             ("rows", key), lambda: np.concatenate([compute(chunk) for chunk in self._chunks()]),
             lambda earlier, carry: carry.array(earlier, compute(carry.fresh)))
 
-    def decode(self, positions: IntArray) -> list[Feature]:
+    def decode(self, positions: Iterable[int]) -> list[Feature]:
         """The features at these positions, decoded from their bytes."""
         encoded = self._rows.encoded
-        return [orjson.loads(encoded[s]) for s in self._slots[positions].tolist()]
+        return [orjson.loads(encoded[s]) for s in self._slots[_positions(positions)].tolist()]
 
     def rows(self, key: Hashable, compute: Callable[[list[Feature]], npt.NDArray[Any]]) -> npt.NDArray[Any]:
         """A per-row array of this version, `compute(features)` for a list of features (each row's value
@@ -435,18 +456,8 @@ class FeatureTable:
         return self.derived(("cache", key), lambda: fresh(len(self)),
                             lambda earlier, carry: carry.array(earlier, fresh(len(carry.fresh))))
 
-    def _indexed_rows(self) -> list[tuple[Hashable, Callable[[list[Feature]], npt.NDArray[Any]]]]:
-        """The per-row columns that select reads: codes of the filter columns, the time span."""
-        out: list[tuple[Hashable, Callable[[list[Feature]], npt.NDArray[Any]]]] = [
-            (("codes", name), partial(_codes, self._rows.vocabulary(name), name))
-            for name in self.filter_columns]
-        if self.temporal:
-            start, end = self.temporal
-            out += [(("starts",), partial(_days, start, False)), (("ends",), partial(_days, end, True))]
-        return out
-
     def _indexed(self, key: Hashable) -> npt.NDArray[Any]:
-        compute = dict(self._indexed_rows())[key]
+        compute = dict(_indexed_rows(self.filter_columns, self.temporal, self._rows.vocabularies))[key]
         return self._per_row(key, lambda positions: compute(self.decode(positions)))
 
     @property
@@ -618,6 +629,11 @@ class FeatureTable:
             [rows.key_set(frozenset(f["properties"])) for f in features]))
         return self.derived(("property names",), lambda: frozenset().union(*set(key_sets.tolist())))
 
+    def encoded_at(self, indices: Iterable[int]) -> list[bytes]:
+        """The stored bytes of the features at these positions."""
+        encoded = self._rows.encoded
+        return [encoded[s] for s in self._slots[_positions(indices)].tolist()]
+
     def join(self, indices: Iterable[int], properties: Sequence[str] | None = None) -> bytes:
         """The encodings of these features, comma-joined (the inside of a JSON array).
 
@@ -625,9 +641,7 @@ class FeatureTable:
         keeping just the named properties.
         """
         if properties is None:
-            encoded = self._rows.encoded
-            slots = self._slots[np.asarray(indices, dtype=np.intp)].tolist()
-            return b",".join([encoded[s] for s in slots])
+            return b",".join(self.encoded_at(indices))
         return b",".join([orjson.dumps(self.selected(i, properties)) for i in indices])
 
     def selected(self, index: int, properties: Sequence[str]) -> Feature:
@@ -643,7 +657,25 @@ class FeatureTable:
         return orjson.dumps(head)[:-1] + b',"features":[' + self.join(indices, properties) + b"]}"
 
 
-def _codes(vocabulary: Any, name: str, features: list[Feature]) -> npt.NDArray[np.int32]:
+def _positions(indices: Iterable[int]) -> IntArray:
+    """Positions given as an array, a range, a list or any iterable, as an index array."""
+    if not isinstance(indices, np.ndarray | range | list | tuple):
+        indices = list(indices)
+    return np.asarray(indices, dtype=np.intp)
+
+
+def _indexed_rows(filter_columns: tuple[str, ...], temporal: tuple[str, str] | None,
+                  vocabularies: dict[str, Vocabulary]) -> list[tuple[Hashable, RowCompute]]:
+    """The per-row columns that select reads: codes of the filter columns, the time span."""
+    out: list[tuple[Hashable, RowCompute]] = [
+        (("codes", name), partial(_codes, vocabularies[name], name)) for name in filter_columns]
+    if temporal:
+        start, end = temporal
+        out += [(("starts",), partial(_days, start, False)), (("ends",), partial(_days, end, True))]
+    return out
+
+
+def _codes(vocabulary: Vocabulary, name: str, features: list[Feature]) -> npt.NDArray[np.int32]:
     """Each feature's value of column `name` as its code in `vocabulary` (-1: missing or not a string)."""
     code = vocabulary.code
     return np.array([code(f["properties"].get(name)) for f in features], dtype=np.int32)

@@ -24,12 +24,31 @@ IntArray = npt.NDArray[np.intp]
 ObjectArray = npt.NDArray[np.object_]
 
 
+def compact(data: bytes) -> bytes:
+    """`data` in a bytes object of its own size.
+
+    A bytes object from orjson.dumps keeps orjson's whole output buffer (measured with orjson 3.13:
+    about 4 kB for a 400-byte feature, so 100,000 features held 400 MB instead of 40). A copy is
+    exactly as long; kept bytes are copied once, when they are stored."""
+    return bytes(memoryview(data))
+
+
+def encode(feature: dict[str, Any]) -> bytes:
+    """A feature's GeoJSON bytes, as stored (compact)."""
+    return compact(orjson.dumps(feature))
+
+
 def parse_geometries(features: Sequence[dict[str, Any]]) -> ObjectArray:
-    """The features' geometries as shapely objects (None where a feature has none), in one GEOS call."""
+    """The features' geometries as shapely objects (None where a feature has none).
+
+    All of them go to GEOS as one GeometryCollection, split again into its members: one parse and
+    one transient string, instead of one string (each holding an orjson buffer) per feature."""
     out = np.empty(len(features), dtype=object)
     present = [i for i, f in enumerate(features) if f.get("geometry") is not None]
     if present:
-        out[present] = shapely.from_geojson([orjson.dumps(features[i]["geometry"]) for i in present])
+        doc = orjson.dumps({"type": "GeometryCollection",
+                            "geometries": [features[i]["geometry"] for i in present]})
+        out[present] = shapely.get_parts(shapely.from_geojson(doc))
     return out
 
 
