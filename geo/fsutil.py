@@ -17,7 +17,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,20 @@ def _adopt_ownership(fd: int, old: os.stat_result) -> None:
             os.fchown(fd, -1, old.st_gid)
 
 
-def write_durably(fd: int, data: bytes) -> None:
-    """Write all of `data` to `fd` and flush it to disk."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+def write_durably(fd: int, data: bytes | Iterable[bytes]) -> None:
+    """Write all of `data` (bytes, or its chunks in order) to `fd` and flush it to disk."""
+    for chunk in (data,) if isinstance(data, bytes) else data:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
     os.fsync(fd)
 
 
-def write_temporary(target: Path, data: bytes, like: Path | None = None) -> tuple[Path, os.stat_result]:
-    """A new hidden temporary file beside `target` holding `data`, flushed to disk; return its path and
-    its stat (the identity it keeps once renamed).
+def write_temporary(target: Path, data: bytes | Iterable[bytes],
+                    like: Path | None = None) -> tuple[Path, os.stat_result]:
+    """A new hidden temporary file beside `target` holding `data` (bytes, or its chunks: a large file
+    need not be in memory at once), flushed to disk; return its path and its stat (the identity it keeps
+    once renamed).
 
     It takes the mode and owner of `like` (by default `target`) when that file exists, else 0o666 minus
     the umask like any new file (mkstemp would force 0600). Raises OSError when it cannot be written,

@@ -22,7 +22,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -120,16 +120,18 @@ def _arm(point: str, after: int) -> None:
     elif point == "halfway through the new file":
         real_durably = fsutil.write_durably
 
-        def half(fd: int, data: bytes) -> None:
-            if len(data) > 2000 and due():  # the new store file, not a journal header
-                os.write(fd, data[:len(data) // 2])
+        def half(fd: int, data: bytes | Iterable[bytes]) -> None:
+            whole = data if isinstance(data, bytes) else b"".join(data)
+            if len(whole) > 2000 and due():  # the new store file, not a journal header
+                os.write(fd, whole[:len(whole) // 2])
                 die()
-            real_durably(fd, data)
+            real_durably(fd, whole)
 
         fsutil.write_durably = half  # type: ignore[assignment]
     elif point == "after the new file is flushed":
-        wrap(geojson_file, "write_temporary", after_call=lambda target, data, like=None: like is None
-             and len(data) > 2000)
+        # The new store file is the one written in chunks (a journal is written as bytes).
+        wrap(geojson_file, "write_temporary", after_call=lambda target, data, like=None: not isinstance(
+            data, bytes))
     elif point == "after the next journal is in place":
         wrap(os, "replace", after_call=lambda src, dst: str(dst).endswith(".journal.next"))
     elif point == "after the file is renamed":

@@ -8,13 +8,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
 import pyogrio
 import pytest
 
+from geo import fsutil
 from geo.app import create_app
 from geo.errors import StoreCorrupt
 from geo.settings import Settings
@@ -205,9 +206,11 @@ def test_a_compaction_stopped_at_any_step_loses_nothing(path: Path, step: str,
         stop_here("fsync")
         real_fsync_dir(folder)
 
-    def write_durably(fd: int, data: bytes) -> None:
+    real_write_durably = fsutil.write_durably
+
+    def write_durably(fd: int, data: bytes | Iterable[bytes]) -> None:
         stop_here("write")
-        os.write(fd, data)
+        real_write_durably(fd, data)
 
     monkeypatch.setattr("os.replace", replace)
     monkeypatch.setattr("geo.store.geojson_file.fsync_dir", fsync_dir)
