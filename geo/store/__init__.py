@@ -1,4 +1,5 @@
-"""Project stores: one interface, a GeoJSON-file implementation (and a PostGIS one to come)."""
+"""Project stores: one interface (base), the GeoJSON file with its journal (geojson_file, journal,
+compaction), and the middleware that keeps a process up to date with the others (refresh)."""
 
 from geo.store.base import ProjectStore
 from geo.store.geojson_file import GeoJSONFileStore

@@ -4,7 +4,8 @@ A store holds the features of the `projects` collection. Reads come from `snapsh
 version; writes are three explicit methods, `add`, `replace` and `delete`, which take whole features
 (the store knows nothing of the project rules: the route builds and checks the new version first).
 
-Every implementation (the GeoJSON file here; a journaled file and PostGIS to come) must guarantee:
+Every implementation (the GeoJSON file with its journal, geo.store.geojson_file; PostGIS to come) must
+guarantee:
 
 - **Reads never wait for writers.** `snapshot()` returns the last complete version, whatever a writer
   is doing; a version is never seen half-written.

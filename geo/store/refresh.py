@@ -1,8 +1,8 @@
 """ASGI middleware that brings the project store up to date off the event loop, before each request.
 
-Another process's write is noticed with a stat (cheap, on the loop); the re-read and parse of the
-file run in a worker thread while the loop serves other requests. Routes then take the store's
-snapshot without doing any I/O beyond that stat.
+Another process's write is noticed with a stat of the store's journal (cheap, on the loop); its new
+lines are read and applied in a worker thread while the loop serves other requests. Routes then take
+the store's snapshot without doing any I/O beyond that stat.
 """
 
 from __future__ import annotations
