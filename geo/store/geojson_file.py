@@ -37,7 +37,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -102,8 +102,8 @@ def encode_store(features: list[Feature]) -> bytes:
     return HEAD + b",\n".join(orjson.dumps(f) for f in features) + TAIL
 
 
-def parse_store(data: bytes, path: Path) -> list[Feature]:
-    """Read and check a store file's bytes, saying where and why when it is corrupt."""
+def _whole(data: bytes, path: Path) -> list[object]:
+    """The features list of a store file's bytes, parsed at once; StoreCorrupt says where and why."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -113,17 +113,66 @@ def parse_store(data: bytes, path: Path) -> list[Feature]:
             doc.get("features"), list):
         raise StoreCorrupt(f"{path}: not a GeoJSON FeatureCollection with a 'features' list. "
                            "The file was left untouched.")
-    seen: set[str] = set()
-    for n, feat in enumerate(doc["features"]):
+    features: list[object] = doc["features"]
+    return features
+
+
+class _NotLines(Exception):
+    """The file is not laid out one feature per line, as the store writes it: parse it whole."""
+
+
+def _by_line(data: bytes) -> Iterator[object]:
+    """The features of a store file laid out as the store writes it (HEAD, one feature per line
+    separated by ",\n", TAIL), parsed one line at a time; raises _NotLines at the first line that is
+    not so (a file edited by hand), before or after yielding others.
+
+    Line by line, only a chunk of parsed features is in memory at once (FeatureTable reads them a chunk
+    at a time), and JSON strings hold no raw line break, so a line is exactly one feature's encoding."""
+    if not (data.startswith(HEAD) and data.endswith(TAIL)):
+        raise _NotLines
+    view = memoryview(data)
+    pos, stop = len(HEAD), len(data) - len(TAIL)
+    while pos < stop:
+        newline = data.find(b"\n", pos, stop)
+        last = newline < 0
+        end = stop if last else newline
+        if last == (data[end - 1] == 0x2C):  # ","
+            raise _NotLines  # every line but the last ends with the comma between features
+        try:
+            yield orjson.loads(view[pos:end if last else end - 1])
+        except orjson.JSONDecodeError:
+            raise _NotLines from None
+        pos = end + 1
+
+
+def _checked(features: Iterable[object], path: Path, seen: set[str]) -> Iterator[Feature]:
+    """`features`, each checked as a store file's must be; `seen` collects their ids (unique)."""
+    for n, feat in enumerate(features):
         fault = journal.feature_fault(feat)
-        if fault is not None:
+        if fault is not None or not isinstance(feat, dict):
             raise StoreCorrupt(f"{path}: features[{n}] {fault}. The file was left untouched.")
         if feat["id"] in seen:
             raise StoreCorrupt(f"{path}: features[{n}] repeats the id {feat['id']!r}. "
                                "The file was left untouched.")
         seen.add(feat["id"])
-    features: list[Feature] = doc["features"]
-    return features
+        yield feat
+
+
+def parse_store(data: bytes, path: Path) -> list[Feature]:
+    """Read and check a store file's bytes, saying where and why when it is corrupt."""
+    return list(_checked(_whole(data, path), path, set()))
+
+
+def _store_table(data: bytes, path: Path, version: str,
+                 modified: datetime | None) -> tuple[FeatureTable, set[str]]:
+    """The table of a store file's bytes, and its ids; a file laid out as the store writes it is parsed
+    a line at a time (see _by_line), any other whole."""
+    seen: set[str] = set()
+    try:
+        return _table(_checked(_by_line(data), path, seen), version, modified), seen
+    except _NotLines:
+        seen = set()
+        return _table(_checked(_whole(data, path), path, seen), version, modified), seen
 
 
 class _Open:
@@ -218,7 +267,7 @@ def _failed(exc: OSError, doing: str) -> StoreWriteFailed:
                             headers=retry)
 
 
-def _table(features: tuple[Feature, ...], version: str, modified: datetime | None) -> FeatureTable:
+def _table(features: Iterable[Feature], version: str, modified: datetime | None) -> FeatureTable:
     return FeatureTable(features, version=version, filter_columns=PROJECT_FILTERS, temporal=PROJECT_TEMPORAL,
                         modified=modified)
 
@@ -331,10 +380,19 @@ class GeoJSONFileStore:
         return self._load(locked=False)
 
     def _sweep(self) -> None:
-        """Under the lock: remove temporary files left by a writer killed before its rename."""
-        for orphan in self._target.parent.glob(f".{self._target.name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                orphan.unlink()
+        """Under the lock: remove temporary files left by a writer killed before its rename.
+
+        Not while another process compacts: it writes its new file without the write lock (holding
+        the compaction lock), so that temporary file is not an orphan; orphans wait for the next start.
+        """
+        try:
+            with exclusive_lock(self._compacting_path, 0):
+                for orphan in self._target.parent.glob(f".{self._target.name}.*.tmp"):
+                    with contextlib.suppress(OSError):
+                        orphan.unlink()
+        except LockTimeout:
+            log.info("a compaction of %s is in progress; temporary files are swept at a later start",
+                     self.path)
 
     def _load(self, *, locked: bool) -> _State:
         """Read the store file and replay its journal into a new state (not yet installed).
@@ -349,30 +407,38 @@ class GeoJSONFileStore:
             return self._load_once(locked=locked)
 
     def _load_once(self, *, locked: bool) -> _State:
+        mismatch = ""
         for attempt in range(4):
             base_file, base_st, data = self._read_base()
             version = content_version(data)
-            features = parse_store(data, self.path) if base_file is not None else []
-            base_mtime = None if base_st is None else datetime.fromtimestamp(base_st.st_mtime_ns / 1e9, UTC)
             opened = self._open_journal()
+            if opened is not None:
+                jfile, jst, jdata = opened
+                if locked and b"\n" not in jdata:
+                    # Its header was never completely written (it is created by a rename after a flush,
+                    # so only a power cut can do this): it holds no change.
+                    log.warning("%s has no complete header line; it held no change and is removed",
+                                self.journal_path)
+                    self._remove_journal()
+                    continue
+                header, start = journal.read_header(jdata, self.journal_path)
+                if header.base != version:
+                    mismatch = f"the journal extends version {header.base} of the file, which is {version}"
+                    if locked:
+                        self._reconcile(header, jdata, start, version)
+                    else:
+                        time.sleep(0.02 * (attempt + 1))
+                    continue
+            # The file is parsed once it is known to be the one the journal extends.
+            base = None if base_st is None else _identity(base_st)
+            base_mtime = None if base_st is None else datetime.fromtimestamp(base_st.st_mtime_ns / 1e9, UTC)
+            first = version if opened is None else header.version(start, start)
+            # A missing file is an empty store (a new one: its file is written by the first compaction).
+            table, ids = (_table((), first, None), set()) if base_file is None else _store_table(
+                data, self.path, first, base_mtime)
+            del data
             if opened is None:
-                return _State(_table(tuple(features), version, base_mtime), None if base_st is None else
-                              _identity(base_st), base_file, version, None, None)
-            jfile, jst, jdata = opened
-            if locked and b"\n" not in jdata:
-                # Its header was never completely written (it is created by a rename after a flush, so
-                # only a power cut can do this): it holds no change.
-                log.warning("%s has no complete header line; it held no change and is removed",
-                            self.journal_path)
-                self._remove_journal()
-                continue
-            header, start = journal.read_header(jdata, self.journal_path)
-            if header.base != version:
-                if locked:
-                    self._reconcile(header, jdata, start, version)
-                else:
-                    time.sleep(0.02 * (attempt + 1))
-                continue
+                return _State(table, base, base_file, version, None, None)
             lines = journal.read_records(jdata[start:], start, 2, self.journal_path)
             if lines.rest and locked:
                 self._cut(jfile, lines.end, lines.rest, lines.next_line)
@@ -380,21 +446,17 @@ class GeoJSONFileStore:
             if locked:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(journal.next_path(self._target))  # a compaction stopped before its renames
-            present = {f["id"]: f for f in features}
-            for fid, feature in journal.changes(lines.records, present.__contains__, self.journal_path):
-                if feature is None:
-                    del present[fid]
-                else:
-                    present[fid] = feature
-            modified = _when(lines.records[-1].at_ms) if lines.records else base_mtime
+            if lines.records:
+                changes = journal.changes(lines.records, ids.__contains__, self.journal_path)
+                table = table.apply(changes, version=header.version(lines.end, start),
+                                    modified=_when(lines.records[-1].at_ms))
             j = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, lines.end, lines.next_line,
                          (jst.st_size, jst.st_mtime_ns))
-            table = _table(tuple(present.values()), header.version(lines.end, start), modified)
             since = time.monotonic() if lines.end > start else None
-            base = None if base_st is None else _identity(base_st)
             return _State(table, base, base_file, version, j, since)
         raise StoreCorrupt(f"{self.path} and its journal {self.journal_path} did not agree in four reads "
-                           "(see the log). Nothing was overwritten.")
+                           f"({mismatch}; another process stopped between the two renames of a compaction "
+                           "leaves them so until the next write). Nothing was overwritten.")
 
     def _remove_journal(self) -> None:
         os.unlink(self.journal_path)
