@@ -301,3 +301,19 @@ def test_a_change_older_than_the_age_limit_is_compacted_in_the_background(path: 
     assert time.monotonic() - began >= 0.3
     store.close()
     assert sorted(_files(path.parent)) == FOLDER_FILES
+
+
+@pytest.mark.parametrize("layout", ["indented", "one line", "a feature over two lines"])
+def test_a_store_file_laid_out_by_hand_reads_the_same(path: Path, layout: str) -> None:
+    """The store writes one feature per line and reads such a file a line at a time; any other layout of
+    the same JSON (an editor's) reads the same, and the journal goes on over it."""
+    features = [_feature("a"), _feature("b", 'B, "quoted",\nacross a line')]
+    doc = {"type": "FeatureCollection", "features": features}
+    text = {"indented": orjson.dumps(doc, option=orjson.OPT_INDENT_2),
+            "one line": orjson.dumps(doc),
+            "a feature over two lines": encode_store(features).replace(b'"id":"b",', b'"id":"b",\n')}[layout]
+    path.write_bytes(text)
+    store = GeoJSONFileStore(path)
+    assert [store.snapshot().get(fid) for fid in store.snapshot().ids] == features
+    store.add(_feature("c"))
+    assert _ids(GeoJSONFileStore(path)) == ["a", "b", "c"]
