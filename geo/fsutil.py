@@ -155,8 +155,9 @@ def append_durably(fd: int, data: bytes, size: int) -> None:
         raise
 
 
-# Polling between attempts: short at first (the usual write holds the lock for milliseconds), then capped.
-_POLL_MIN_S, _POLL_MAX_S = 0.001, 0.025
+# Polling between attempts: short at first (a write holds the lock for one flush of its journal line,
+# well under a millisecond on a quiet disk), then capped low so a waiter follows soon after.
+_POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.005
 
 
 @contextlib.contextmanager

@@ -288,6 +288,7 @@ class GeoJSONFileStore:
         self._install_lock = threading.Lock()  # held only to swap states, never across I/O
         self._reload_lock = threading.Lock()  # one refresh at a time; the others then find it done
         self._compact_lock = threading.Lock()  # one compaction at a time in this process
+        self._local_lock = threading.Lock()  # this process's writers, one at a time (see _locked)
         self._compactor: Compactor | None = None
         self._closed = False
         self._unreadable: Probe | None = None  # what was on disk when a refresh last failed
@@ -308,15 +309,23 @@ class GeoJSONFileStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the cross-process write lock, or answer 503 (busy, or the folder is not writable)."""
+        """Hold the cross-process write lock, or answer 503 (busy, or the folder is not writable).
+
+        Threads of this process queue on a lock of their own first, so that only one of them at a time
+        polls the file lock (which other processes hold for a flush at a time): a thread wakes as soon as
+        the one before it is done, not at its next poll.
+        """
+        busy = StoreBusy(f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
+                         "nothing was changed. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
+        deadline = time.monotonic() + self.lock_timeout_s
         with ExitStack() as stack:
+            if not self._local_lock.acquire(timeout=self.lock_timeout_s):
+                raise busy
+            stack.callback(self._local_lock.release)
             try:
-                stack.enter_context(exclusive_lock(self.lock_path, self.lock_timeout_s))
+                stack.enter_context(exclusive_lock(self.lock_path, max(0.0, deadline - time.monotonic())))
             except LockTimeout:
-                raise StoreBusy(
-                    f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
-                    "nothing was changed. Try again shortly.",
-                    headers={"Retry-After": RETRY_AFTER_S}) from None
+                raise busy from None
             except OSError as exc:
                 raise StoreWriteFailed(
                     f"The project store cannot be locked for writing ({exc.strerror or exc}); nothing was "
