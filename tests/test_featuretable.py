@@ -19,9 +19,10 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.query import cql, featuretable, spatialindex
+from geo.query import cql, featuretable, frame, spatialindex
 from geo.query.featuretable import FeatureTable
 from geo.query.frame import Frame
+from geo.query.rows import Carry
 from geo.schema import PROJECT_FILTERS, PROJECT_QUERYABLES, PROJECT_TEMPORAL
 from geo.stats import build_inputs
 
@@ -234,13 +235,16 @@ def _model(features: list[Feature], batch: list[tuple[str, Feature | None]]) -> 
 def tight(on: bool = True) -> Iterator[None]:
     """Thresholds at their smallest, so that small tables compact their storage, fold their id map and
     rebuild their tree (otherwise done once per thousands of writes) on almost every write."""
-    saved = featuretable.COMPACT_SLACK, featuretable.FOLD_AT_LEAST, spatialindex.REBUILD_AT_LEAST
+    saved = (featuretable.COMPACT_SLACK, featuretable.FOLD_AT_LEAST, spatialindex.REBUILD_AT_LEAST,
+             frame.MAX_CHUNKS)
     if on:
-        featuretable.COMPACT_SLACK, featuretable.FOLD_AT_LEAST, spatialindex.REBUILD_AT_LEAST = 0, 0, 1
+        (featuretable.COMPACT_SLACK, featuretable.FOLD_AT_LEAST, spatialindex.REBUILD_AT_LEAST,
+         frame.MAX_CHUNKS) = 0, 0, 1, 1
     try:
         yield
     finally:
-        featuretable.COMPACT_SLACK, featuretable.FOLD_AT_LEAST, spatialindex.REBUILD_AT_LEAST = saved
+        (featuretable.COMPACT_SLACK, featuretable.FOLD_AT_LEAST, spatialindex.REBUILD_AT_LEAST,
+         frame.MAX_CHUNKS) = saved
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -263,6 +267,17 @@ def test_random_changes_answer_like_a_table_built_from_scratch(
             assert list(table.features) == before
             assert list(table.select(bbox=BOXES[3])) == boxed
             table = updated
+
+
+def test_a_carry_is_runs_of_kept_rows_with_the_fresh_rows_between() -> None:
+    # Earlier slots 10..14; later: 11 and 13 gone (deleted or replaced), 20 and 21 new.
+    carry = Carry.between(np.array([10, 11, 12, 13, 14]), np.array([10, 12, 20, 14, 21]), 22)
+    assert (list(carry.kept), list(carry.source), list(carry.fresh)) == ([0, 1, 3], [0, 2, 4], [2, 4])
+    assert carry.segments == [(False, 0, 1), (False, 2, 3), (True, 0, 1), (False, 4, 5), (True, 1, 2)]
+    moved = carry.array(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([20.0, 21.0]))
+    assert list(moved) == [0.0, 2.0, 20.0, 4.0, 21.0]
+    # A row the earlier version lost in a compaction (-1) is never kept.
+    assert list(Carry.between(np.array([-1, 1]), np.array([1, 0]), 2).kept) == [0]
 
 
 def test_a_write_computes_per_row_memos_for_the_changed_rows_only() -> None:

@@ -195,29 +195,49 @@ class _Features(Sequence[Feature]):
 
 
 class _Positions(Mapping[str, int]):
-    """Feature id -> position in one version."""
+    """Feature id -> position in one version: the id's order key (from the overlay of ids added or
+    deleted since the base map was made, else from the base map), then a binary search of the keys.
 
-    def __init__(self, table: FeatureTable) -> None:
-        self._table = table
+    It holds the version's parts, not the table: a table that refers to itself through its parts
+    would be freed only by the cyclic garbage collector, which may run rarely while versions are
+    made many a second."""
+
+    def __init__(self, base: dict[str, int], overlay: dict[str, int | None], keys: IntArray,
+                 ids: Sequence[str]) -> None:
+        self._base = base
+        self._overlay = overlay
+        self._keys = keys
+        self._ids = ids
+
+    def find(self, fid: str) -> int | None:
+        """The position of feature `fid`, or None."""
+        key = self._overlay.get(fid, _ABSENT)
+        if key is _ABSENT:
+            key = self._base.get(fid)
+        if not isinstance(key, int):
+            return None
+        keys = self._keys
+        at = int(keys.searchsorted(key))
+        return at if at < len(keys) and keys[at] == key else None
 
     def __getitem__(self, fid: str) -> int:
-        found = self._table._find(fid)
+        found = self.find(fid)
         if found is None:
             raise KeyError(fid)
         return found
 
     def get(self, fid: str, default: Any = None) -> Any:
-        found = self._table._find(fid)
+        found = self.find(fid)
         return default if found is None else found
 
     def __contains__(self, fid: object) -> bool:
-        return isinstance(fid, str) and self._table._find(fid) is not None
+        return isinstance(fid, str) and self.find(fid) is not None
 
     def __len__(self) -> int:
-        return len(self._table)
+        return len(self._keys)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._table.ids)
+        return iter(self._ids)
 
 
 class FeatureTable:
@@ -287,7 +307,8 @@ class FeatureTable:
         self.features: Sequence[Feature] = _Features(rows.encoded, slots)
         self.ids: Sequence[str] = _Listed(rows.ids, slots)
         self.encoded: Sequence[bytes] = _Listed(rows.encoded, slots)
-        self.position: Mapping[str, int] = _Positions(self)
+        self._positions = _Positions(base, overlay, keys, self.ids)
+        self.position: Mapping[str, int] = self._positions
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -483,14 +504,7 @@ class FeatureTable:
 
     def _find(self, fid: str) -> int | None:
         """The position of feature `fid`, or None."""
-        key = self._overlay.get(fid, _ABSENT)
-        if key is _ABSENT:
-            key = self._base.get(fid)
-        if not isinstance(key, int):
-            return None
-        keys = self._keys
-        at = int(keys.searchsorted(key))
-        return at if at < len(keys) and keys[at] == key else None
+        return self._positions.find(fid)
 
     def bounds(self) -> tuple[float, float, float, float] | None:
         """The bounding box of all features, or None when there are none."""

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 FloatArray = npt.NDArray[np.float64]
+# A string column carried over many writes is made of slices of earlier ones; past this many it is
+# copied into one again (operations on many small chunks slow down).
+MAX_CHUNKS = 64
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -86,15 +89,22 @@ class Frame:
 
     def carried(self, carry: Carry, fresh: Frame) -> Frame:
         """The frame of a later version: this one's rows as `carry` moves them, `fresh`'s (the later
-        version's new and changed rows, in order) for the others."""
-        order = carry.order(len(self.columns))
+        version's new and changed rows, in order) for the others.
+
+        Each column is put together from slices of this one's and of `fresh`'s (the arrays under the
+        columns: pandas' own concat and take cost more in checks than in work). Slices of the string
+        columns (pyarrow) are not copied: they become chunks of the new column, merged when a column
+        has gathered `MAX_CHUNKS`."""
+        index = pd.RangeIndex(carry.size)
 
         def moved(earlier: Any, new: Any) -> Any:
-            # On the arrays under the columns: pandas' concat and take cost more in checks than in work.
-            joined = type(earlier)._concat_same_type([earlier, new]) if len(new) else earlier
-            return joined.take(order)
+            pieces = carry.pieces(earlier, new)
+            joined = type(earlier)._concat_same_type(pieces) if pieces else earlier[:0]
+            chunked = getattr(joined, "_pa_array", None)
+            if chunked is not None and chunked.num_chunks > MAX_CHUNKS:
+                joined = joined.take(np.arange(len(joined)))  # one chunk again
+            return joined
 
-        index = pd.RangeIndex(carry.size)
         columns = {name: pd.Series(moved(self.columns[name].array, fresh.columns[name].array), index=index,
                                    copy=False) for name in self.columns.columns}
         import geopandas as gpd

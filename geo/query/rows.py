@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -142,9 +143,12 @@ class Rows:
 @dataclass(frozen=True)
 class Carry:
     """How the rows of a version relate to those of an earlier one: `kept[i]` is the earlier row at
-    `source[i]`, unchanged; the rows at `fresh` are new or changed since."""
+    `source[i]`, unchanged; the rows at `fresh` are new or changed since. Writes keep the order of the
+    rows they do not delete, so the kept rows come in runs: a version a few writes later is a few
+    slices of the earlier one with the fresh rows between them (`segments`)."""
 
     size: int
+    before: int  # how many rows the earlier version has
     kept: IntArray
     source: IntArray
     fresh: IntArray
@@ -157,18 +161,45 @@ class Carry:
         where[earlier[valid]] = np.flatnonzero(valid)
         found = where[later]
         kept = np.flatnonzero(found >= 0)
-        return cls(len(later), kept, found[kept], np.flatnonzero(found < 0))
+        return cls(len(later), len(earlier), kept, found[kept], np.flatnonzero(found < 0))
 
-    def order(self, earlier: int) -> IntArray:
+    def order(self) -> IntArray:
         """For each row, where it is in the earlier rows followed by the fresh ones."""
         out = np.empty(self.size, dtype=np.intp)
         out[self.kept] = self.source
-        out[self.fresh] = np.arange(earlier, earlier + len(self.fresh), dtype=np.intp)
+        out[self.fresh] = np.arange(self.before, self.before + len(self.fresh), dtype=np.intp)
         return out
 
-    def array(self, earlier: npt.NDArray[Any], fresh: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """A per-row array of this version: the earlier one's values moved over, `fresh`'s for the rest."""
-        out = np.empty((self.size, *earlier.shape[1:]), dtype=earlier.dtype)
-        out[self.kept] = earlier[self.source]
-        out[self.fresh] = fresh
+    @cached_property
+    def segments(self) -> list[tuple[bool, int, int]]:
+        """The rows in order as runs: `(False, a, b)` for earlier rows a..b-1, `(True, a, b)` for
+        fresh rows a..b-1 (the fresh rows numbered in the order they come)."""
+        if not self.size:
+            return []
+        order = self.order()
+        breaks = np.flatnonzero(np.diff(order) != 1) + 1
+        out: list[tuple[bool, int, int]] = []
+        before = self.before
+        for a, b in zip([0, *breaks.tolist()], [*breaks.tolist(), self.size], strict=True):
+            lo = int(order[a])
+            hi = lo + b - a
+            if lo < before < hi:  # a run across the end of the earlier rows: two runs
+                out += [(False, lo, before), (True, 0, hi - before)]
+            elif lo >= before:
+                out.append((True, lo - before, hi - before))
+            else:
+                out.append((False, lo, hi))
         return out
+
+    def pieces(self, earlier: Any, fresh: Any) -> list[Any]:
+        """Slices of `earlier` (anything sliceable, holding the earlier version's rows) and of `fresh`
+        (the fresh rows) that make up this version's rows, in order."""
+        return [fresh[a:b] if new else earlier[a:b] for new, a, b in self.segments]
+
+    def array(self, earlier: npt.NDArray[Any], fresh: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """A per-row array of this version: the earlier one's values moved over, `fresh`'s for the rest
+        (slices copied whole: about a memcpy of the array)."""
+        pieces = self.pieces(earlier, fresh)
+        if not pieces:
+            return earlier[:0]
+        return np.concatenate(pieces).astype(earlier.dtype, copy=False)
