@@ -317,3 +317,24 @@ def test_a_store_file_laid_out_by_hand_reads_the_same(path: Path, layout: str) -
     assert [store.snapshot().get(fid) for fid in store.snapshot().ids] == features
     store.add(_feature("c"))
     assert _ids(GeoJSONFileStore(path)) == ["a", "b", "c"]
+
+
+def test_replaying_the_journal_keeps_the_order_the_writes_made(path: Path) -> None:
+    """Replayed on start, the journal gives what the writes gave as they were made: a replaced feature
+    keeps its place, a deleted one goes, one added (or deleted and added again) comes last."""
+    store = GeoJSONFileStore(path)  # a, b in the file
+    steps = [("add", "c"), ("delete", "a"), ("add", "a"), ("replace", "b"), ("add", "d"), ("delete", "c"),
+             ("replace", "a"), ("add", "c"), ("delete", "d")]
+    for n, (op, fid) in enumerate(steps):
+        if op == "delete":
+            store.delete(fid)
+        elif op == "add":
+            store.add(_feature(fid, f"step {n}"))
+        else:
+            store.replace(fid, _feature(fid, f"step {n}"))
+    written = store.snapshot()
+    assert list(written.ids) == ["b", "a", "c"]
+    replayed = GeoJSONFileStore(path).snapshot()
+    assert [replayed.get(fid) for fid in replayed.ids] == [written.get(fid) for fid in written.ids]
+    names = [replayed.get(fid)["properties"]["name"] for fid in replayed.ids]  # type: ignore[index]
+    assert names == ["step 3", "step 6", "step 7"]

@@ -163,16 +163,20 @@ def parse_store(data: bytes, path: Path) -> list[Feature]:
     return list(_checked(_whole(data, path), path, set()))
 
 
-def _store_table(data: bytes, path: Path, version: str,
+def _store_table(data: bytes | None, path: Path, overlay: journal.Overlay, version: str,
                  modified: datetime | None) -> tuple[FeatureTable, set[str]]:
-    """The table of a store file's bytes, and its ids; a file laid out as the store writes it is parsed
-    a line at a time (see _by_line), any other whole."""
+    """The table of a store file's bytes (None: no file) with a journal's overlay, and the file's ids.
+
+    A file laid out as the store writes it is parsed a line at a time (see _by_line), any other whole.
+    """
     seen: set[str] = set()
+    if data is None:
+        return _table(overlay.over(()), version, modified), seen
     try:
-        return _table(_checked(_by_line(data), path, seen), version, modified), seen
+        return _table(overlay.over(_checked(_by_line(data), path, seen)), version, modified), seen
     except _NotLines:
         seen = set()
-        return _table(_checked(_whole(data, path), path, seen), version, modified), seen
+        return _table(overlay.over(_checked(_whole(data, path), path, seen)), version, modified), seen
 
 
 class _Open:
@@ -441,24 +445,26 @@ class GeoJSONFileStore:
             # The file is parsed once it is known to be the one the journal extends.
             base = None if base_st is None else _identity(base_st)
             base_mtime = None if base_st is None else datetime.fromtimestamp(base_st.st_mtime_ns / 1e9, UTC)
-            first = version if opened is None else header.version(start, start)
             # A missing file is an empty store (a new one: its file is written by the first compaction).
-            table, ids = (_table((), first, None), set()) if base_file is None else _store_table(
-                data, self.path, first, base_mtime)
-            del data
             if opened is None:
+                table, _ = _store_table(None if base_file is None else data, self.path,
+                                        journal.Overlay(()), version, base_mtime)
                 return _State(table, base, base_file, version, None, None)
             lines = journal.read_records(jdata[start:], start, 2, self.journal_path)
+            # The journal applied as the file is read: the table is built once, from the final features.
+            modified = _when(lines.records[-1].at_ms) if lines.records else base_mtime
+            overlay = journal.Overlay(lines.records)
+            table, ids = _store_table(None if base_file is None else data, self.path, overlay,
+                                      header.version(lines.end, start), modified)
+            del data
+            journal.changes(lines.records, ids.__contains__, self.journal_path)  # the journal fits the file
+            # Only now that all of it was read: repairs.
             if lines.rest and locked:
                 self._cut(jfile, lines.end, lines.rest, lines.next_line)
                 jst = os.fstat(jfile.fd)
             if locked:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(journal.next_path(self._target))  # a compaction stopped before its renames
-            if lines.records:
-                changes = journal.changes(lines.records, ids.__contains__, self.journal_path)
-                table = table.apply(changes, version=header.version(lines.end, start),
-                                    modified=_when(lines.records[-1].at_ms))
             j = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, lines.end, lines.next_line,
                          (jst.st_size, jst.st_mtime_ns))
             since = time.monotonic() if lines.end > start else None

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,3 +244,39 @@ def changes(records: Sequence[Record], exists: Callable[[str], bool], path: Path
         present[rec.fid] = rec.op != "delete"
         out.append((rec.fid, rec.feature))
     return out
+
+
+class Overlay:
+    """What a journal's records do to the features of the file it extends, folded so that they are
+    applied as the file is read: the table is built once, from the final features.
+
+    The same result as applying the changes one by one (`changes` checks them; call it too): a
+    replaced feature keeps its place, a deleted one goes, an added one (or one deleted and added
+    again) comes after the file's, in the order of its last add.
+    """
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.changed: dict[str, Feature | None] = {}  # the file's features replaced, or deleted (None)
+        self.tail: dict[str, Feature] = {}  # features after the file's, in order
+        for rec in records:
+            if rec.fid in self.tail:
+                if rec.feature is None:
+                    del self.tail[rec.fid]
+                else:
+                    self.tail[rec.fid] = rec.feature
+            elif rec.op == "add" and rec.feature is not None:
+                self.tail[rec.fid] = rec.feature
+            else:
+                self.changed[rec.fid] = rec.feature
+
+    def over(self, features: Iterable[Feature]) -> Iterator[Feature]:
+        """`features` (the file's, in order) with the records applied."""
+        changed = self.changed
+        for feature in features:
+            if feature["id"] in changed:
+                new = changed[feature["id"]]
+                if new is not None:
+                    yield new
+            else:
+                yield feature
+        yield from self.tail.values()
