@@ -8,6 +8,7 @@ keep answering as it did: readers may still hold it.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -319,6 +320,32 @@ def test_a_write_builds_frame_rows_for_the_changed_rows_only(monkeypatch: pytest
     assert built == [3, 1]
     assert list(frame.columns["id"]) == ["b", "c", "e"]
     assert list(frame.columns["budget_usd"].fillna(-1)) == [2_000_000, -1, 1]
+
+
+def test_a_write_does_the_same_python_work_at_any_size() -> None:
+    """What `apply` does grows with the changes, not the table: the same Python and C function calls at
+    200 and at 20,000 rows (a loop over the features, decoding or encoding each, would add calls;
+    what remains proportional to the rows is copying a few integer arrays)."""
+    def calls(rows: int) -> int:
+        table = table_of([project(f"f{i}", 61 + i % 13, 30 + i % 8, STATUSES[i % 4]) for i in range(rows)])
+        table.select(bbox=BOXES[3], equals={"status": ["planned"]})
+        table.frame(PROJECT_QUERYABLES)
+        count = 0
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            nonlocal count
+            count += event in ("call", "c_call")
+
+        changes: list[tuple[str, Feature | None]]
+        sys.setprofile(profile)
+        try:
+            changes = [("f3", project("f3", 62.0, 31.0)), ("f5", None), ("new", project("new", 63.0, 32.0))]
+            table.apply(changes, version="v2")
+        finally:
+            sys.setprofile(None)
+        return count
+
+    assert calls(200) == calls(20_000)
 
 
 def test_memos_not_asked_for_are_dropped_after_some_versions() -> None:
