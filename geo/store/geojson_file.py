@@ -543,24 +543,21 @@ class GeoJSONFileStore:
             return s if j.seen == seen else replace(s, journal=replace(j, seen=seen))
         lines = journal.read_records(_pread_all(j.file.fd, size - j.end, j.end), j.end, j.line,
                                      self.journal_path)
-        if lines.rest and locked:
-            self._cut(j.file, lines.end, lines.rest, lines.next_line)
-            cut = os.fstat(j.file.fd)
-            seen = (cut.st_size, cut.st_mtime_ns)
         table, since = s.table, s.since
         if lines.records:
             table = self._applied(table, lines.records, j.header.version(lines.end, j.start))
             since = time.monotonic() if since is None else since
+        if lines.rest and locked:
+            self._cut(j.file, lines.end, lines.rest, lines.next_line)
+            cut = os.fstat(j.file.fd)
+            seen = (cut.st_size, cut.st_mtime_ns)
         return replace(s, table=table, since=since,
                        journal=replace(j, end=lines.end, line=lines.next_line, seen=seen))
 
     def _applied(self, table: FeatureTable, records: list[Record], version: str) -> FeatureTable:
         """`table` with the changes of `records` (checked against it) and the given version."""
 
-        def exists(fid: str) -> bool:
-            return table.get(fid) is not None
-
-        changes = journal.changes(records, exists, self.journal_path)
+        changes = journal.changes(records, table.position.__contains__, self.journal_path)
         return table.apply(changes, version=version, modified=_when(records[-1].at_ms))
 
     def _moved(self, s: _State, st: os.stat_result | None, *, locked: bool) -> _State | None:
@@ -739,7 +736,7 @@ class GeoJSONFileStore:
         fid = feature["id"]
 
         def absent(table: FeatureTable) -> None:
-            if table.get(fid) is not None:
+            if fid in table.position:
                 raise ValueError(f"id {fid!r} exists")
 
         self._commit("add", fid, feature, absent)
