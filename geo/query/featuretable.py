@@ -478,6 +478,10 @@ class FeatureTable:
                             lambda earlier, carry: carry.array(earlier, fresh(len(carry.fresh))))
 
     def _indexed(self, key: Hashable) -> npt.NDArray[Any]:
+        """A column select reads (see `_indexed_rows`)."""
+        found: npt.NDArray[Any] | None = self._derived.get(("rows", key))
+        if found is not None:  # every select asks: no closures built when it is there
+            return found
         compute = dict(_indexed_rows(self.filter_columns, self.temporal, self._rows.vocabularies))[key]
         return self._per_row(key, lambda positions: compute(self.decode(positions)))
 
@@ -552,13 +556,16 @@ class FeatureTable:
                 out |= self.derived(("equals", name, value), partial(np.equal, codes, code))
         return out
 
-    def _spatial(self) -> tuple[SpatialIndex, IntArray, IntArray, ObjectArray]:
-        """The spatial index this version uses, where each slot is in this version, and the positions
-        and geometries of the rows the index does not hold (built once per version)."""
-        def build() -> tuple[SpatialIndex, IntArray, IntArray, ObjectArray]:
+    def _spatial(self) -> tuple[SpatialIndex, IntArray | None, IntArray, ObjectArray]:
+        """The spatial index this version uses, where each slot is in this version (None: the tree's
+        items are this version's rows, in order), and the positions and geometries of the rows the
+        index does not hold (built once per version)."""
+        def build() -> tuple[SpatialIndex, IntArray | None, IntArray, ObjectArray]:
             index = self._index
             if index is None or len(index.outside(self._slots)) > rebuild_after(len(self)):
                 index = self._index = SpatialIndex.build(self._rows, self._slots)
+            if np.array_equal(index.slots, self._slots):
+                return index, None, np.empty(0, dtype=np.intp), np.empty(0, dtype=object)
             position = np.full(self._rows.size, -1, dtype=np.intp)
             position[self._slots] = np.arange(len(self), dtype=np.intp)
             outside = index.outside(self._slots)
@@ -579,6 +586,9 @@ class FeatureTable:
             index, position, outside, loose = self._spatial()
             spatial = np.zeros(len(self), dtype=bool)
             for box in boxes:
+                if position is None:  # the tree holds exactly this version's rows
+                    spatial[index.tree.query(box, predicate="intersects")] = True
+                    continue
                 spatial[index.query(box, position)] = True
                 if len(outside):
                     spatial[outside[shapely.intersects(loose, box)]] = True

@@ -47,6 +47,23 @@ def _column(values: list[Any], kind: Kind) -> pd.Series:
     return stamps.dt.tz_localize(None).astype("datetime64[us]")
 
 
+def _one_chunk(column: pd.Series) -> pd.Series:
+    """The column with its pyarrow chunks (one per part it was built from) merged into one: filters
+    run per chunk, so a column of many small chunks answers slower."""
+    return pd.Series(_merged(column.array), index=column.index, copy=False)
+
+
+def _merged(array: Any) -> Any:
+    """A pyarrow-backed pandas array as one chunk (others as they are)."""
+    chunked = getattr(array, "_pa_array", None)
+    if chunked is None or chunked.num_chunks <= 1:
+        return array
+    import pyarrow as pa
+
+    # ArrowStringArray and the other Arrow-backed arrays take a chunked array and their dtype.
+    return type(array)(pa.chunked_array([chunked.combine_chunks()]), dtype=array.dtype)
+
+
 @dataclass(frozen=True)
 class Frame:
     """The queryable properties of one table version as columns, plus its geometries and ids."""
@@ -82,7 +99,7 @@ class Frame:
 
         first = parts[0]
         index = pd.RangeIndex(sum(len(p.columns) for p in parts))
-        columns = {name: pd.concat([p.columns[name] for p in parts], ignore_index=True)
+        columns = {name: _one_chunk(pd.concat([p.columns[name] for p in parts], ignore_index=True))
                    for name in first.columns.columns}
         geometry = gpd.GeoSeries(pd.concat([p.geometry for p in parts], ignore_index=True), index=index)
         return cls(pd.DataFrame(columns, index=index), geometry, first.kinds)
@@ -101,9 +118,7 @@ class Frame:
             pieces = carry.pieces(earlier, new)
             joined = type(earlier)._concat_same_type(pieces) if pieces else earlier[:0]
             chunked = getattr(joined, "_pa_array", None)
-            if chunked is not None and chunked.num_chunks > MAX_CHUNKS:
-                joined = joined.take(np.arange(len(joined)))  # one chunk again
-            return joined
+            return _merged(joined) if chunked is not None and chunked.num_chunks > MAX_CHUNKS else joined
 
         columns = {name: pd.Series(moved(self.columns[name].array, fresh.columns[name].array), index=index,
                                    copy=False) for name in self.columns.columns}
