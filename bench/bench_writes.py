@@ -254,6 +254,8 @@ def main() -> None:
             env = {"GEO_PROJECTS": str(store), "GEO_LAYERS_DIR": str(settings.layers_dir),
                    "GEO_DATA_MIRROR": str(settings.data_mirror), "GEO_API_KEYS": KEY,
                    "GEO_WRITE_RATE_PER_KEY": "0"}
+            write_store(store, all_features[:size])
+            label = f"{size:,} projects ({store.stat().st_size / 1e6:.1f} MB)"
             refs, runs = [], []
             for _ in range(args.repeat):
                 # The reference again before each size: the disk's flush time drifts with what else runs.
@@ -262,7 +264,7 @@ def main() -> None:
                 write_store(store, all_features[:size])
                 runs.append(measure(f"{size}", "server:app", env, "/collections/projects/items"))
             rows.append(("reference: bare ASGI, append + fdatasync", best(refs)))
-            rows.append((f"{size:,} projects ({store.stat().st_size / 1e6:.1f} MB)", best(runs)))
+            rows.append((label, best(runs)))
         largest = max(args.sizes)
         store = work / f"projects-{largest}.geojson"
         write_store(store, all_features[:largest])
