@@ -151,7 +151,8 @@ async def single_valued(request: Request) -> None:
     pairs = request.query_params.multi_items()
     if not pairs:
         return
-    reject_repeats(pairs)
+    if len(request.query_params) != len(pairs):  # some name comes twice
+        reject_repeats(pairs)
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return

@@ -44,11 +44,12 @@ _UNPLANNED = ("header_params", "cookie_params", "body_params", "websocket_param_
 
 @dataclass(frozen=True)
 class Param:
-    """A path or query parameter of one step: the keyword it is passed as, and its field."""
+    """A path or query parameter of one step: the keyword it is passed as, and its field (None for a
+    string with no constraint, which takes the value as it is)."""
 
     step: int
     keyword: str
-    field: ModelField
+    field: ModelField | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    """How to answer a route's request: its steps (the endpoint first) and its parameters by name."""
+    """How to answer a route's request: its steps in the order FastAPI calls them (each dependency
+    after its own, the endpoint last), and its parameters by name."""
 
     steps: tuple[Step, ...]
     path: dict[str, tuple[Param, ...]]
@@ -94,6 +96,12 @@ def _plain(model: ModelField) -> bool:
     return info.is_required() or isinstance(model.get_default(), _IMMUTABLE)
 
 
+def _any_string(model: ModelField) -> bool:
+    """Whether the field takes any string as it is (a `str` with no constraint): nothing to validate."""
+    info = model.field_info
+    return info.annotation in (str, str | None) and not info.metadata
+
+
 class _Builder:
     """Walks a route's Dependant into a Plan."""
 
@@ -103,7 +111,8 @@ class _Builder:
         self.required: dict[str, set[str]] = {"path": set(), "query": set()}
 
     def add(self, dependant: Dependant) -> int | None:
-        """The index of the dependant's step, or None when it declares what the plan does not resolve."""
+        """The index of the dependant's step (after those of its dependencies), or None when it declares
+        what the plan does not resolve."""
         call = dependant.call
         if call is None or any(getattr(dependant, name, None) for name in _UNPLANNED):
             return None
@@ -112,26 +121,26 @@ class _Builder:
         function = inspect.unwrap(call)
         if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
             return None
-        index = len(self.steps)
-        self.steps.append(None)  # type: ignore[arg-type]  # its place, kept while its needs are added
-        defaults: dict[str, Any] = {}
-        for where, models in (("path", dependant.path_params), ("query", dependant.query_params)):
-            for model in models:
-                if not _plain(model):
-                    return None
-                self.params[where].setdefault(model.alias, []).append(Param(index, model.name, model))
-                if model.field_info.is_required():
-                    self.required[where].add(model.alias)
-                else:
-                    defaults[model.name] = model.get_default()
         needs: list[tuple[str | None, int]] = []
         for sub in dependant.dependencies:
             need = self.add(sub)
             if need is None:
                 return None
             needs.append((sub.name, need))
-        self.steps[index] = Step(call, inspect.iscoroutinefunction(function), dependant.use_cache,
-                                 dependant.request_param_name, defaults, tuple(needs))
+        index = len(self.steps)
+        defaults: dict[str, Any] = {}
+        for where, models in (("path", dependant.path_params), ("query", dependant.query_params)):
+            for model in models:
+                if not _plain(model):
+                    return None
+                field = None if _any_string(model) else model
+                self.params[where].setdefault(model.alias, []).append(Param(index, model.name, field))
+                if model.field_info.is_required():
+                    self.required[where].add(model.alias)
+                else:
+                    defaults[model.name] = model.get_default()
+        self.steps.append(Step(call, inspect.iscoroutinefunction(function), dependant.use_cache,
+                               dependant.request_param_name, defaults, tuple(needs)))
         return index
 
 
@@ -158,33 +167,34 @@ def arguments(route_plan: Plan, request: Request) -> list[dict[str, Any]] | None
         # The last value of a repeated parameter, as FastAPI reads it.
         for alias, raw in given.items():
             for param in params.get(alias, ()):
-                value, errors = param.field.validate(raw, {}, loc=(where, alias))
-                if errors:
-                    return None
+                value = raw
+                if param.field is not None:
+                    value, errors = param.field.validate(raw, {}, loc=(where, alias))
+                    if errors:
+                        return None
                 out[param.step][param.keyword] = value
     return out
 
 
-async def run(route_plan: Plan, request: Request, given: list[dict[str, Any]], index: int = 0,
-              done: dict[Callable[..., Any], Any] | None = None) -> Any:
-    """Call step `index`'s dependencies (each once per request, as FastAPI caches them), then the step."""
-    done = {} if done is None else done
-    step = route_plan.steps[index]
-    kwargs = given[index]
-    for keyword, need in step.needs:
-        sub = route_plan.steps[need]
-        if sub.cached and sub.call in done:
-            value = done[sub.call]
-        else:
-            value = await run(route_plan, request, given, need, done)
-            done.setdefault(sub.call, value)
-        if keyword is not None:
-            kwargs[keyword] = value
-    if step.request is not None:
-        kwargs[step.request] = request
-    if step.is_async:
-        return await step.call(**kwargs)
-    return await run_in_threadpool(step.call, **kwargs)
+async def run(route_plan: Plan, request: Request, given: list[dict[str, Any]]) -> Any:
+    """Call the steps in order with their arguments, and return the endpoint's answer. As in FastAPI, a
+    dependency met again is not called again (unless it asks for that: `use_cache=False`)."""
+    results: list[Any] = []
+    done: dict[Callable[..., Any], Any] = {}
+    for index, step in enumerate(route_plan.steps):
+        if step.cached and step.call in done:
+            results.append(done[step.call])
+            continue
+        kwargs = given[index]
+        for keyword, need in step.needs:
+            if keyword is not None:
+                kwargs[keyword] = results[need]
+        if step.request is not None:
+            kwargs[step.request] = request
+        value = await step.call(**kwargs) if step.is_async else await run_in_threadpool(step.call, **kwargs)
+        done.setdefault(step.call, value)
+        results.append(value)
+    return results[-1]
 
 
 def _effective(route: APIRoute) -> Any:

@@ -121,6 +121,92 @@ def _self_and_alternate(request: Request, as_html: bool, title: str) -> list[dic
     return [here, other]
 
 
+def _without_paging(query: str) -> str:
+    """The query as sent, without its `offset` and `limit` (each pair kept as the client encoded it)."""
+    kept = []
+    for pair in query.split("&"):
+        name = pair.partition("=")[0]
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if pair and name not in ("offset", "limit"):
+            kept.append(pair)
+    return "&".join(kept)
+
+
+def _page_links(request: Request, base: str, page: Page, media: str) -> list[dict[str, Any]]:
+    """`next`/`prev` links: this request's other parameters with the page's offsets and limit."""
+    pages = [(rel, offset) for rel, offset in (("next", page.next_offset), ("prev", page.prev_offset))
+             if offset is not None]
+    if not pages:
+        return []
+    others = _without_paging(request.url.query)
+    prefix = f"{base}{request.url.path}?" + (others + "&" if others else "")
+    return [{"href": f"{prefix}offset={offset}&limit={page.limit}", "rel": rel, "type": media,
+             "title": f"{rel} page"} for rel, offset in pages]
+
+
+# The busiest request, so the first route: FastAPI tries the routes in order (twice per request: the
+# app's routes, then this router's), and each route tried first costs. A DirectRoute: FastAPI's
+# declarations (the OpenAPI document, every 400), answered without FastAPI's per-request parameter
+# resolution (geo/routers/direct.py).
+@direct_get(router, "/collections/{collection_id}/items", summary="Features of a collection",
+            response_class=GeoJSONResponse,
+            responses={200: {"headers": CONTENT_CRS_HEADER,
+                             "content": {GEOJSON: {"schema": FEATURES_SCHEMA},
+                                         "text/html": {"schema": {"type": "string"}}}},
+                       **problem_responses(304, 400, 404, 503)})
+async def items(
+    request: Request,
+    coll: CollectionDep,
+    filters: Annotated[Filters, Depends(filters_dependency)],
+    limit: LimitParam = None,
+    offset: OffsetParam = 0,
+    f: FormatParam = None,
+    crs: CrsParam = None,
+) -> Response:
+    """A page of features, filtered and sorted, with numberMatched and next/prev links.
+
+    Every queryable of the collection (`/collections/{id}/queryables`) is a query parameter too:
+    `?name=value` keeps the features whose property equals the value, read in the queryable's type
+    (a number, an RFC 3339 date or date-time); for a queryable with an enumeration a comma-separated
+    list keeps any of its values. Any other parameter is refused (400).
+
+    Without `sortby` features come in the order they were added; new ones go to the end, so a
+    client paging with `next` neither repeats nor misses a feature while others add projects.
+    """
+    target = parse_crs(crs)
+    table = coll.table()
+    as_html = html.wants_html(request, f)
+    base = base_url(request)
+    etag = make_etag("items", table.version, base, str(request.url), as_html)
+    cached = not_modified(request, etag, table.modified)
+    if cached is not None:
+        return cached
+    page = coll.features(table, filters, offset=offset, limit=limit)
+    chosen = page.indices
+    media = "text/html" if as_html else GEOJSON
+    links = [
+        *_self_and_alternate(request, as_html, "This page"),
+        {"href": f"{base}/collections/{coll.id}", "rel": "collection",
+         "type": "application/json", "title": coll.title},
+        *_page_links(request, base, page, media),
+    ]
+    headers = {**validators(etag, table.modified), "Content-Crs": target.header, "Vary": "Accept"}
+    if as_html:
+        features = [table.selected(int(i), filters.properties) if filters.properties is not None
+                    else table.features[i] for i in chosen]
+        wkts = [None if w is None else str(w)
+                for w in shapely.to_wkt(to_crs(table.geometries[chosen], target), rounding_precision=-1)]
+        nav = "".join(f'<a href="{html.safe_href(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[3:])
+        first = page.offset + 1 if len(chosen) else 0
+        body = (f"<p>{page.matched} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
+                + html.features_table(features, f"{base}{request.url.path}", wkts)
+                + html.link_list(links))
+        return HTMLResponse(html.page(f"{coll.title}: items", body), headers=headers)
+    extra = {"numberMatched": page.matched, "numberReturned": len(chosen), "links": links}
+    return GeoJSONResponse(features_page(table, chosen, extra, filters.properties, target), headers=headers)
+
+
 @router.get("/", summary="Landing page", responses={**HTML_OR_JSON, **problem_responses(304, 400)})
 async def landing(request: Request, f: FormatParam = None) -> Response:
     """The landing page: what this service is and where to go next."""
@@ -317,90 +403,6 @@ async def queryables(request: Request, coll: CollectionDep) -> Response:
     etag = make_etag("queryables", href, table.version)
     return _answer(request, etag, table.modified, lambda: JSONResponse(
         queryables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
-
-
-def _without_paging(query: str) -> str:
-    """The query as sent, without its `offset` and `limit` (each pair kept as the client encoded it)."""
-    kept = []
-    for pair in query.split("&"):
-        name = pair.partition("=")[0]
-        if "%" in name or "+" in name:
-            name = unquote_plus(name)
-        if pair and name not in ("offset", "limit"):
-            kept.append(pair)
-    return "&".join(kept)
-
-
-def _page_links(request: Request, base: str, page: Page, media: str) -> list[dict[str, Any]]:
-    """`next`/`prev` links: this request's other parameters with the page's offsets and limit."""
-    pages = [(rel, offset) for rel, offset in (("next", page.next_offset), ("prev", page.prev_offset))
-             if offset is not None]
-    if not pages:
-        return []
-    others = _without_paging(request.url.query)
-    prefix = f"{base}{request.url.path}?" + (others + "&" if others else "")
-    return [{"href": f"{prefix}offset={offset}&limit={page.limit}", "rel": rel, "type": media,
-             "title": f"{rel} page"} for rel, offset in pages]
-
-
-# A DirectRoute: FastAPI's declarations (the OpenAPI document, every 400), answered without FastAPI's
-# per-request parameter resolution (geo/routers/direct.py).
-@direct_get(router, "/collections/{collection_id}/items", summary="Features of a collection",
-            response_class=GeoJSONResponse,
-            responses={200: {"headers": CONTENT_CRS_HEADER,
-                             "content": {GEOJSON: {"schema": FEATURES_SCHEMA},
-                                         "text/html": {"schema": {"type": "string"}}}},
-                       **problem_responses(304, 400, 404, 503)})
-async def items(
-    request: Request,
-    coll: CollectionDep,
-    filters: Annotated[Filters, Depends(filters_dependency)],
-    limit: LimitParam = None,
-    offset: OffsetParam = 0,
-    f: FormatParam = None,
-    crs: CrsParam = None,
-) -> Response:
-    """A page of features, filtered and sorted, with numberMatched and next/prev links.
-
-    Every queryable of the collection (`/collections/{id}/queryables`) is a query parameter too:
-    `?name=value` keeps the features whose property equals the value, read in the queryable's type
-    (a number, an RFC 3339 date or date-time); for a queryable with an enumeration a comma-separated
-    list keeps any of its values. Any other parameter is refused (400).
-
-    Without `sortby` features come in the order they were added; new ones go to the end, so a
-    client paging with `next` neither repeats nor misses a feature while others add projects.
-    """
-    target = parse_crs(crs)
-    table = coll.table()
-    as_html = html.wants_html(request, f)
-    base = base_url(request)
-    etag = make_etag("items", table.version, base, str(request.url), as_html)
-    cached = not_modified(request, etag, table.modified)
-    if cached is not None:
-        return cached
-    page = coll.features(table, filters, offset=offset, limit=limit)
-    chosen = page.indices
-    media = "text/html" if as_html else GEOJSON
-    links = [
-        *_self_and_alternate(request, as_html, "This page"),
-        {"href": f"{base}/collections/{coll.id}", "rel": "collection",
-         "type": "application/json", "title": coll.title},
-        *_page_links(request, base, page, media),
-    ]
-    headers = {**validators(etag, table.modified), "Content-Crs": target.header, "Vary": "Accept"}
-    if as_html:
-        features = [table.selected(int(i), filters.properties) if filters.properties is not None
-                    else table.features[i] for i in chosen]
-        wkts = [None if w is None else str(w)
-                for w in shapely.to_wkt(to_crs(table.geometries[chosen], target), rounding_precision=-1)]
-        nav = "".join(f'<a href="{html.safe_href(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[3:])
-        first = page.offset + 1 if len(chosen) else 0
-        body = (f"<p>{page.matched} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
-                + html.features_table(features, f"{base}{request.url.path}", wkts)
-                + html.link_list(links))
-        return HTMLResponse(html.page(f"{coll.title}: items", body), headers=headers)
-    extra = {"numberMatched": page.matched, "numberReturned": len(chosen), "links": links}
-    return GeoJSONResponse(features_page(table, chosen, extra, filters.properties, target), headers=headers)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
