@@ -45,22 +45,32 @@ def volume(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def _fill(folder: Path) -> Path:
-    """Fill the file system of `folder` to the last byte with a filler file."""
-    filler = folder / "filler"
+def _fill_once(filler: Path) -> int:
+    """Write to `filler` until the file system is full; how many bytes that took."""
+    written = 0
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         for chunk in (1 << 16, 4096, 1):
             block = b"\0" * chunk
             while True:
                 try:
-                    os.write(fd, block)
+                    written += os.write(fd, block)
                 except OSError as exc:
                     if exc.errno != errno.ENOSPC:
                         raise
                     break
     finally:
         os.close(fd)
+    return written
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the file system of `folder` to the last byte with a filler file, and keep it full until
+    nothing more is freed (the server lets go of a replaced store file a moment after a compaction)."""
+    filler = folder / "filler"
+    _fill_once(filler)
+    while _until(lambda: _fill_once(filler) > 0, seconds=0.5):
+        pass
     return filler
 
 
