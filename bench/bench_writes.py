@@ -8,9 +8,10 @@ For each store size, one uvicorn worker (as `bench_items.py` starts it) is measu
 - POST p50 and p99 from one client, over 1,000 sequential POSTs (a new project each), then RSS;
 - writes per second with 8 concurrent clients (wrk, keep-alive), then RSS again;
 - for the largest size, start-up again with a journal of about 10 MB beside the store file.
-The reference, on the same uvicorn in the same run, measured again just before each size (the disk's
-flush time drifts with whatever else runs): a bare ASGI app (`reference` below) that appends each POST
-body to a file and flushes it (fdatasync, what the store's journal does) before answering 201.
+The reference, on the same uvicorn in the same run, running beside the service for each size and measured
+in turns with it (the disk's flush time drifts with whatever else runs): a bare ASGI app (`reference`
+below) that appends each POST body to a file and flushes it (fdatasync, what the store's journal does)
+before answering 201.
 `--profile` adds a cProfile of the write path in-process (validation, province placement, the store) at
 the largest size: where a POST's time goes besides HTTP.
 """
@@ -212,22 +213,38 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: (max if key in most else min)(run[key] for run in runs) for key in runs[0]}
 
 
-def measure(label: str, app: str, env: dict[str, str], path: str) -> dict[str, float]:
-    """Start `app`, measure it, stop it."""
-    port = free_port()
-    proc, startup = start(app, env, port)
+# One client's POSTs go in batches, alternately to the reference and to the service, and wrk's 8 clients
+# in turns: both see the same disk, whose flush time drifts with whatever else the machine does.
+BATCHES, WRK_TURNS, WRK_TURN_S = 10, 4, 2
+
+
+def measure_pair(ref_env: dict[str, str], env: dict[str, str], path: str) -> tuple[dict[str, float], ...]:
+    """Start the reference and the service side by side, measure both in turns, stop them."""
+    servers: list[tuple[subprocess.Popen[bytes], float, int]] = []
     try:
-        after_start = rss_mb(proc.pid)
-        lat = post_latencies(port, path, POSTS)
-        after_posts = rss_mb(proc.pid)
-        rate = wrk_writes(f"http://127.0.0.1:{port}{path}", 5, 8)
-        after_wrk = rss_mb(proc.pid)
+        for app, app_env in (("bench.bench_writes:reference", ref_env), ("server:app", env)):
+            port = free_port()
+            servers.append((*start(app, app_env, port), port))
+        results: list[dict[str, float]] = [{"startup": startup} for _, startup, _ in servers]
+        for result, (proc, _, _) in zip(results, servers, strict=True):
+            result["rss_start"] = rss_mb(proc.pid)
+        latencies: list[list[float]] = [[], []]
+        for _ in range(BATCHES):
+            for lat, (_, _, port) in zip(latencies, servers, strict=True):
+                lat += post_latencies(port, path, POSTS // BATCHES)
+        rates: list[list[float]] = [[], []]
+        for result, lat, (proc, _, _) in zip(results, latencies, servers, strict=True):
+            result.update(p50=statistics.median(lat) * 1000, p99=percentile(lat, 0.99) * 1000,
+                          rss_posts=rss_mb(proc.pid))
+        for _ in range(WRK_TURNS // 2):
+            for rate, (_, _, port) in zip(rates, servers, strict=True):
+                rate.append(wrk_writes(f"http://127.0.0.1:{port}{path}", WRK_TURN_S, 8))
+        for result, rate, (proc, _, _) in zip(results, rates, servers, strict=True):
+            result.update(writes_s=statistics.mean(rate), rss_wrk=rss_mb(proc.pid))
     finally:
-        stop(proc)
-    print(f"  {label}: done", file=sys.stderr)
-    return {"startup": startup, "rss_start": after_start, "p50": statistics.median(lat) * 1000,
-            "p99": percentile(lat, 0.99) * 1000, "writes_s": rate, "rss_posts": after_posts,
-            "rss_wrk": after_wrk}
+        for proc, _, _ in servers:
+            stop(proc)
+    return tuple(results)
 
 
 def main() -> None:
@@ -258,11 +275,11 @@ def main() -> None:
             label = f"{size:,} projects ({store.stat().st_size / 1e6:.1f} MB)"
             refs, runs = [], []
             for _ in range(args.repeat):
-                # The reference again before each size: the disk's flush time drifts with what else runs.
-                refs.append(measure("reference", "bench.bench_writes:reference", ref_env,
-                                    "/collections/projects/items"))
                 write_store(store, all_features[:size])
-                runs.append(measure(f"{size}", "server:app", env, "/collections/projects/items"))
+                ref, run = measure_pair(ref_env, env, "/collections/projects/items")
+                refs.append(ref)
+                runs.append(run)
+                print(f"  {size}: done", file=sys.stderr)
             rows.append(("reference: bare ASGI, append + fdatasync", best(refs)))
             rows.append((label, best(runs)))
         largest = max(args.sizes)
