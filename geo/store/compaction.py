@@ -1,11 +1,11 @@
-"""When the store's journal is folded into the store file: a background thread, and the file's bytes.
+"""When the store's journal is folded into the store file: a background thread that decides.
 
 The thread wakes when the journal has grown past GEO_JOURNAL_MAX_BYTES (a write tells it) or when
 the oldest change not yet folded in has waited GEO_JOURNAL_MAX_AGE_S, and asks the store to compact
 (geo.store.geojson_file.GeoJSONFileStore.compact: the folding itself, atomic and safe against other
-processes). A compaction that fails (a full disk) is logged and tried again later; the journal and the
-old file stay as they were. The thread holds the store only weakly: a store dropped without `close`
-lets its thread end.
+processes; geo.store.storefile.encode_table: the new file's bytes). A compaction that fails (a full
+disk) is logged and tried again later; the journal and the old file stay as they were. The thread
+holds the store only weakly: a store dropped without `close` lets its thread end.
 """
 
 from __future__ import annotations
@@ -14,36 +14,14 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from typing import Protocol
 
 from geo.errors import GeoError
-from geo.query.featuretable import FeatureTable
 
 log = logging.getLogger(__name__)
 
-HEAD = b'{"type":"FeatureCollection","name":"projects","features":[\n'
-TAIL = b"\n]}\n"
 # The longest a failed compaction waits before it is tried again.
 RETRY_MAX_S = 30.0
-# Features encoded per chunk of the new file: a few hundred KB at a time, never the whole file.
-CHUNK = 1000
-# Where one feature's encoding ends and the next one's begins, as the table joins them (a feature's
-# encoding starts with its "type": store files are written so, and a JSON string cannot hold this
-# sequence, its quotes would be escaped). A line break there keeps one feature per line.
-_BETWEEN, _LINE_BETWEEN = b'},{"type":"Feature",', b'},\n{"type":"Feature",'
-
-
-def encode_table(table: FeatureTable) -> Iterator[bytes]:
-    """A store file's bytes for the features of `table`, in chunks: one feature per line (readable,
-    small diffs), each the encoding the table serves. Were a feature's encoding to start otherwise,
-    its line break would be missing: the file would still be the same JSON."""
-    yield HEAD
-    count = len(table)
-    for start in range(0, count, CHUNK):
-        chunk = table.join(range(start, min(start + CHUNK, count))).replace(_BETWEEN, _LINE_BETWEEN)
-        yield chunk if start == 0 else b",\n" + chunk
-    yield TAIL
 
 
 class Compactable(Protocol):

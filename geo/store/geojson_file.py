@@ -31,19 +31,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-import orjson
 
 from geo.errors import StoreBusy, StoreCorrupt, StoreFull, StoreWriteFailed
 from geo.fsutil import (
@@ -56,11 +53,14 @@ from geo.fsutil import (
     write_temporary,
 )
 from geo.query.featuretable import FeatureTable
-from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.store import journal
 from geo.store.base import RETRY_AFTER_S, Feature, check_write
-from geo.store.compaction import HEAD, TAIL, Compactor, encode_table
+from geo.store.compaction import Compactor
 from geo.store.journal import FileStamp, Header, Record
+from geo.store.storefile import content_version, encode_store, encode_table, no_gc, parse_store, read_table
+
+# The file format's encode_store and parse_store are used from here too (tests, benchmarks).
+__all__ = ["GeoJSONFileStore", "content_version", "encode_store", "parse_store"]
 
 log = logging.getLogger(__name__)
 
@@ -89,94 +89,6 @@ def _stamp(st: os.stat_result) -> FileStamp:
 
 def _when(at_ms: int) -> datetime:
     return datetime.fromtimestamp(at_ms / 1000, UTC)
-
-
-def content_version(data: bytes) -> str:
-    """The version of a store file's bytes: a digest, so it changes whenever the content does."""
-    return hashlib.blake2b(data, digest_size=10).hexdigest()
-
-
-def encode_store(features: list[Feature]) -> bytes:
-    """A store file's bytes: one feature per line keeps the file readable and its diffs small (the
-    bytes compaction writes, geo.store.compaction.encode_table, from plain features)."""
-    return HEAD + b",\n".join(orjson.dumps(f) for f in features) + TAIL
-
-
-def _whole(data: bytes, path: Path) -> list[object]:
-    """The features list of a store file's bytes, parsed at once; StoreCorrupt says where and why."""
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise StoreCorrupt(f"{path}: not valid JSON ({exc}). The file was left untouched; restore it "
-                           "from a backup or fix it by hand.") from exc
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(
-            doc.get("features"), list):
-        raise StoreCorrupt(f"{path}: not a GeoJSON FeatureCollection with a 'features' list. "
-                           "The file was left untouched.")
-    features: list[object] = doc["features"]
-    return features
-
-
-class _NotLines(Exception):
-    """The file is not laid out one feature per line, as the store writes it: parse it whole."""
-
-
-def _by_line(data: bytes) -> Iterator[object]:
-    """The features of a store file laid out as the store writes it (HEAD, one feature per line
-    separated by ",\n", TAIL), parsed one line at a time; raises _NotLines at the first line that is
-    not so (a file edited by hand), before or after yielding others.
-
-    Line by line, only a chunk of parsed features is in memory at once (FeatureTable reads them a chunk
-    at a time), and JSON strings hold no raw line break, so a line is exactly one feature's encoding."""
-    if not (data.startswith(HEAD) and data.endswith(TAIL)):
-        raise _NotLines
-    view = memoryview(data)
-    pos, stop = len(HEAD), len(data) - len(TAIL)
-    while pos < stop:
-        newline = data.find(b"\n", pos, stop)
-        last = newline < 0
-        end = stop if last else newline
-        if last == (data[end - 1] == 0x2C):  # ","
-            raise _NotLines  # every line but the last ends with the comma between features
-        try:
-            yield orjson.loads(view[pos:end if last else end - 1])
-        except orjson.JSONDecodeError:
-            raise _NotLines from None
-        pos = end + 1
-
-
-def _checked(features: Iterable[object], path: Path, seen: set[str]) -> Iterator[Feature]:
-    """`features`, each checked as a store file's must be; `seen` collects their ids (unique)."""
-    for n, feat in enumerate(features):
-        fault = journal.feature_fault(feat)
-        if fault is not None or not isinstance(feat, dict):
-            raise StoreCorrupt(f"{path}: features[{n}] {fault}. The file was left untouched.")
-        if feat["id"] in seen:
-            raise StoreCorrupt(f"{path}: features[{n}] repeats the id {feat['id']!r}. "
-                               "The file was left untouched.")
-        seen.add(feat["id"])
-        yield feat
-
-
-def parse_store(data: bytes, path: Path) -> list[Feature]:
-    """Read and check a store file's bytes, saying where and why when it is corrupt."""
-    return list(_checked(_whole(data, path), path, set()))
-
-
-def _store_table(data: bytes | None, path: Path, overlay: journal.Overlay, version: str,
-                 modified: datetime | None) -> tuple[FeatureTable, set[str]]:
-    """The table of a store file's bytes (None: no file) with a journal's overlay, and the file's ids.
-
-    A file laid out as the store writes it is parsed a line at a time (see _by_line), any other whole.
-    """
-    seen: set[str] = set()
-    if data is None:
-        return _table(overlay.over(()), version, modified), seen
-    try:
-        return _table(overlay.over(_checked(_by_line(data), path, seen)), version, modified), seen
-    except _NotLines:
-        seen = set()
-        return _table(overlay.over(_checked(_whole(data, path), path, seen)), version, modified), seen
 
 
 class _Open:
@@ -238,20 +150,6 @@ class _State:
         return ("j", (j.identity[0], j.identity[1], j.seen[0], j.seen[1]))
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused: parsing a large store makes a million containers at once, and
-    the collections they set off would walk all of them again and again (3x slower at 100,000 projects).
-    Nothing made while loading is cyclic garbage; reference counting frees the rest as usual."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _on_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
@@ -269,11 +167,6 @@ def _failed(exc: OSError, doing: str) -> StoreWriteFailed:
     return StoreWriteFailed(f"The project store could not be written ({exc.strerror or exc}); {doing}. "
                             "Nothing was changed. Try again later; if it persists, tell the operator.",
                             headers=retry)
-
-
-def _table(features: Iterable[Feature], version: str, modified: datetime | None) -> FeatureTable:
-    return FeatureTable(features, version=version, filter_columns=PROJECT_FILTERS, temporal=PROJECT_TEMPORAL,
-                        modified=modified)
 
 
 class GeoJSONFileStore:
@@ -416,7 +309,7 @@ class GeoJSONFileStore:
         does not fit the file is taken for another process's compaction between its two renames, and
         read again.
         """
-        with _no_gc():
+        with no_gc():
             return self._load_once(locked=locked)
 
     def _load_once(self, *, locked: bool) -> _State:
@@ -447,14 +340,14 @@ class GeoJSONFileStore:
             base_mtime = None if base_st is None else datetime.fromtimestamp(base_st.st_mtime_ns / 1e9, UTC)
             # A missing file is an empty store (a new one: its file is written by the first compaction).
             if opened is None:
-                table, _ = _store_table(None if base_file is None else data, self.path,
+                table, _ = read_table(None if base_file is None else data, self.path,
                                         journal.Overlay(()), version, base_mtime)
                 return _State(table, base, base_file, version, None, None)
             lines = journal.read_records(jdata[start:], start, 2, self.journal_path)
             # The journal applied as the file is read: the table is built once, from the final features.
             modified = _when(lines.records[-1].at_ms) if lines.records else base_mtime
             overlay = journal.Overlay(lines.records)
-            table, ids = _store_table(None if base_file is None else data, self.path, overlay,
+            table, ids = read_table(None if base_file is None else data, self.path, overlay,
                                       header.version(lines.end, start), modified)
             del data
             journal.changes(lines.records, ids.__contains__, self.journal_path)  # the journal fits the file
