@@ -198,8 +198,10 @@ async def run(route_plan: Plan, request: Request, given: list[dict[str, Any]]) -
 
 
 def _effective(route: APIRoute) -> Any:
-    """What FastAPI builds this handler for: the route as included in the app (FastAPI >= 0.160 keeps
-    the inclusion's dependencies and overrides apart from the route), or the route itself."""
+    """What FastAPI builds this handler for: the route as included in the app, with the inclusion's
+    dependencies and overrides (FastAPI 0.165 keeps those apart from the route, under a private name),
+    or the route itself (older versions copy a route into the app with them).
+    tests/test_direct_route.py checks that an inclusion's dependency runs on the plan."""
     context_var = getattr(fastapi.routing, "_effective_route_context_var", None)
     context = context_var.get() if context_var is not None else None
     return context if context is not None and getattr(context, "original_route", None) is route else route
