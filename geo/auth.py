@@ -151,8 +151,11 @@ def _matching(token: str, keys: frozenset[str]) -> str | None:
     return found
 
 
-def require_key(request: Request) -> str:
-    """Dependency: the caller's valid key, or a 401/403/429/503 problem saying what to do."""
+async def require_key(request: Request) -> str:
+    """Dependency: the caller's valid key, or a 401/403/429/503 problem saying what to do.
+
+    Async: it only compares keys and takes a token (a stat of a keys file at most), so it runs on the
+    event loop rather than costing every write a hop to the thread pool."""
     settings: Settings = request.app.state.settings
     keys = settings.keys()
     if not keys:

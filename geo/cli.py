@@ -60,7 +60,10 @@ def _serve(args: argparse.Namespace) -> int:
     elif args.workers == 1:
         uvicorn.run(app, **options)
     else:
-        # Each worker process builds its own app from the same GEO_* environment.
+        # Each worker process builds its own app from the same GEO_* environment; the check above built
+        # one here too, whose table (all the projects) this parent must not hold for the whole run.
+        app.state.catalogue.store.close()
+        del app
         uvicorn.run("geo.app:create_app", factory=True, **options)
     return 0
 
