@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -367,10 +367,12 @@ class Catalogue:
             index = self._index = ProvinceIndex(table.ids, list(table.geometries))
         return index.place(geom)
 
-    def province_names(self) -> dict[str, str]:
+    def province_names(self) -> Mapping[str, str]:
         """Province codes mapped to names (empty when the layer is unavailable)."""
         try:
             table = self._provinces()
         except LayerUnavailable:
             return {}
-        return {f["id"]: f["properties"]["name"] for f in table.features}
+        # Kept per version of the layer: every POST asks, and decoding the 34 provinces cost 0.45 ms.
+        return table.derived("province names", lambda: {
+            f["id"]: f["properties"]["name"] for f in table.features})

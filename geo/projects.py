@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ def new_id() -> str:
     return "p-" + uuid.uuid4().hex[:12]
 
 
-def new_project(checked: CheckedFeature, province_names: dict[str, str]) -> dict[str, Any]:
+def new_project(checked: CheckedFeature, province_names: Mapping[str, str]) -> dict[str, Any]:
     """A new project feature with server-set id, province, timestamps and its first history entry."""
     stamp = now_iso()
     fid = new_id()
@@ -41,7 +42,7 @@ def new_project(checked: CheckedFeature, province_names: dict[str, str]) -> dict
 
 
 def replace_project(current: dict[str, Any], checked: CheckedFeature,
-                    province_names: dict[str, str]) -> dict[str, Any]:
+                    province_names: Mapping[str, str]) -> dict[str, Any]:
     """The next version of a stored project from checked client input.
 
     The id and `created_at` stay; `updated_at` moves; the province follows the (new) geometry; a

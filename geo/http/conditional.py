@@ -46,10 +46,12 @@ def etag_matches(header: str, etag: str) -> bool:
 
 def not_modified(request: Request, etag: str, last_modified: datetime | None = None) -> Response | None:
     """A 304 response when the client's copy is current (If-None-Match, else If-Modified-Since)."""
-    headers = validators(etag, last_modified)
+    # The validators are formatted only for a 304: most requests carry no condition at all.
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
-        return Response(status_code=304, headers=headers) if etag_matches(if_none_match, etag) else None
+        if not etag_matches(if_none_match, etag):
+            return None
+        return Response(status_code=304, headers=validators(etag, last_modified))
     since = request.headers.get("if-modified-since")
     if since and last_modified is not None:
         client_time = http_date(since)
@@ -58,7 +60,7 @@ def not_modified(request: Request, etag: str, last_modified: datetime | None = N
         # earlier. So a version written at 10.3 s is "not modified since" 11 s, but not since 10 s
         # (clients that revalidate with If-None-Match, as browsers do, get their 304 either way).
         if client_time is not None and last_modified.timestamp() <= client_time:
-            return Response(status_code=304, headers=headers)
+            return Response(status_code=304, headers=validators(etag, last_modified))
     return None
 
 
