@@ -20,7 +20,7 @@ from geo.http.cors import CORSMiddleware
 from geo.http.head import HeadAsGet
 from geo.http.responsecache import ResponseCache
 from geo.http.securityheaders import SecurityHeaders
-from geo.pagecache import PageCache
+from geo.lru import PageCache
 from geo.ratelimit import WriteRateLimit
 from geo.responses import OPENAPI, JSONResponse
 from geo.routers import downloads, features, map, schemas, static, stats, transactions
@@ -75,8 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app, allow_now=transactions.allow_now)  # a 405 lists only what may be done now
     # Built once, in OpenAPI 3.0 (see geo/openapi.py); FastAPI's own `app.openapi` would write 3.1.
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
-    # Outermost last: CORS, HEAD as GET, then the page cache (it keeps compressed pages too), then gzip
-    # (level 5 trades a little size for much less CPU than the default 9).
+    # Outermost last: CORS, HEAD as GET, then the response cache of item pages (it keeps compressed
+    # pages too), then gzip (level 5 trades a little size for much less CPU than the default 9).
     app.add_middleware(Compression, minimum_size=1024, level=5)
     app.add_middleware(ResponseCache, catalogue=catalogue, max_bytes=settings.response_cache_bytes,
                        max_entries=settings.response_cache_entries)

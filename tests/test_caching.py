@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from geo.app import create_app
 from geo.http.conditional import make_etag, not_modified, validators
 from geo.http.responsecache import MAX_QUERY, ResponseCache
-from geo.pagecache import PageCache, SizedLRU
+from geo.lru import PageCache, SizedLRU
 from geo.settings import Settings
 from tests.conftest import AUTH, point_feature, workspace
 

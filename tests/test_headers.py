@@ -130,7 +130,7 @@ def test_json_and_every_other_response_is_nosniff(site: Site) -> None:
     origin = {"Origin": STRANGER}
     answers = [
         httpx.get(f"{site.url}/collections"),
-        httpx.get(f"{site.url}/collections/salang/items"),  # the fast lane
+        httpx.get(f"{site.url}/collections/salang/items"),  # the items route (DirectRoute)
         httpx.get(f"{site.url}/collections/projects/items", params={"limit": "x"}),  # a 400 problem
         httpx.get(f"{site.url}/collections/nope"),  # a 404 problem
         httpx.get(f"{site.url}/api"),

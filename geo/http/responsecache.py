@@ -7,7 +7,7 @@ while the collection's table version is the one it was built from, so a write is
 The key holds only what the page depends on: path, query, the scheme and host its links are built
 from, HTML or JSON (negotiated from Accept, not the raw header) and gzip or not. Requests a cache
 should not remember (a long query, a malformed host) pass through uncached. Entries are charged
-their key, headers and body; the cache is bounded by count and by those bytes (geo.pagecache).
+their key, headers and body; the cache is bounded by count and by those bytes (geo.lru).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from geo.catalogue import Catalogue
 from geo.errors import GeoError
 from geo.html import wants_html
 from geo.http.conditional import etag_matches
-from geo.pagecache import SizedLRU, footprint
+from geo.lru import SizedLRU, footprint
 
 ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?$")
 # A host name or IPv4 address, or a bracketed IPv6 address, with an optional port (RFC 3986 3.2.2);

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from geo.formats import MEDIA_TYPES
 from geo.http.conditional import make_etag, not_modified
 from geo.http.securityheaders import page_policy
-from geo.pagecache import PageCache
+from geo.lru import PageCache
 from geo.query.params import Filters, filters_dependency
 from geo.routers.deps import CatalogueDep, SettingsDep
 from geo.web import assets

@@ -1,4 +1,5 @@
-"""Bounded LRU caches: rendered map pages here, and the store under geo.http.responsecache.
+"""The bounded LRU that both caches of rendered output use: the response cache of finished item pages
+(geo.http.responsecache) and, here, `PageCache`, the rendered `/map` pages.
 
 Every entry is charged what it holds in memory (key, value and the objects around them), so a
 client that varies a key (a long query, a new header) cannot grow the process past the budget:
