@@ -233,9 +233,15 @@ class DirectRoute(APIRoute):
         return handler
 
 
-def direct_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
-    """`@router.get(path, **options)`, the route being a DirectRoute."""
+def direct_route(router: APIRouter, path: str, *, methods: list[str],
+                 **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """`@router.api_route(path, methods=methods, **options)`, the route being a DirectRoute."""
     def register(endpoint: Endpoint) -> Endpoint:
-        router.add_api_route(path, endpoint, methods=["GET"], route_class_override=DirectRoute, **options)
+        router.add_api_route(path, endpoint, methods=methods, route_class_override=DirectRoute, **options)
         return endpoint
     return register
+
+
+def direct_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """`@router.get(path, **options)`, the route being a DirectRoute."""
+    return direct_route(router, path, methods=["GET"], **options)
