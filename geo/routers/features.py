@@ -1,4 +1,5 @@
-"""OGC API - Features, Parts 1 and 3: landing page, conformance, collections, queryables, items.
+"""OGC API - Features, Parts 1 and 3: landing page, conformance, collections, items (the queryables
+are with the schema and sortables, in geo/routers/schemas.py).
 
 Every GET here answers JSON (GeoJSON for features) or HTML (`?f=html`, or a browser's Accept), and
 carries validators: a conditional GET whose copy is current gets a 304 before any work is done.
@@ -28,7 +29,6 @@ from geo.query.params import CRS84, Filters, LimitParam, OffsetParam, filters_de
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, base_url
 from geo.routers.direct import direct_get
-from geo.schema import document as queryables_document
 from geo.spatial import AFGHANISTAN_BBOX
 
 OGC = "http://www.opengis.net/spec"
@@ -391,18 +391,6 @@ async def collection(request: Request, coll: CollectionDep, f: FormatParam = Non
             return HTMLResponse(html.page(coll.title, body))
         return JSONResponse(doc)
     return _answer(request, etag, None if table is None else table.modified, make)
-
-
-@router.get("/collections/{collection_id}/queryables", summary="What a collection can be filtered on",
-            responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
-                       **problem_responses(304, 400, 404, 503)})
-async def queryables(request: Request, coll: CollectionDep) -> Response:
-    """The queryables as a JSON Schema (OGC API - Features Part 3)."""
-    table = coll.table()
-    href = f"{base_url(request)}/collections/{coll.id}/queryables"
-    etag = make_etag("queryables", href, table.version)
-    return _answer(request, etag, table.modified, lambda: JSONResponse(
-        queryables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",

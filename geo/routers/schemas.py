@@ -1,6 +1,7 @@
-"""A collection's feature schema (OGC API - Features Part 5) and its sortables (Part 5, Part 8 draft).
+"""What a collection's features hold, as three JSON Schemas: the feature schema (OGC API - Features
+Part 5), the queryables (Part 3) and the sortables (Part 5, Part 8 draft).
 
-Both come from the collection's one schema (geo/schema.py), the one its queryables come from:
+All three come from the collection's one schema (geo/schema.py), answered the same way (ETag, 304):
 derived from the pydantic models for projects (geo/models.py), inferred from the data for the static layers.
 """
 
@@ -23,6 +24,7 @@ from geo.responses import JSONResponse
 from geo.routers.deps import CollectionDep, base_url
 from geo.routers.features import SCHEMA_JSON, FormatParam
 from geo.schema import Schema, infer_schema, schema_document, sortables_document
+from geo.schema import document as queryables_document
 
 # As on the other OGC routes, no parameter may come twice.
 router = APIRouter(tags=["OGC API - Features"], dependencies=[Depends(single_valued)])
@@ -75,6 +77,18 @@ async def schema(request: Request, coll: CollectionDep, f: FormatParam = None) -
             return HTMLResponse(html.page(f"{coll.title}: schema", _schema_html(doc)))
         return JSONResponse(doc, media_type=SCHEMA_JSON)
     return _answer(request, etag, table, make)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="What a collection can be filtered on",
+            responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
+                       **problem_responses(304, 400, 404, 503)})
+async def queryables(request: Request, coll: CollectionDep) -> Response:
+    """The queryables as a JSON Schema (OGC API - Features Part 3)."""
+    table = coll.table()
+    href = f"{base_url(request)}/collections/{coll.id}/queryables"
+    etag = make_etag("queryables", href, table.version)
+    return _answer(request, etag, table, lambda: JSONResponse(
+        queryables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
 
 
 @router.get("/collections/{collection_id}/sortables", summary="What a collection can be sorted on",
