@@ -23,7 +23,7 @@ from geo.query.params import single_valued
 from geo.responses import JSONResponse
 from geo.routers.deps import CollectionDep, base_url
 from geo.routers.features import SCHEMA_JSON, FormatParam
-from geo.schema import Schema, infer_schema, schema_document, sortables_document
+from geo.schema import Queryable, Schema, infer_schema, schema_document, sortables_document
 from geo.schema import document as queryables_document
 
 # As on the other OGC routes, no parameter may come twice.
@@ -79,25 +79,31 @@ async def schema(request: Request, coll: CollectionDep, f: FormatParam = None) -
     return _answer(request, etag, table, make)
 
 
+# The queryables and the sortables are both a JSON Schema of the collection's queryables (the sortables
+# add the id): one way to answer them, each route naming its document.
+QueryablesDocument = Callable[[str, str, tuple[Queryable, ...], str], dict[str, Any]]
+SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}}, **problem_responses(304, 400, 404, 503)}
+
+
+def _queryables_answer(request: Request, coll: Collection, name: str, build: QueryablesDocument) -> Response:
+    """The document `build` makes of the collection's queryables, at `/collections/{id}/{name}`."""
+    table = coll.table()
+    href = f"{base_url(request)}/collections/{coll.id}/{name}"
+    etag = make_etag(name, href, table.version)
+    return _answer(request, etag, table, lambda: JSONResponse(
+        build(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
+
+
 @router.get("/collections/{collection_id}/queryables", summary="What a collection can be filtered on",
-            responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
-                       **problem_responses(304, 400, 404, 503)})
+            responses=SCHEMA_RESPONSES)
 async def queryables(request: Request, coll: CollectionDep) -> Response:
     """The queryables as a JSON Schema (OGC API - Features Part 3)."""
-    table = coll.table()
-    href = f"{base_url(request)}/collections/{coll.id}/queryables"
-    etag = make_etag("queryables", href, table.version)
-    return _answer(request, etag, table, lambda: JSONResponse(
-        queryables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
+    return _queryables_answer(request, coll, "queryables", queryables_document)
 
 
 @router.get("/collections/{collection_id}/sortables", summary="What a collection can be sorted on",
-            responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
-                       **problem_responses(304, 400, 404, 503)})
+            responses=SCHEMA_RESPONSES)
 async def sortables(request: Request, coll: CollectionDep) -> Response:
     """The properties `sortby` accepts, as a JSON Schema: the id and every queryable."""
-    table = coll.table()
-    href = f"{base_url(request)}/collections/{coll.id}/sortables"
-    etag = make_etag("sortables", href, table.version)
-    return _answer(request, etag, table, lambda: JSONResponse(
-        sortables_document(coll.id, coll.title, coll.queryables_of(table), href), media_type=SCHEMA_JSON))
+    return _queryables_answer(request, coll, "sortables", sortables_document)
