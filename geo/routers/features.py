@@ -97,26 +97,28 @@ def _alternate(href: str) -> dict[str, str]:
     return {"href": f"{href}?f=html", "rel": "alternate", "type": "text/html", "title": "This page as HTML"}
 
 
-def _as_format(request: Request, fmt: str) -> str:
-    """This request's URL with `f=fmt` (the other parameters kept, in their order)."""
+def _as_format(request: Request, base: str, fmt: str) -> str:
+    """This request's URL, under the service root `base`, with `f=fmt` (the other parameters kept, in
+    their order)."""
     url = request.url
     query = url.query
     if "f=" not in query:
         # No `f` to replace (every item page without one): the query as sent, without re-encoding it.
-        return f"{base_url(request)}{url.path}?{query}{'&' if query else ''}f={fmt}"
+        return f"{base}{url.path}?{query}{'&' if query else ''}f={fmt}"
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "f"] + [("f", fmt)]
-    return f"{base_url(request)}{url.path}?{urlencode(params)}"
+    return f"{base}{url.path}?{urlencode(params)}"
 
 
-def _self_and_alternate(request: Request, as_html: bool, title: str) -> list[dict[str, str]]:
-    """`self` in the format answered and `alternate` in the other (/req/core/fc-links A, html/content)."""
+def _self_and_alternate(request: Request, base: str, as_html: bool, title: str) -> list[dict[str, str]]:
+    """`self` in the format answered and `alternate` in the other (/req/core/fc-links A, html/content);
+    `base` is the service root (base_url: computed once per request, it parses the URL)."""
     here = {"href": str(request.url), "rel": "self", "type": "text/html" if as_html else GEOJSON,
             "title": title}
     if as_html:
-        other = {"href": _as_format(request, "json"), "rel": "alternate", "type": GEOJSON,
+        other = {"href": _as_format(request, base, "json"), "rel": "alternate", "type": GEOJSON,
                  "title": f"{title} as GeoJSON"}
     else:
-        other = {"href": _as_format(request, "html"), "rel": "alternate", "type": "text/html",
+        other = {"href": _as_format(request, base, "html"), "rel": "alternate", "type": "text/html",
                  "title": f"{title} as HTML"}
     return [here, other]
 
@@ -186,7 +188,7 @@ async def items(
     chosen = page.indices
     media = "text/html" if as_html else GEOJSON
     links = [
-        *_self_and_alternate(request, as_html, "This page"),
+        *_self_and_alternate(request, base, as_html, "This page"),
         {"href": f"{base}/collections/{coll.id}", "rel": "collection",
          "type": "application/json", "title": coll.title},
         *_page_links(request, base, page, media),
@@ -415,7 +417,8 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
         etag = make_etag(etag, "html")
     if not target.is_default:
         etag = make_etag(etag, target.uri)
-    href = f"{base_url(request)}/collections/{coll.id}"
+    base = base_url(request)
+    href = f"{base}/collections/{coll.id}"
     links = [{"href": f"{href}/items/{feature_id}", "rel": "self", "type": GEOJSON, "title": "This feature"},
              _alternate(f"{href}/items/{feature_id}"),
              {"href": href, "rel": "collection", "type": "application/json", "title": coll.title}]
@@ -425,7 +428,7 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
             feature = table.features[index]
             shape = to_crs(table.geometries[[index]], target)[0]
             wkt = None if shape is None else str(shapely.to_wkt(shape, rounding_precision=-1))
-            page_links = [*_self_and_alternate(request, True, "This feature"), links[2]]
+            page_links = [*_self_and_alternate(request, base, True, "This feature"), links[2]]
             page = html.feature_body(feature, wkt) + html.link_list(page_links)
             return HTMLResponse(html.page(str(feature["properties"].get("name") or feature_id), page))
         # Splice the links into the cached encoding rather than re-serialising the feature.
