@@ -36,8 +36,10 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
     projects = catalogue.get("projects")
     table = projects.table()
     # A page a person opens from a link: parameters that are neither filters nor queryables (utm_source,
-    # fbclid, ...) are dropped, not refused, and not passed on to the API the page calls.
-    filters = filters.keeping(catalogue.parameter_names() | frozenset(projects.parameter_queryables(table)))
+    # fbclid, ...) are dropped, not refused, and not passed on to the API the page calls. The names of
+    # every collection's queryables (the projects' among them) are looked up only when there are any.
+    if filters.params:
+        filters = filters.keeping(catalogue.parameter_names())
     # Checked as the items check them (an unknown status or category is a 400); nothing is selected.
     projects.check(filters, table)
     formats = tuple(MEDIA_TYPES)
