@@ -506,6 +506,11 @@ def test_req_arithmetic_arithmetic(api: TestClient, text: str, doc: Any, expecte
     ("start_date > DATE('2020-02-30')", op(">", p("start_date"), date("2020-02-30")), "is not a date"),
     ("created_at > TIMESTAMP('2020-01-01T25:00:00Z')", op(">", p("created_at"), ts("2020-01-01T25:00:00Z")),
      "is not a timestamp"),
+    # Digits are ASCII, as in every other parameter (Python's int() reads Arabic-Indic digits too).
+    ("start_date > DATE('\u0662\u0660\u0662\u0660-01-01')",
+     op(">", p("start_date"), date("\u0662\u0660\u0662\u0660-01-01")), "is not a date"),
+    ("created_at > TIMESTAMP('2020-01-01T10:00:00.\u0661Z')",
+     op(">", p("created_at"), ts("2020-01-01T10:00:00.\u0661Z")), "is not a timestamp"),
 ])
 def test_faults_are_400_problems_saying_why(api: TestClient, text: str, doc: Any, words: str) -> None:
     assert words in _problem(api, text)

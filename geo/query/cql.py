@@ -123,10 +123,11 @@ def _text(number: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# ASCII digits only, as every other number a client sends (`\d` would take Arabic-Indic digits too).
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 # RFC 3339: CQL2 writes timestamps in UTC with Z; an offset is read too and converted.
-_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-                        r"([Zz]|[+-]\d{2}:\d{2})")
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                        r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
 def _date(text: Any) -> n.Literal:
