@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import threading
@@ -57,7 +56,15 @@ from geo.store import journal
 from geo.store.base import RETRY_AFTER_S, Feature, check_write
 from geo.store.compaction import Compactor
 from geo.store.journal import FileStamp, Header, Record
-from geo.store.storefile import content_version, encode_store, encode_table, no_gc, parse_store, read_table
+from geo.store.storefile import (
+    content_digest,
+    content_version,
+    encode_store,
+    encode_table,
+    no_gc,
+    parse_store,
+    read_table,
+)
 
 # The file format's encode_store and parse_store are used from here too (tests, benchmarks).
 __all__ = ["GeoJSONFileStore", "content_version", "encode_store", "parse_store"]
@@ -692,7 +699,7 @@ class GeoJSONFileStore:
         if first.journal is None or first.journal.end == first.journal.start:
             return False
         cut = first.journal.end
-        digest = hashlib.blake2b(digest_size=10)  # content_version, as the chunks go by
+        digest = content_digest()
 
         def chunks() -> Iterator[bytes]:
             for chunk in encode_table(first.table):

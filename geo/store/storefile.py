@@ -47,9 +47,17 @@ def encode_table(table: FeatureTable) -> Iterator[bytes]:
     yield TAIL
 
 
+def content_digest() -> hashlib.blake2b:
+    """A running digest of a store file's bytes: fed them all, its `hexdigest()` is their
+    `content_version` (so a file written in chunks gets its version as the chunks go by)."""
+    return hashlib.blake2b(digest_size=10)
+
+
 def content_version(data: bytes) -> str:
     """The version of a store file's bytes: a digest, so it changes whenever the content does."""
-    return hashlib.blake2b(data, digest_size=10).hexdigest()
+    digest = content_digest()
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def encode_store(features: list[Feature]) -> bytes:
