@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -288,18 +288,19 @@ class Catalogue:
             "provinces", provinces.cache_path(settings), ("code",),
             missing=f"The provinces layer has not been obtained yet. {provinces.FIX_HINT}")
         self._index: ProvinceIndex | None = None
+        # What every collection shares: the settings' page sizes, and the names of all queryables.
+        collection = partial(Collection, elsewhere=self.parameter_names,
+                             default_limit=settings.default_limit, max_limit=settings.max_limit)
         self.collections: dict[str, Collection] = {
             c.id: c for c in (
-                Collection(
+                collection(
                     id="provinces", title="Provinces of Afghanistan",
                     description="The 34 provinces (ADM1) with ISO 3166-2:AF codes, names and areas "
                                 "(geoBoundaries gbOpen, boundary year 2007).",
                     keywords=("Afghanistan", "provinces", "ADM1", "boundaries"),
                     load=self._provinces, filters={"province": "code"},
-                    licence="Public Domain", attribution="geoBoundaries (Runfola et al.), source Wikimedia",
-                    elsewhere=self.parameter_names,
-                    default_limit=settings.default_limit, max_limit=settings.max_limit),
-                Collection(
+                    licence="Public Domain", attribution="geoBoundaries (Runfola et al.), source Wikimedia"),
+                collection(
                     id="salang", title="Salang Pass tunnels",
                     description="The Salang road tunnel (1964) and the proposed second tunnel, with "
                                 "names, dates, lengths and sources. Geometry is approximate.",
@@ -307,10 +308,8 @@ class Catalogue:
                     load=StaticLayer("salang", settings.layers_dir / "salang.geojson", ("status",)),
                     filters={"status": "status"},
                     licence="CC BY-SA 4.0 (facts from Wikipedia and news sources named per feature)",
-                    attribution="See each feature's sources",
-                    elsewhere=self.parameter_names,
-                    default_limit=settings.default_limit, max_limit=settings.max_limit),
-                Collection(
+                    attribution="See each feature's sources"),
+                collection(
                     id="projects", title="Infrastructure projects",
                     description="Proposed and ongoing infrastructure and social-infrastructure projects "
                                 "(schools, health, housing, water, energy, transport) with their status.",
@@ -319,9 +318,7 @@ class Catalogue:
                     temporal=PROJECT_SCHEMA.temporal(), queryables=PROJECT_QUERYABLES,
                     schema=PROJECT_SCHEMA,
                     editable=store.editable, licence="CC BY 4.0",
-                    attribution="Contributors to this service; sources per project",
-                    elsewhere=self.parameter_names,
-                    default_limit=settings.default_limit, max_limit=settings.max_limit),
+                    attribution="Contributors to this service; sources per project"),
             )
         }
 
