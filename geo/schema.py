@@ -244,8 +244,9 @@ PROJECT_FILTERS: tuple[str, ...] = tuple(p.name for p in PROJECT_SCHEMA.filters(
 PROJECT_TEMPORAL: tuple[str, str] | None = PROJECT_SCHEMA.temporal()
 
 
-def _kind_of(types: set[type]) -> PropertyType | None:
-    """The kind of a property whose non-null values have these Python types (None: mixed or none)."""
+def kind_of(types: set[type]) -> PropertyType | None:
+    """The kind of a property whose non-null values have these Python types (None: mixed or none); the
+    tabular formats type their columns by it too (geo/formats/columns.py)."""
     if not types:
         return None
     if types == {str}:
@@ -289,9 +290,9 @@ def infer_schema(features: Iterable[Mapping[str, Any]]) -> Schema:
                 items.setdefault(key, set()).update(type(v) for v in value if v is not None)
     out = []
     for key, types in seen.items():
-        kind = _kind_of(types)
+        kind = kind_of(types)
         if kind is not None:
-            item = _kind_of(items.get(key, set())) if kind == "array" else None
+            item = kind_of(items.get(key, set())) if kind == "array" else None
             out.append(Property(key, kind, items=item if item != "array" else None))
     return Schema(tuple(out), geometry_format(geometries))
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import orjson
 
+from geo.schema import kind_of
+
 # The type a column is written as in a tabular format (geo.schema.ScalarType is a property's type in
 # the schema; here only what every format can hold).
 ColumnType = Literal["bool", "int", "float", "str"]
@@ -35,18 +37,15 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+# A column's type from the kind the layer's schema infers for its values (geo.schema.kind_of): the
+# same rule, so a download's columns agree with /schema; anything else (text, lists, objects, mixed
+# types, no values) is written as text.
+_COLUMN_TYPES: dict[str | None, ColumnType] = {"boolean": "bool", "integer": "int", "number": "float"}
+
+
 def _column_type(values: Iterable[Any]) -> ColumnType:
     """The narrowest type that holds every present value."""
-    seen: set[type] = {type(v) for v in values if v is not None}
-    if not seen:
-        return "str"
-    if seen == {bool}:
-        return "bool"
-    if seen == {int}:
-        return "int"
-    if seen <= {int, float}:
-        return "float"
-    return "str"
+    return _COLUMN_TYPES.get(kind_of({type(v) for v in values if v is not None}), "str")
 
 
 def _convert(kind: ColumnType, values: list[Any]) -> list[Any]:
