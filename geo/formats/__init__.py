@@ -49,15 +49,10 @@ class Format:
     # The format's specification fixes its CRS to CRS84 (KML).
     crs84_only: bool = False
 
-    @property
-    def expensive(self) -> bool:
-        """Whether building it costs CPU per feature (a written file), not only joining stored bytes."""
-        return self.write is not None
-
     def costs(self, crs: Crs) -> bool:
-        """Whether building it in `crs` costs CPU per feature: a written file, or features carried
-        into another CRS than the stored one (then encoded again)."""
-        return self.expensive or not crs.is_default
+        """Whether building it in `crs` costs CPU per feature (not only joining stored bytes): a written
+        file, or features carried into another CRS than the stored one (then encoded again)."""
+        return self.write is not None or not crs.is_default
 
     def check_crs(self, crs: Crs) -> None:
         """A 400 problem when this format cannot be written in `crs`."""
