@@ -60,12 +60,17 @@ def _adopt_ownership(fd: int, old: os.stat_result) -> None:
             os.fchown(fd, -1, old.st_gid)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (os.write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_durably(fd: int, data: bytes | Iterable[bytes]) -> None:
     """Write all of `data` (bytes, or its chunks in order) to `fd` and flush it to disk."""
     for chunk in (data,) if isinstance(data, bytes) else data:
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view):]
+        _write_all(fd, chunk)
     os.fsync(fd)
 
 
@@ -141,9 +146,7 @@ def append_durably(fd: int, data: bytes, size: int) -> None:
     the disk is unknown, and the caller reports the write as not done.
     """
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        _write_all(fd, data)
         os.fdatasync(fd)
     except BaseException:
         try:
