@@ -219,22 +219,25 @@ class GeoJSONFileStore:
         polls the file lock (which other processes hold for a flush at a time): a thread wakes as soon as
         the one before it is done, not at its next poll.
         """
-        busy = StoreBusy(f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
-                         "nothing was changed. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
         deadline = time.monotonic() + self.lock_timeout_s
         with ExitStack() as stack:
             if not self._local_lock.acquire(timeout=self.lock_timeout_s):
-                raise busy
+                raise self._busy()
             stack.callback(self._local_lock.release)
             try:
                 stack.enter_context(exclusive_lock(self.lock_path, max(0.0, deadline - time.monotonic())))
             except LockTimeout:
-                raise busy from None
+                raise self._busy() from None
             except OSError as exc:
                 raise StoreWriteFailed(
                     f"The project store cannot be locked for writing ({exc.strerror or exc}); nothing was "
                     "changed. Try again later; if it persists, tell the operator.") from exc
             yield
+
+    def _busy(self) -> StoreBusy:
+        # Built only when a write times out, not on every write.
+        return StoreBusy(f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
+                         "nothing was changed. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
 
     def _open_journal(self) -> tuple[_Open, os.stat_result, bytes] | None:
         """The journal opened (for appending where allowed), its stat and its bytes; None when absent."""
