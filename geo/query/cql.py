@@ -33,6 +33,7 @@ from geo.query import cql_nodes as n
 from geo.query.cql_nodes import bad_filter
 from geo.query.cql_text import TextError, to_json
 from geo.query.frame import Frame
+from geo.query.spatialindex import boxes
 
 __all__ = ["LANGS", "MAX_DEPTH", "MAX_LENGTH", "Expression", "bad_filter", "evaluate", "parse"]
 
@@ -190,10 +191,8 @@ def _bbox(numbers: Any) -> n.Literal:
         else numbers
     if south > north:
         raise _Invalid(f"BBOX south {_text(south)} is above its north {_text(north)}")
-    box: shapely.Geometry = shapely.box(west, south, east, north)
-    if west > east:
-        east_of, west_of = shapely.box(west, south, 180, north), shapely.box(-180, south, east, north)
-        box = shapely.MultiPolygon([east_of, west_of])
+    parts = boxes(west, south, east, north)
+    box = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
     return n.Literal("geometry", box, f"BBOX({', '.join(_text(x) for x in numbers)})")
 
 

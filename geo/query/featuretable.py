@@ -51,7 +51,7 @@ import shapely
 from geo.query.frame import Frame
 from geo.query.rows import Carry, ObjectArray, Rows, Vocabulary, encode, parse_geometries
 from geo.query.rows import IntArray as IntArray
-from geo.query.spatialindex import SpatialIndex, rebuild_after
+from geo.query.spatialindex import SpatialIndex, boxes, rebuild_after
 from geo.schema import Kind, Queryable
 
 T = TypeVar("T")
@@ -585,13 +585,9 @@ class FeatureTable:
         """Indices (in layer order) of features matching every given filter."""
         mask = np.ones(len(self), dtype=bool)
         if bbox is not None and len(self):
-            minx, miny, maxx, maxy = bbox[0], bbox[1], bbox[2], bbox[3]
-            # minx > maxx: the box crosses the antimeridian, so it is two (fc-bbox-definition).
-            boxes = ([shapely.box(minx, miny, maxx, maxy)] if minx <= maxx else
-                     [shapely.box(minx, miny, 180, maxy), shapely.box(-180, miny, maxx, maxy)])
             index, position, outside, loose = self._spatial()
             spatial = np.zeros(len(self), dtype=bool)
-            for box in boxes:
+            for box in boxes(bbox[0], bbox[1], bbox[2], bbox[3]):
                 if position is None:  # the tree holds exactly this version's rows
                     spatial[index.tree.query(box, predicate="intersects")] = True
                     continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
@@ -22,6 +23,14 @@ from geo.query.rows import IntArray, Rows
 BoolArray = npt.NDArray[np.bool_]
 # A version tolerates at least this many rows outside its tree.
 REBUILD_AT_LEAST = 256
+
+
+def boxes(west: float, south: float, east: float, north: float) -> list[shapely.Polygon]:
+    """A lon/lat box as polygons: one, or two when west > east (the box crosses the antimeridian,
+    /req/core/fc-bbox-definition): west..180 and -180..east."""
+    if west <= east:
+        return [shapely.box(west, south, east, north)]
+    return [shapely.box(west, south, 180, north), shapely.box(-180, south, east, north)]
 
 
 def rebuild_after(rows: int) -> int:
