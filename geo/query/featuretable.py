@@ -568,13 +568,16 @@ class FeatureTable:
         index does not hold (built once per version)."""
         def build() -> tuple[SpatialIndex, IntArray | None, IntArray, ObjectArray]:
             index = self._index
-            if index is None or len(index.outside(self._slots)) > rebuild_after(len(self)):
+            # Found once: O(rows), about 0.2 ms at 100,000, on the first bbox after every write.
+            outside = None if index is None else index.outside(self._slots)
+            if index is None or outside is None or len(outside) > rebuild_after(len(self)):
+                # A new tree holds exactly this version's rows, in order.
                 index = self._index = SpatialIndex.build(self._rows, self._slots)
+                return index, None, np.empty(0, dtype=np.intp), np.empty(0, dtype=object)
             if np.array_equal(index.slots, self._slots):
                 return index, None, np.empty(0, dtype=np.intp), np.empty(0, dtype=object)
             position = np.full(self._rows.size, -1, dtype=np.intp)
             position[self._slots] = np.arange(len(self), dtype=np.intp)
-            outside = index.outside(self._slots)
             return index, position, outside, self._rows.geometries(self._slots[outside])
         return self.derived(("spatial",), build)
 
