@@ -94,6 +94,11 @@ def _stamp(st: os.stat_result) -> FileStamp:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def _stamp_of(identity: Identity) -> FileStamp | None:
+    """The stamp a journal header records of the store file whose identity this is (None: no file)."""
+    return None if identity is None else identity[1:]
+
+
 def _when(at_ms: int) -> datetime:
     return datetime.fromtimestamp(at_ms / 1000, UTC)
 
@@ -135,6 +140,12 @@ class _Journal:
     end: int  # just past the last complete line read and applied
     line: int  # the line number of the next line
     seen: tuple[int, int]  # (size, mtime_ns) at the last look: `stale` compares the disk with it
+
+    @classmethod
+    def read_to(cls, file: _Open, st: os.stat_result, header: Header, start: int, end: int,
+                line: int) -> _Journal:
+        """The journal open as `file` (stat `st`), read up to `end`; `line`: the next line's number."""
+        return cls(file, (st.st_dev, st.st_ino), header, start, end, line, (st.st_size, st.st_mtime_ns))
 
 
 @dataclass(frozen=True)
@@ -368,8 +379,7 @@ class GeoJSONFileStore:
             if locked:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(journal.next_path(self._target))  # a compaction stopped before its renames
-            j = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, lines.end, lines.next_line,
-                         (jst.st_size, jst.st_mtime_ns))
+            j = _Journal.read_to(jfile, jst, header, start, lines.end, lines.next_line)
             since = time.monotonic() if lines.end > start else None
             return _State(table, base, base_file, version, j, since)
         raise StoreCorrupt(f"{self.path} and its journal {self.journal_path} did not agree in four reads "
@@ -495,7 +505,7 @@ class GeoJSONFileStore:
         base_st = os.fstat(fd)
         if _stamp(base_st) != header.file:
             return None
-        moved = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, end, 2 + tail.count(b"\n"), (-1, -1))
+        moved = _Journal.read_to(jfile, jst, header, start, end, 2 + tail.count(b"\n"))
         s = replace(s, base=_identity(base_st), base_file=base_file, base_version=header.base, journal=moved,
                     since=s.since if tail else None)
         return self._follow(s, jst, locked=locked)
@@ -508,10 +518,10 @@ class GeoJSONFileStore:
             return None
         jfile, jst, jdata = opened
         header, start = journal.read_header(jdata, self.journal_path)
-        base_stamp = None if s.base is None else (s.base[1], s.base[2], s.base[3])
+        base_stamp = _stamp_of(s.base)
         if header.continues is not None or header.base != s.base_version or header.file != base_stamp:
             return None
-        adopted = _Journal(jfile, (jst.st_dev, jst.st_ino), header, start, start, 2, (-1, -1))
+        adopted = _Journal.read_to(jfile, jst, header, start, start, 2)
         return self._follow(replace(s, journal=adopted), jst, locked=locked)
 
     def stale(self) -> bool:
@@ -586,7 +596,7 @@ class GeoJSONFileStore:
         """Under the write lock: `s` with a journal, started over the store file if there is none."""
         if s.journal is not None:
             return s, s.journal
-        stamp = None if s.base is None else (s.base[1], s.base[2], s.base[3])
+        stamp = _stamp_of(s.base)
         header = Header(base=s.base_version, file=stamp, gen=journal.new_gen(), continues=None,
                         lineage=journal.new_gen(), shift=0)
         data = header.encode()
@@ -602,8 +612,7 @@ class GeoJSONFileStore:
             raise _failed(exc, "the journal could not be started") from exc
         assert opened is not None
         jfile, jst, _ = opened
-        j = _Journal(jfile, (jst.st_dev, jst.st_ino), header, len(data), len(data), 2,
-                     (jst.st_size, jst.st_mtime_ns))
+        j = _Journal.read_to(jfile, jst, header, len(data), len(data), 2)
         return replace(s, journal=j), j
 
     def _commit(self, op: str, fid: str, feature: Feature | None,
@@ -756,8 +765,7 @@ class GeoJSONFileStore:
         base_file = _Open(fd)
         assert opened is not None
         jfile, jst, _ = opened
-        moved = _Journal(jfile, (jst.st_dev, jst.st_ino), header, len(head), len(head) + len(tail),
-                         2 + tail.count(b"\n"), (jst.st_size, jst.st_mtime_ns))
+        moved = _Journal.read_to(jfile, jst, header, len(head), len(head) + len(tail), 2 + tail.count(b"\n"))
         assert header.version(moved.end, moved.start) == s.table.version  # folding in changes no version
         self._install(replace(s, base=_identity(os.fstat(fd)), base_file=base_file, base_version=header.base,
                               journal=moved, since=s.since if tail else None))
