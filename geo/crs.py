@@ -139,8 +139,7 @@ CONTENT_CRS_HEADER: dict[str, dict[str, Any]] = {"Content-Crs": {
     "required": True, "schema": {"type": "string"}, "example": f"<{CRS84}>"}}
 
 
-def _bad(field: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
+_bad = InvalidInput.about
 
 
 _CODE = re.compile(r"(?:EPSG|OGC)[:/]+(?:[0-9.]+[:/]+)?([0-9A-Za-z]+)", re.IGNORECASE)

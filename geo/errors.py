@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 class GeoError(Exception):
@@ -18,6 +18,11 @@ class GeoError(Exception):
         self.detail = detail
         self.errors = errors or []
         self.headers = headers or {}
+
+    @classmethod
+    def about(cls, field: str, message: str) -> Self:
+        """This error about one field: the detail reads `field: message` and `errors` names the field."""
+        return cls(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 class InvalidInput(GeoError):

@@ -86,7 +86,7 @@ def merge_patch(target: Any, patch: Any, field: str = "properties") -> Any:
     """
     if nesting_depth(patch, MAX_PATCH_DEPTH) > MAX_PATCH_DEPTH:
         message = f"a merge patch may nest objects and arrays at most {MAX_PATCH_DEPTH} deep"
-        raise InvalidFeature(f"{field}: {message}", errors=[{"field": field, "message": message}])
+        raise InvalidFeature.about(field, message)
     return _merge(target, patch)
 
 

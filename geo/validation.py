@@ -49,8 +49,7 @@ def parse_json(body: bytes) -> Any:
                            errors=[{"field": "body", "message": str(exc)}]) from exc
 
 
-def _fail(field: str, message: str) -> InvalidFeature:
-    return InvalidFeature(f"{field}: {message}", errors=[{"field": field, "message": message}])
+_fail = InvalidFeature.about
 
 
 def _positions(coordinates: Any, depth: int) -> Iterator[Any]:

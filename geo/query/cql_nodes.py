@@ -46,7 +46,7 @@ _LABEL = 60
 
 def bad_filter(message: str, field: str = "filter") -> InvalidInput:
     """A 400 problem naming the filter parameter."""
-    return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    return InvalidInput.about(field, message)
 
 
 def _short(text: str) -> str:

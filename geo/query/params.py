@@ -74,8 +74,7 @@ COUNT_RULE = f"must be a whole number written with the digits 0-9 (at most {COUN
 _BBOX_RULE = "must be 4 (or 6) comma-separated numbers: minLon,minLat,maxLon,maxLat"
 
 
-def _bad(field_name: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{field_name}: {message}", errors=[{"field": field_name, "message": message}])
+_bad = InvalidInput.about
 
 
 def is_count(text: str) -> bool:
