@@ -35,8 +35,6 @@ from geo.models import Filterable, ProjectProperties, ServerProperties, Temporal
 # The JSON Schema type of a simple property value (dates are strings with a `format`), and of any.
 ScalarType = Literal["string", "number", "integer", "boolean", "date", "date-time"]
 PropertyType = Literal[ScalarType, "array", "object"]
-# The former name, which geo/query/featuretable.py and geo/query/frame.py still import.
-Kind = ScalarType
 GEOMETRY = "geometry"
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 

@@ -52,7 +52,7 @@ from geo.query.frame import Frame
 from geo.query.rows import Carry, ObjectArray, Rows, Vocabulary, encode, parse_geometries
 from geo.query.rows import IntArray as IntArray
 from geo.query.spatialindex import SpatialIndex, boxes, rebuild_after
-from geo.schema import Kind, Queryable
+from geo.schema import Queryable, ScalarType
 
 T = TypeVar("T")
 Feature = dict[str, Any]
@@ -92,7 +92,7 @@ def _to_day(value: Any, end: bool = False) -> np.datetime64:
     return np.datetime64(parsed.replace(microsecond=0), "s")
 
 
-def _typed(value: Any, kind: Kind) -> Any:
+def _typed(value: Any, kind: ScalarType) -> Any:
     """One property value in its queryable's kind (None when it is missing or of another type)."""
     if kind == "string":
         return value if isinstance(value, str) else None
@@ -621,7 +621,7 @@ class FeatureTable:
             ok &= ends >= lo
         return ok | untimed
 
-    def equal_to(self, name: str, kind: Kind, wanted: Iterable[Any]) -> npt.NDArray[np.bool_]:
+    def equal_to(self, name: str, kind: ScalarType, wanted: Iterable[Any]) -> npt.NDArray[np.bool_]:
         """Where property `name`, read as `kind`, equals one of `wanted` (values of that kind); `id` is
         the feature's id (queryables.ID), not a property."""
         def typed(features: list[Feature]) -> ObjectArray:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from geo.query.rows import Carry
-from geo.schema import GEOMETRY, Kind, Queryable
+from geo.schema import GEOMETRY, Queryable, ScalarType
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -29,7 +29,7 @@ MAX_CHUNKS = 64
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _column(values: list[Any], kind: Kind) -> pd.Series:
+def _column(values: list[Any], kind: ScalarType) -> pd.Series:
     """One property as a typed column; values of the wrong type become missing.
 
     Python does the type checks and numpy or pandas take the result whole: a few rows (a write's) cost
@@ -70,7 +70,7 @@ class Frame:
 
     columns: pd.DataFrame
     geometry: gpd.GeoSeries
-    kinds: dict[str, Kind]
+    kinds: dict[str, ScalarType]
     _ranks: dict[tuple[str, bool], FloatArray] = field(default_factory=dict, repr=False)
     _missing: dict[str, BoolArray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -85,7 +85,7 @@ class Frame:
         data = {"id": pd.Series(list(ids), dtype="str")}
         for q in queryables:
             data[q.name] = _column([f["properties"].get(q.name) for f in features], q.kind)
-        kinds: dict[str, Kind] = {"id": "string", **{q.name: q.kind for q in queryables}}
+        kinds: dict[str, ScalarType] = {"id": "string", **{q.name: q.kind for q in queryables}}
         index = pd.RangeIndex(len(ids))
         return cls(pd.DataFrame(data, index=index, copy=False), gpd.GeoSeries(geometries, index=index), kinds)
 
