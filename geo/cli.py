@@ -95,6 +95,28 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    from geo.store import migrate
+
+    url = args.url or Settings().database_url
+    if not url:
+        print("geo: no database: set GEO_DATABASE_URL or pass --url", file=sys.stderr)
+        return 2
+    with migrate.connect(url, Settings().database_connect_timeout_s) as conn:
+        if args.db_command == "status":
+            state = migrate.status(conn)
+            for migration, at in state.applied:
+                print(f"applied {migration.label} ({at.isoformat(timespec='seconds')})")
+            for migration in state.pending:
+                print(f"pending {migration.label}")
+            return 0
+        done = migrate.init(conn) if args.db_command == "init" else migrate.migrate(conn)
+    for migration in done:
+        print(f"applied {migration.label}")
+    print(f"{migrate.masked(url)}: {len(done)} migration(s) applied; the schema is up to date")
+    return 0
+
+
 def _filter_help(field: Property) -> str:
     """What an option of a filter field takes, from the schema: the projects' values of the field."""
     if field.enum:
@@ -167,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     for option in ("bbox", "datetime"):
         web_map.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
     web_map.set_defaults(func=_map)
+    db = sub.add_parser("db", help="the PostGIS store's database (GEO_DATABASE_URL, or --url)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    for name, text in (("init", "create the postgis extension if missing (when allowed), then migrate"),
+                       ("migrate", "apply the pending migrations, printing each"),
+                       ("status", "list the migrations applied and those pending")):
+        command = db_sub.add_parser(name, help=text)
+        command.add_argument("--url", help="postgresql://user:password@host/db (default: GEO_DATABASE_URL)")
+        command.set_defaults(func=_db)
     return parser
 
 

@@ -98,6 +98,13 @@ class StoreFull(StoreWriteFailed):
     status, title, type_slug = 503, "Store full", "store-full"
 
 
+class DatabaseUnavailable(StoreWriteFailed):
+    """The PostGIS store's database cannot be reached; nothing was written, reads go on from the last
+    snapshot, and Retry-After says when to try again."""
+
+    status, title, type_slug = 503, "Database unavailable", "database-unavailable"
+
+
 class PreconditionFailed(GeoError):
     """`If-Match` named a version of the resource that is no longer current."""
 

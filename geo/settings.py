@@ -34,6 +34,14 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Longest a change waits in the store's journal before it is folded into the "
                                  "store file (in the background; also at shutdown).")
     database_url: str | None = Field(None, description="postgresql://... to use the PostGIS store.")
+    database_pool_max: int = Field(
+        4, gt=0, description="Most connections a server opens to the database for writes (reads use none).")
+    database_poll_s: float = Field(
+        0.5, gt=0, description="How often a server reads the database's change log when no notification "
+                               "came (the fallback of LISTEN/NOTIFY).")
+    database_connect_timeout_s: float = Field(
+        5.0, gt=0, description="How long a connection to the database may take; at start-up, past it the "
+                               "server refuses to start, on a write it answers 503.")
     cors_origins: str = Field(
         "", description="Comma-separated origins whose web pages may write (reads are open to any origin).")
     max_body_bytes: int = Field(1_000_000, gt=0, description="Largest request body accepted for writes.")

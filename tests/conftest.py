@@ -132,6 +132,16 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL of a fresh, empty schema in the test database, dropped afterwards (tests/pg.py); skips
+    without a database (fails in CI)."""
+    from tests.pg import pg_schema  # here: tests.pg imports this module
+
+    with pg_schema() as url:
+        yield url
+
+
 def point_feature(lon: float = 69.1723, lat: float = 34.5281, **props: object) -> dict[str, object]:
     """A valid project feature (a school in Kabul unless told otherwise)."""
     properties: dict[str, object] = {"name": "Girls' secondary school", "category": "school",
