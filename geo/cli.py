@@ -95,6 +95,27 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_copy(args: argparse.Namespace) -> int:
+    from geo.store.copy import CopyRefused, CountLine, copy, masked, open_target
+
+    settings = Settings()
+    try:
+        src = open_target(args.src, settings, source=True)
+        try:
+            dst = open_target(args.dst, settings)
+            try:
+                count = copy(src, dst, progress=CountLine())
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except CopyRefused as exc:
+        print(f"geo: {exc}", file=sys.stderr)
+        return 2
+    print(f"store copy: {count} projects copied from {masked(args.src)} to {masked(args.dst)}")
+    return 0
+
+
 def _db(args: argparse.Namespace) -> int:
     from geo.store import migrate
 
@@ -189,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     for option in ("bbox", "datetime"):
         web_map.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
     web_map.set_defaults(func=_map)
+    store = sub.add_parser("store", help="manage the project store")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    store_copy = store_sub.add_parser(
+        "copy", help="copy every project of one store into another, empty one (ids, order, timestamps and "
+                     "histories kept; no --replace: a copy never overwrites a store)")
+    for end, what in (("src", "the store copied"), ("dst", "the empty store filled (a new file is created)")):
+        store_copy.add_argument(end, metavar=end.upper(),
+                                help=f"{what}: a GeoJSON store file, or postgresql://user:password@host/db")
+    store_copy.set_defaults(func=_store_copy)
     db = sub.add_parser("db", help="the PostGIS store's database (GEO_DATABASE_URL, or --url)")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     for name, text in (("init", "create the postgis extension if missing (when allowed), then migrate"),

@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -63,6 +63,7 @@ from geo.store.storefile import (
     encode_table,
     no_gc,
     parse_store,
+    project_table,
     read_table,
 )
 
@@ -166,6 +167,19 @@ class _State:
         if j is None:
             return ("b", self.base)
         return ("j", (j.identity[0], j.identity[1], j.seen[0], j.seen[1]))
+
+
+def _loadable(features: Iterable[Feature]) -> Iterator[Feature]:
+    """`features`, each checked as a store file's are (ValueError says which and why, ids unique)."""
+    seen: set[str] = set()
+    for n, feature in enumerate(features):
+        fault = journal.feature_fault(feature)
+        if fault is not None:
+            raise ValueError(f"features[{n}] {fault}")
+        if feature["id"] in seen:
+            raise ValueError(f"features[{n}] repeats the id {feature['id']!r}")
+        seen.add(feature["id"])
+        yield feature
 
 
 def _on_event_loop() -> bool:
@@ -670,6 +684,77 @@ class GeoJSONFileStore:
         """Remove one feature, keeping the order of the others (see `ProjectStore.delete`: NotFound,
         PreconditionFailed, StoreBusy, StoreWriteFailed)."""
         self._commit("delete", fid, None, lambda table: check_write(fid, table.get(fid), if_match))
+
+    def load(self, features: Iterable[Feature]) -> int:
+        """Store `features` (ids and order kept) into this store, which must be empty, in one atomic
+        durable write; return how many. Raises ValueError (nothing written) when the store is not empty,
+        a feature is not one a store file may hold, or an id repeats; StoreBusy or StoreWriteFailed as
+        the other writes do.
+
+        Under the write lock, a complete new store file is written aside and renamed into place, and the
+        journal removed: other processes following the store read the new file at their next look.
+        """
+        with self._locked():
+            s = self._current_locked()
+            if len(s.table):
+                raise ValueError(f"{self.path} is not empty: it holds {len(s.table)} projects")
+            # Checked as they are read into the table; a bad one stops the load before anything is written.
+            table = project_table(_loadable(features), "loading", None)
+            digest = content_digest()
+
+            def chunks() -> Iterator[bytes]:
+                for chunk in encode_table(table):
+                    digest.update(chunk)
+                    yield chunk
+
+            try:
+                tmp, st = write_temporary(self._target, chunks())
+                try:
+                    self._put_in_place(s, tmp, st, digest.hexdigest())
+                finally:
+                    tmp.unlink(missing_ok=True)  # gone once renamed
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise _failed(exc, "the projects were not loaded") from exc
+            base_file = _Open(fd)
+            base_st = os.fstat(fd)
+            # The version and Last-Modified every other process reads from the new file (see _load_once).
+            loaded = table.apply([], version=digest.hexdigest(),
+                                 modified=datetime.fromtimestamp(base_st.st_mtime_ns / 1e9, UTC))
+            self._install(_State(loaded, _identity(base_st), base_file, digest.hexdigest(), None, None))
+        return len(loaded)
+
+    def _put_in_place(self, s: _State, tmp: Path, st: os.stat_result, version: str) -> None:
+        """Under the write lock: rename the new store file `tmp` (version `version`) into place and remove
+        the journal of the old one, in an order a crash at any moment leaves readable.
+
+        A journal that holds changes (of an empty store: they cancel out) is first replaced, through
+        `.journal.next` as a compaction does, by one without changes over the new file: a crash between
+        the renames leaves the new file with `.journal.next` (which the next start puts in place),
+        never the new file with changes made to the old one (which would stop the next start).
+        """
+        j = s.journal
+        nxt = journal.next_path(self._target)
+        moved = j is not None and j.end > j.start
+        if moved:
+            header = Header(base=version, file=_stamp(st), gen=journal.new_gen(), continues=None,
+                            lineage=journal.new_gen(), shift=0)
+            ntmp, _ = write_temporary(self._target, header.encode(), like=self.journal_path)
+            try:
+                os.replace(ntmp, nxt)
+            except BaseException:
+                ntmp.unlink(missing_ok=True)
+                raise
+        try:
+            os.replace(tmp, self._target)
+        except BaseException:
+            nxt.unlink(missing_ok=True)
+            raise
+        fsync_dir(self._target.parent)
+        if moved:
+            durable_rename(nxt, self.journal_path)
+        if j is not None:
+            self._remove_journal()
 
     # --- compaction ---
 
