@@ -55,7 +55,10 @@ def masked(text: str) -> str:
     if parts.password is not None:
         userinfo, _, host = netloc.rpartition("@")
         netloc = f"{userinfo.partition(':')[0]}:***@{host}"
-    query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*")
+    query = parts.query
+    pairs = parse_qsl(query)
+    if any(k == "password" for k, _ in pairs):  # else the query is shown as it was written
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 

@@ -20,6 +20,8 @@
   from there. Only what cannot be followed (two compactions in between, a file replaced by hand while
   no journal was there) re-reads the file.
 - **Reads never wait for writers**: `snapshot()` returns the last installed table.
+- **A bulk load** (`load`, for `geo store copy`) fills an empty store with one new store file, written
+  aside and renamed in under the lock as a compaction's is; the journal goes with the old file.
 
 Open files are held as `_Open` objects closed when no state refers to them any more: a thread may read
 through a state that another thread has just replaced. Holding the store file open also pins its inode,
