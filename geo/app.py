@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse
 
 from geo import __version__, openapi
 from geo.catalogue import Catalogue
-from geo.errors import StoreUnavailable
 from geo.formats.slots import ExportSlots
 from geo.http import problems
 from geo.http.compression import Compression
@@ -32,11 +31,15 @@ log = logging.getLogger(__name__)
 
 
 def open_store(settings: Settings) -> ProjectStore:
-    """The project store the settings ask for."""
+    """The project store the settings ask for: PostGIS when GEO_DATABASE_URL is set, else the file.
+
+    Raises StoreUnavailable (the database cannot be reached) or StoreCorrupt: the service won't start."""
     if settings.database_url:
-        # Refuse rather than silently fall back to the file: the operator asked for a database.
-        raise StoreUnavailable("GEO_DATABASE_URL is set, but this version has only the GeoJSON-file "
-                               "store; unset GEO_DATABASE_URL to use GEO_PROJECTS.")
+        from geo.store.postgis import PostGISStore  # here: the file store needs no database driver
+
+        return PostGISStore(settings.database_url, lock_timeout_s=settings.store_lock_timeout_s,
+                            pool_max=settings.database_pool_max, poll_s=settings.database_poll_s,
+                            connect_timeout_s=settings.database_connect_timeout_s)
     return GeoJSONFileStore(settings.projects, lock_timeout_s=settings.store_lock_timeout_s,
                             journal_max_bytes=settings.journal_max_bytes,
                             journal_max_age_s=settings.journal_max_age_s)

@@ -4,7 +4,8 @@ A store holds the features of the `projects` collection. Reads come from `snapsh
 version; writes are three explicit methods, `add`, `replace` and `delete`, which take whole features
 (the store knows nothing of the project rules: the route builds and checks the new version first).
 
-Every implementation (the GeoJSON file with its journal, geo.store.geojson_file; PostGIS to come) must
+Every implementation (the GeoJSON file with its journal, geo.store.geojson_file; PostgreSQL with PostGIS,
+geo.store.postgis) must
 guarantee:
 
 - **Reads never wait for writers.** `snapshot()` returns the last complete version, whatever a writer
@@ -29,6 +30,7 @@ guarantee:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -112,6 +114,12 @@ class ProjectStore(Protocol):
         """Remove feature `fid`.
 
         Raises NotFound, PreconditionFailed, StoreBusy or StoreWriteFailed, as `replace` does.
+        """
+        ...
+
+    def load(self, features: Iterable[Feature]) -> int:
+        """Store `features`, ids and order kept, into this EMPTY store in one atomic, durable write;
+        return how many. Raises ValueError (nothing stored) when the store is not empty or an id repeats.
         """
         ...
 

@@ -86,7 +86,7 @@ def masked(url: str) -> str:
         return "(an unreadable connection string)"
     if "password" in params:
         params["password"] = _MASK
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 def scrub(text: str, url: str) -> str:
@@ -98,11 +98,11 @@ def scrub(text: str, url: str) -> str:
     return text.replace(str(password), _MASK) if password else text
 
 
-def connect(url: str, timeout_s: float, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+def connect(url: str, timeout_s: float) -> psycopg.Connection[tuple[object, ...]]:
     """A connection (autocommit) to `url`, or StoreUnavailable naming the masked URL and the reason."""
     try:
         # libpq's connect_timeout is whole seconds, at least 2.
-        return psycopg.connect(url, autocommit=True, connect_timeout=max(2, round(timeout_s)), **kwargs)
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(2, round(timeout_s)))
     except psycopg.Error as exc:
         raise StoreUnavailable(f"cannot connect to the PostGIS database {masked(url)}: "
                                f"{scrub(str(exc).strip(), url)}") from exc

@@ -1,0 +1,444 @@
+"""The PostGIS store: projects in PostgreSQL, shared by any number of servers, read from memory.
+
+- **Schema** (geo/store/migrations, applied at start-up by geo.store.migrate): `projects`, one row per
+  feature with its exact JSON (`doc`), its geometry (SRID 4326, GiST index) and typed columns of the
+  filterable fields for SQL and QGIS users; `project_changes`, one row per write; `store_meta`, the
+  store's random id.
+- **Writes** are one transaction each, on a pooled connection. A transaction-level advisory lock (one
+  per schema) comes first: writers are serialised, so change-log rows commit in the order of their
+  `seq`, and a server that has read up to seq n never misses a smaller one later. `replace` and `delete`
+  read the row `FOR UPDATE` and compare If-Match with its ETag inside the transaction
+  (geo.store.base.check_write): two servers holding one ETag cannot both succeed. The row, its
+  change-log row and a NOTIFY are committed together; then the writer brings its own snapshot up to
+  that change before it returns, so a read after a write on the same server sees it.
+- **Reads never touch the database.** Each server keeps the embedded store's in-memory table
+  (FeatureTable), filled at start-up and updated with `FeatureTable.apply` from the change log: a
+  listener thread LISTENs on its own connection and reads the log past the last seq applied when
+  notified, and every `poll_s` when no notification comes (a missed notification costs at most that).
+  The version is `<store id>.<last seq>`: the same on every server for the same state.
+- **Outages.** A write that cannot reach the database is a DatabaseUnavailable (503, Retry-After);
+  reads go on from the last snapshot. The pool checks a connection before lending it and replaces
+  broken ones; the listener reconnects with a backoff and then reads every change it missed. At
+  start-up an unreachable database, or a row that is not a feature, refuses the start. Passwords are
+  masked in every message (geo.store.migrate.masked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import select
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from geo.errors import DatabaseUnavailable, StoreBusy, StoreCorrupt, StoreUnavailable
+from geo.query.featuretable import FeatureTable
+from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
+from geo.store import migrate
+from geo.store.base import RETRY_AFTER_S, Feature, check_write
+from geo.store.journal import feature_fault
+from geo.store.storefile import no_gc, project_table
+
+__all__ = ["TYPED_COLUMNS", "PostGISStore"]
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+# The typed columns derived from each feature's properties, and their SQL types: the name and the
+# filterable fields as text, the temporal fields as dates (tests/test_postgis.py compares them with the
+# migration, so the schema and the table cannot drift apart).
+TYPED_COLUMNS: dict[str, str] = {"name": "text", **dict.fromkeys(PROJECT_FILTERS, "text"),
+                                 **dict.fromkeys(PROJECT_TEMPORAL or (), "date")}
+# Rows read at a time at start-up (a server-side cursor: the whole store is never in memory as rows).
+LOAD_BATCH = 2000
+# The listener's reconnection backoff: from the first to the longest wait, in seconds.
+BACKOFF_S = (0.1, 5.0)
+
+_GEOM = sql.SQL("ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON({})), 4326)")
+_NAMES = sql.SQL(", ").join(sql.Identifier(c) for c in TYPED_COLUMNS)
+_VALUES = sql.SQL(", ").join(sql.Placeholder() * len(TYPED_COLUMNS))
+_SETS = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in TYPED_COLUMNS)
+_INSERT = sql.SQL(
+    "INSERT INTO projects (id, position, doc, geom, {names}) "
+    "VALUES (%s, (SELECT coalesce(max(position), 0) + 1 FROM projects), %s::json, {geom}, {values}) "
+    "ON CONFLICT (id) DO NOTHING RETURNING 1").format(names=_NAMES, values=_VALUES,
+                                                      geom=_GEOM.format(sql.Placeholder()))
+_UPDATE = sql.SQL(
+    "UPDATE projects SET doc = %s::json, geom = {geom}, {sets}, row_version = row_version + 1, "
+    "updated_at = clock_timestamp() WHERE id = %s").format(sets=_SETS, geom=_GEOM.format(sql.Placeholder()))
+# The change-log row and its notification in one statement (one round trip).
+_LOG = sql.SQL(
+    "WITH c AS (INSERT INTO project_changes (op, fid, doc) VALUES (%s, %s, %s::json) RETURNING seq, at) "
+    "SELECT seq, at, pg_notify(%s, seq::text) FROM c")
+_CHANGES = "SELECT seq, at, fid, doc::text FROM project_changes WHERE seq > %s ORDER BY seq"
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _day(value: object) -> date | None:
+    """A date property's day (a datetime's date part); None when it is missing or not a date."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _typed(feature: Feature) -> list[object]:
+    """The typed columns' values of a feature, in TYPED_COLUMNS' order."""
+    props = feature["properties"]
+    return [_day(props.get(c)) if kind == "date" else _text(props.get(c))
+            for c, kind in TYPED_COLUMNS.items()]
+
+
+def _parsed(doc: str, where: str) -> Feature:
+    """A row's or a change's feature, checked as a store file's are; StoreCorrupt says where and why."""
+    try:
+        feature = orjson.loads(doc)
+    except orjson.JSONDecodeError as exc:
+        raise StoreCorrupt(f"{where}: not valid JSON ({exc})") from exc
+    fault = feature_fault(feature)
+    if fault is not None:
+        raise StoreCorrupt(f"{where}: the feature {fault}")
+    result: Feature = feature
+    return result
+
+
+def _when(at: datetime | None) -> datetime | None:
+    return None if at is None else at.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class _State:
+    """What reads see: the table, and the last change-log seq applied to it."""
+
+    table: FeatureTable
+    applied: int
+
+
+class PostGISStore:
+    """A `ProjectStore` in a PostgreSQL+PostGIS database, shared by any number of servers."""
+
+    editable = True
+
+    def __init__(self, url: str, *, lock_timeout_s: float = 10.0, pool_max: int = 4, poll_s: float = 0.5,
+                 connect_timeout_s: float = 5.0) -> None:
+        """Connect, migrate the schema, read every project, and start following the change log.
+
+        Raises StoreUnavailable (the database cannot be reached or set up: the masked URL and why) or
+        StoreCorrupt (a row or change is not a feature: which one and why).
+        """
+        self.url = url
+        self.where = migrate.masked(url)
+        self.lock_timeout_s = lock_timeout_s
+        self.poll_s = poll_s
+        self.connect_timeout_s = connect_timeout_s
+        self._apply_lock = threading.Lock()  # one catch-up at a time: each installs on the last one
+        self._stop = threading.Event()
+        self._closed = False
+        try:
+            with migrate.connect(url, connect_timeout_s) as conn:
+                migrate.migrate(conn)
+                schema, store_id = self._identity(conn)
+                self._state = self._read_all(conn, store_id)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the PostGIS database {self.where} could not be set up: "
+                                   f"{migrate.scrub(str(exc).strip(), url)} (is the postgis extension "
+                                   "installed? `geo db init` creates it)") from exc
+        self.schema, self.store_id = schema, store_id
+        # Per schema: the servers of one store share the lock and the channel, other stores do not.
+        self.channel = f"geo_projects_{schema}"
+        digest = hashlib.blake2b(f"geo.projects.{schema}".encode(), digest_size=8).digest()
+        self._lock_key = int.from_bytes(digest, "big", signed=True)
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            url, min_size=1, max_size=pool_max, open=False, name=f"geo-{schema}",
+            kwargs={"autocommit": True, "connect_timeout": max(2, round(connect_timeout_s))},
+            configure=self._configure, check=ConnectionPool.check_connection, timeout=connect_timeout_s)
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreUnavailable(f"the PostGIS database {self.where} accepted no pooled connection within "
+                                   f"{connect_timeout_s:g} s") from exc
+        self._wake_r, self._wake_w = os.pipe()
+        self._listener = threading.Thread(target=self._listen, name=f"geo-listen-{schema}", daemon=True)
+        self._listener.start()
+
+    # --- connections ---
+
+    def _configure(self, conn: Conn) -> None:
+        # Past this a waiting lock raises LockNotAvailable: the write answers StoreBusy.
+        timeout = sql.Literal(f"{int(self.lock_timeout_s * 1000)}ms")
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(timeout))
+
+    @staticmethod
+    def _identity(conn: Conn) -> tuple[str, str]:
+        row = conn.execute("SELECT current_schema(), (SELECT value FROM store_meta WHERE key = 'store_id')"
+                           ).fetchone()
+        if row is None or row[1] is None:
+            raise StoreCorrupt("the store_meta table has no store_id")
+        return str(row[0]), str(row[1])
+
+    def _version(self, seq: int) -> str:
+        return f"{self.store_id[:8]}.{seq}"
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        reason = migrate.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                               self.url)
+        return DatabaseUnavailable(
+            f"The project database cannot be reached ({reason}); nothing was written. Reads go on from the "
+            "last copy this server holds. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
+
+    def _busy(self) -> StoreBusy:
+        return StoreBusy(f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
+                         "nothing was changed. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
+
+    @contextmanager
+    def _connection(self) -> Iterator[Conn]:
+        """A pooled connection; the database's failures as the store's errors (503s)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.errors.LockNotAvailable as exc:  # an OperationalError: first
+            raise self._busy() from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed) as exc:
+            raise self._unavailable(exc) from exc
+
+    # --- reading ---
+
+    def _read_all(self, conn: Conn, store_id: str) -> _State:
+        """Every project, in order, and the last seq, as of one snapshot of the database."""
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            last = conn.execute("SELECT seq, at FROM project_changes ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, at = (0, None) if last is None else (int(last[0]), last[1])
+            if at is None:
+                at = (conn.execute("SELECT max(updated_at) FROM projects").fetchone() or (None,))[0]
+            with conn.cursor(name="geo_projects_load") as cur, no_gc():
+                cur.itersize = LOAD_BATCH
+                cur.execute("SELECT id, position, doc::text FROM projects ORDER BY position")
+                features = (_parsed(doc, f"{self.where}: projects row {fid!r} (position {pos})")
+                            for fid, pos, doc in cur)
+                table = project_table(features, f"{store_id[:8]}.{seq}", _when(at))
+        finally:
+            if not conn.closed:
+                conn.execute("COMMIT")
+        return _State(table, seq)
+
+    def _catch_up(self, conn: Conn) -> FeatureTable:
+        """Apply the changes past the last one applied, in order, and install the new table."""
+        with self._apply_lock:
+            s = self._state
+            rows = conn.execute(_CHANGES, (s.applied,)).fetchall()
+            if not rows:
+                return s.table
+            changes = [(str(fid), None if doc is None else _parsed(doc, f"{self.where}: change {seq}"))
+                       for seq, _at, fid, doc in rows]
+            last, at = int(rows[-1][0]), rows[-1][1]
+            try:
+                table = s.table.apply(changes, version=self._version(last), modified=_when(at))
+            except (KeyError, ValueError) as exc:
+                # The log does not fit the table (rows edited by hand?): read everything again.
+                log.warning("the change log of %s does not fit this server's table (%r); re-reading the "
+                            "store", self.where, exc)
+                self._state = self._read_all(conn, self.store_id)
+                return self._state.table
+            self._state = _State(table, last)
+            return table
+
+    def _own_change(self, conn: Conn, seq: int, at: datetime, change: tuple[str, Feature | None]) -> None:
+        """After a write committed as `seq`: bring the table up to it (the write applied without a query
+        when no other change came in between; else the log read), so a read after it sees it."""
+        try:
+            with self._apply_lock:
+                s = self._state
+                if s.applied >= seq:
+                    return  # the listener was quicker
+                if s.applied == seq - 1:
+                    table = s.table.apply([change], version=self._version(seq), modified=_when(at))
+                    self._state = _State(table, seq)
+                    return
+            self._catch_up(conn)
+        except (psycopg.Error, StoreCorrupt) as exc:
+            # The write is committed; the listener applies it once the database answers again.
+            log.warning("a committed write was not yet applied to this server's table: %s",
+                        migrate.scrub(str(exc), self.url))
+
+    def stale(self) -> bool:
+        """Always False: the listener thread keeps the snapshot current, no request needs to."""
+        return False
+
+    def refresh(self) -> FeatureTable:
+        """Read the change log now (blocking) and return the snapshot; the last one when unreachable."""
+        try:
+            with self._connection() as conn:
+                return self._catch_up(conn)
+        except (DatabaseUnavailable, StoreBusy, StoreCorrupt) as exc:
+            log.warning("the project store could not be re-read; serving the last snapshot: %s", exc)
+            return self._state.table
+
+    def snapshot(self) -> FeatureTable:
+        """The last table installed; never waits, never touches the database."""
+        return self._state.table
+
+    # --- following other servers ---
+
+    def _listen(self) -> None:
+        """The listener thread: LISTEN, and read the log when notified or every `poll_s`; reconnect
+        with a backoff when the database goes away, then read everything missed."""
+        conn: Conn | None = None
+        delay, down = BACKOFF_S[0], False
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = migrate.connect(self.url, self.connect_timeout_s)
+                    conn.add_notify_handler(lambda _n: None)  # delivered while a query runs; nothing kept
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self._catch_up(conn)
+                    if down:
+                        log.warning("the PostGIS database %s answers again; changes followed", self.where)
+                    delay, down = BACKOFF_S[0], False
+                ready, _, _ = select.select([conn.fileno(), self._wake_r], [], [], self.poll_s)
+                if self._wake_r in ready:
+                    break
+                self._catch_up(conn)  # notified, or the poll: either way, whatever is past the last seq
+            except (psycopg.Error, StoreUnavailable, OSError, ValueError) as exc:
+                if not down and not self._stop.is_set():
+                    log.warning("lost the PostGIS database %s (%s); reads go on from the last snapshot, "
+                                "reconnecting", self.where, migrate.scrub(str(exc).strip(), self.url))
+                down = True
+                conn = self._discard(conn)
+                self._stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_S[1])
+            except StoreCorrupt as exc:
+                log.error("a change could not be applied; serving the last snapshot: %s", exc)
+                self._stop.wait(max(self.poll_s, 1.0))
+        self._discard(conn)
+
+    @staticmethod
+    def _discard(conn: Conn | None) -> None:
+        if conn is not None:
+            with suppress(psycopg.Error):
+                conn.close()
+
+    # --- writing ---
+
+    def _write(self, op: str, fid: str, feature: Feature | None, check: Callable[[Conn], None]) -> None:
+        """One transaction: the lock, `check` (and the row's own write), the log row and its NOTIFY;
+        then this server's table brought up to it."""
+        doc = None if feature is None else orjson.dumps(feature).decode()
+        with self._connection() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                check(conn)
+                row = conn.execute(_LOG, (op, fid, doc, self.channel)).fetchone()
+                assert row is not None
+            self._own_change(conn, int(row[0]), row[1], (fid, feature))
+
+    def _columns(self, feature: Feature) -> list[object]:
+        return [orjson.dumps(feature["geometry"]).decode(), *_typed(feature)]
+
+    def add(self, feature: Feature) -> Feature:
+        """Append a new feature (see `ProjectStore.add`: StoreBusy, StoreWriteFailed, ValueError)."""
+        fid = feature["id"]
+
+        def insert(conn: Conn) -> None:
+            doc = orjson.dumps(feature).decode()
+            if conn.execute(_INSERT, (fid, doc, *self._columns(feature))).fetchone() is None:
+                raise ValueError(f"id {fid!r} exists")
+
+        self._write("add", fid, feature, insert)
+        return feature
+
+    def _current(self, conn: Conn, fid: str) -> Feature | None:
+        row = conn.execute("SELECT doc::text FROM projects WHERE id = %s FOR UPDATE", (fid,)).fetchone()
+        return None if row is None else _parsed(row[0], f"{self.where}: projects row {fid!r}")
+
+    def replace(self, fid: str, feature: Feature, if_match: str | None = None) -> Feature:
+        """Replace one feature in place (see `ProjectStore.replace`); If-Match is compared with the row
+        as it is inside the transaction, locked."""
+        if feature.get("id") != fid:
+            raise ValueError(f"a replacement for {fid!r} has the id {feature.get('id')!r}")
+
+        def update(conn: Conn) -> None:
+            check_write(fid, self._current(conn, fid), if_match)
+            conn.execute(_UPDATE, (orjson.dumps(feature).decode(), *self._columns(feature), fid))
+
+        self._write("replace", fid, feature, update)
+        return feature
+
+    def delete(self, fid: str, if_match: str | None = None) -> None:
+        """Remove one feature (see `ProjectStore.delete`); If-Match compared inside the transaction."""
+
+        def remove(conn: Conn) -> None:
+            check_write(fid, self._current(conn, fid), if_match)
+            conn.execute("DELETE FROM projects WHERE id = %s", (fid,))
+
+        self._write("delete", fid, None, remove)
+
+    def load(self, features: Iterable[Feature]) -> int:
+        """Store `features` (ids and order kept) into this EMPTY store in one transaction; return how
+        many. Raises ValueError when the store is not empty, an id repeats or an item is no feature
+        (then nothing is stored). COPY into a staging table, then one INSERT..SELECT, and one change-log
+        `add` per feature, so that the log replays to the table."""
+        typed = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+                                   for c, t in TYPED_COLUMNS.items())
+        count = 0
+        with self._connection() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                if (conn.execute("SELECT EXISTS (SELECT 1 FROM projects)").fetchone() or (False,))[0]:
+                    raise ValueError(f"the PostGIS store {self.where} is not empty: a load fills an empty "
+                                     "one")
+                conn.execute(sql.SQL("CREATE TEMP TABLE geo_load (position bigint, id text, doc text, "
+                                     "geojson text, {}) ON COMMIT DROP").format(typed))
+                seen: set[str] = set()
+                with conn.cursor().copy(sql.SQL("COPY geo_load (position, id, doc, geojson, {}) FROM STDIN"
+                                                ).format(_NAMES)) as copy:
+                    for feature in features:
+                        fault = feature_fault(feature)
+                        if fault is not None:
+                            raise ValueError(f"item {count} {fault}")
+                        fid = feature["id"]
+                        if fid in seen:
+                            raise ValueError(f"the id {fid!r} repeats")
+                        seen.add(fid)
+                        count += 1
+                        copy.write_row((count, fid, orjson.dumps(feature).decode(), *self._columns(feature)))
+                conn.execute(sql.SQL("INSERT INTO projects (id, position, doc, geom, {names}) SELECT id, "
+                                     "position, doc::json, {geom}, {names} FROM geo_load ORDER BY position"
+                                     ).format(names=_NAMES, geom=_GEOM.format(sql.Identifier("geojson"))))
+                conn.execute("INSERT INTO project_changes (op, fid, doc) "
+                             "SELECT 'add', id, doc::json FROM geo_load ORDER BY position")
+                conn.execute("SELECT pg_notify(%s, 'load')", (self.channel,))
+            try:
+                self._catch_up(conn)
+            except (psycopg.Error, StoreCorrupt) as exc:
+                log.warning("a committed load was not yet applied to this server's table: %s",
+                            migrate.scrub(str(exc), self.url))
+        return count
+
+    def close(self) -> None:
+        """Stop the listener and close the pool (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        os.write(self._wake_w, b"x")
+        self._listener.join(timeout=10)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self._pool.close()
