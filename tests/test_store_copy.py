@@ -7,6 +7,7 @@ changed" means no byte of any file in the folder did (and, in a database, no row
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from bench.synth import synthetic_projects, write_store
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, geojson_file
 from geo.store.base import etag_of
-from geo.store.copy import CopyRefused, copy, masked, open_target
+from geo.store.copy import CopyRefused, CountLine, copy, masked, open_target
 from tests.conftest import ROOT, workspace
 
 GEO = Path(sys.executable).with_name("geo")  # the console script the package installs
@@ -192,6 +193,21 @@ def test_progress_is_reported_up_to_the_total(tmp_path: Path, synthetic: Path, s
     dst.close()
     assert seen[-1] == (SYNTHETIC, SYNTHETIC)
     assert [done for done, _ in seen] == list(range(500, SYNTHETIC + 1, 500))
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_count_is_rewritten_in_place_on_a_terminal_and_left_out_of_logs() -> None:
+    terminal, log = _Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        show = CountLine(stream)
+        show(500, 1200)
+        show(1200, 1200)
+    assert terminal.getvalue() == "\rcopying: 500/1,200 projects\rcopying: 1,200/1,200 projects\n"
+    assert log.getvalue() == ""
 
 
 @pytest.mark.parametrize(("url", "shown"), [
