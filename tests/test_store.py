@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
-import multiprocessing
 import os
 import signal
 import stat
@@ -27,9 +26,8 @@ from fastapi.testclient import TestClient
 
 from geo import fsutil
 from geo.app import create_app
-from geo.errors import NotFound, PreconditionFailed, StoreBusy, StoreCorrupt, StoreFull, StoreWriteFailed
+from geo.errors import StoreCorrupt, StoreFull, StoreWriteFailed
 from geo.fsutil import atomic_write_bytes, exclusive_lock
-from geo.http.conditional import feature_etag
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, geojson_file
 from geo.store.geojson_file import encode_store
@@ -87,34 +85,6 @@ def test_corrupt_store_is_refused_and_left_untouched(tmp_path: Path, content: by
     with pytest.raises(StoreCorrupt):
         create_app(Settings(projects=path, layers_dir=tmp_path))
     assert path.read_bytes() == content
-
-
-def test_another_process_sees_writes(tmp_path: Path) -> None:
-    path = tmp_path / "p.geojson"
-    first, second = GeoJSONFileStore(path), GeoJSONFileStore(path)
-    first.add(_feature("a"))
-    assert _ids(second) == ["a"]
-    second.add(_feature("b"))
-    assert _ids(first) == ["a", "b"]
-
-
-def _writer(path: str, prefix: str, count: int) -> None:
-    store = GeoJSONFileStore(Path(path))
-    for n in range(count):
-        store.add(_feature(f"{prefix}-{n}"))
-
-
-def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "p.geojson"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(path), f"w{i}", 15)) for i in range(3)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(60)
-        assert proc.exitcode == 0
-    ids = _on_disk(path)
-    assert len(ids) == 45 and len(set(ids)) == 45
 
 
 def _disk_fills_mid_write(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,18 +200,13 @@ def test_orphaned_temporary_files_are_swept_and_others_left(tmp_path: Path) -> N
     assert not orphan.exists() and unrelated.exists()
 
 
-# --- The three writes, directly on the store: what each returns, and each error it documents ---
+# --- The three writes on the store: the errors only a file has (the others: test_store_contract.py) ---
 
 WRITES = ("add", "replace", "delete")
 
 
 def _renamed(fid: str, name: str) -> dict[str, object]:
     return {**_feature(fid), "properties": {"name": name, "category": "water", "status": "planned"}}
-
-
-def _tag(feature: object) -> str:
-    """The ETag GET sends for a stored feature (geo.routers.features: the digest of its encoding)."""
-    return feature_etag(orjson.dumps(feature))
 
 
 def _store_ab(tmp_path: Path) -> tuple[GeoJSONFileStore, Path]:
@@ -259,138 +224,6 @@ def _write(store: GeoJSONFileStore, method: str, if_match: str | None = None, fi
         store.replace(fid, _renamed(fid, "new"), if_match=if_match)
     else:
         store.delete(fid, if_match=if_match)
-
-
-def test_add_appends_and_returns_the_feature(tmp_path: Path) -> None:
-    store, path = _store_ab(tmp_path)
-    new = _feature("c")
-    assert store.add(new) == new
-    assert _ids(store) == ["a", "b", "c"] and _on_disk(path) == ["a", "b", "c"]
-
-
-def test_add_refuses_an_id_that_exists(tmp_path: Path) -> None:
-    store, path = _store_ab(tmp_path)
-    before = _files(path.parent)
-    with pytest.raises(ValueError, match="'a' exists"):
-        store.add(_renamed("a", "again"))
-    assert _files(path.parent) == before and _ids(store) == ["a", "b"]
-
-
-def test_replace_keeps_the_feature_in_its_place_and_returns_it(tmp_path: Path) -> None:
-    store, path = _store_ab(tmp_path)
-    new = _renamed("a", "A2")
-    assert store.replace("a", new) == new
-    assert _ids(store) == ["a", "b"] and _on_disk(path) == ["a", "b"]
-    assert GeoJSONFileStore(path).snapshot().features[0]["properties"]["name"] == "A2"
-
-
-def test_delete_removes_only_that_feature(tmp_path: Path) -> None:
-    store, path = _store_ab(tmp_path)
-    store.add(_feature("c"))
-    assert store.delete("b") is None
-    assert _ids(store) == ["a", "c"] and _on_disk(path) == ["a", "c"]
-
-
-@pytest.mark.parametrize("method", ["replace", "delete"])
-@pytest.mark.parametrize("header", ["current", "*", "list", "gzip"])
-def test_replace_and_delete_go_ahead_when_if_match_holds(tmp_path: Path, method: str, header: str) -> None:
-    """RFC 9110 13.1.1: If-Match holds for the current strong tag, `*` on an existing feature, or a list
-    naming it; the tag of the gzipped representation (geo.http.compression's -gz) names the same data."""
-    store, path = _store_ab(tmp_path)
-    tag = _tag(_feature("a"))
-    if_match = {"current": tag, "*": "*", "list": f'"stale", {tag}',
-                "gzip": tag[:-1] + '-gz"'}[header]
-    _write(store, method, if_match)
-    assert _on_disk(path) == (["a", "b"] if method == "replace" else ["b"])
-
-
-@pytest.mark.parametrize("method", ["replace", "delete"])
-def test_replace_or_delete_of_a_missing_feature_is_not_found(tmp_path: Path, method: str) -> None:
-    store, path = _store_ab(tmp_path)
-    before = _files(path.parent)
-    with pytest.raises(NotFound, match="no project 'zz'") as raised:
-        _write(store, method, fid="zz")
-    assert raised.value.status == 404
-    assert _files(path.parent) == before
-
-
-@pytest.mark.parametrize("method", ["replace", "delete"])
-@pytest.mark.parametrize("if_match", ['"abc"', "*"])
-def test_with_if_match_a_missing_feature_is_a_precondition_failure(tmp_path: Path, method: str,
-                                                                    if_match: str) -> None:
-    """RFC 9110 13.1.1: If-Match, even `*`, is false when there is no current representation; Part 4
-    (/req/create-replace-delete/put-rid-exception B) asks for 412."""
-    store, path = _store_ab(tmp_path)
-    before = _files(path.parent)
-    with pytest.raises(PreconditionFailed) as raised:
-        _write(store, method, if_match, fid="zz")
-    assert raised.value.status == 412 and raised.value.errors[0]["field"] == "If-Match"
-    assert _files(path.parent) == before
-
-
-@pytest.mark.parametrize("method", ["replace", "delete"])
-@pytest.mark.parametrize("header", ["stale", "weak"])
-def test_an_if_match_that_does_not_hold_is_a_precondition_failure_naming_the_current_etag(
-        tmp_path: Path, method: str, header: str) -> None:
-    store, path = _store_ab(tmp_path)
-    old = _tag(_feature("a"))
-    store.replace("a", _renamed("a", "moved on"))
-    current = _tag(_renamed("a", "moved on"))
-    before = _files(path.parent)
-    # A weak tag never matches: If-Match uses the strong comparison (RFC 9110 13.1.1).
-    if_match = {"stale": old, "weak": f"W/{current}"}[header]
-    with pytest.raises(PreconditionFailed) as raised:
-        _write(store, method, if_match)
-    assert raised.value.status == 412 and raised.value.headers["ETag"] == current
-    assert raised.value.errors[0]["field"] == "If-Match"
-    assert _files(path.parent) == before
-
-
-@pytest.mark.parametrize("method", ["replace", "delete"])
-def test_if_match_is_compared_with_the_file_under_the_lock_not_with_an_old_snapshot(
-        tmp_path: Path, method: str) -> None:
-    """Two stores on one file, as two worker processes have: the first still holds the version it read
-    when the second changes the feature. The first's If-Match (right for its snapshot) must fail."""
-    path = tmp_path / "p.geojson"
-    first = GeoJSONFileStore(path)
-    first.add(_feature("a"))
-    second = GeoJSONFileStore(path)
-    etag = _tag(first.snapshot().get("a"))
-    second.replace("a", _renamed("a", "by the second"))
-    with pytest.raises(PreconditionFailed):
-        _write(first, method, etag)
-    assert GeoJSONFileStore(path).snapshot().features[0]["properties"]["name"] == "by the second"
-
-
-def test_the_etag_the_store_compares_is_the_one_get_sends(client: TestClient) -> None:
-    store = client.app.state.catalogue.store  # type: ignore[attr-defined]
-    url = "/collections/projects/items/salang-tunnel-2"
-    plain = {"Accept-Encoding": "identity"}  # the tag of the representation itself, not of its gzip
-    sent = client.get(url, headers=plain).headers["etag"]
-    current = store.snapshot().get("salang-tunnel-2")
-    renamed = {**current, "properties": {**current["properties"], "name": "Renamed"}}
-    store.replace("salang-tunnel-2", renamed, if_match=sent)
-    with pytest.raises(PreconditionFailed) as raised:
-        store.delete("salang-tunnel-2", if_match=sent)
-    assert raised.value.headers["ETag"] == client.get(url, headers=plain).headers["etag"] != sent
-
-
-def test_replace_refuses_a_feature_with_another_id(tmp_path: Path) -> None:
-    store, path = _store_ab(tmp_path)
-    before = _files(path.parent)
-    with pytest.raises(ValueError, match="has the id 'b'"):
-        store.replace("a", _feature("b"))
-    assert _files(path.parent) == before
-
-
-@pytest.mark.parametrize("method", WRITES)
-def test_each_write_is_store_busy_while_another_holds_the_lock(tmp_path: Path, method: str) -> None:
-    store, path = _store_ab(tmp_path)  # a lock timeout of 0.2 s
-    before = _files(path.parent)
-    with exclusive_lock(store.lock_path, timeout=1), pytest.raises(StoreBusy) as raised:
-        _write(store, method)
-    assert raised.value.status == 503 and raised.value.headers["Retry-After"] == "2"
-    assert _files(path.parent) == before and _ids(store) == ["a", "b"]
 
 
 @pytest.mark.parametrize("method", WRITES)
@@ -532,28 +365,18 @@ def test_a_failed_folder_fsync_after_the_rename_is_reported_as_the_success_it_is
     assert fid in [f["id"] for f in orjson.loads(settings.projects.read_bytes())["features"]]
 
 
-def test_versions_are_the_same_in_every_process_and_change_with_every_write(tmp_path: Path) -> None:
-    """Page ETags and caches key on the version: two processes at the same point agree on it, every write
-    gives a new one (even one that restores earlier content), and folding the journal in changes none."""
+def test_folding_the_journal_in_changes_no_version(tmp_path: Path) -> None:
+    """Versions agree between processes and change with every write (tests/test_store_contract.py);
+    compaction, which only moves changes from the journal into the file, changes none."""
     path = tmp_path / "p.geojson"
     writer = GeoJSONFileStore(path)
     writer.add(_feature("a1"))
     reader = GeoJSONFileStore(path)  # another process's view
-    seen = [writer.snapshot().version]
-    assert reader.snapshot().version == seen[0]
-
-    def rename(name: str) -> dict[str, object]:
-        return {**_feature("a1"), "properties": {"name": name, "category": "water", "status": "planned"}}
-
-    for name in ("b2", "c3", "b2"):  # equal sizes; the last one puts back earlier content
-        writer.replace("a1", rename(name))
-        assert reader.snapshot().features[0]["properties"]["name"] == name
-        assert reader.snapshot().version == writer.snapshot().version
-        seen.append(writer.snapshot().version)
-    assert len(set(seen)) == 4
+    writer.replace("a1", _renamed("a1", "b2"))
+    version = writer.snapshot().version
     assert writer.compact()
-    assert writer.snapshot().version == reader.snapshot().version == seen[-1]
-    assert GeoJSONFileStore(path).snapshot().version == seen[-1]
+    assert writer.snapshot().version == reader.snapshot().version == version
+    assert GeoJSONFileStore(path).snapshot().version == version
 
 
 def test_a_held_lock_times_out_as_a_503_with_retry_after(settings: Settings) -> None:
@@ -729,7 +552,6 @@ def test_a_store_corrupted_by_hand_is_neither_served_broken_nor_overwritten(
     atomic_write_bytes(settings.projects, good)
     assert client.post("/collections/projects/items", json=point_feature(), headers=AUTH).status_code == 201
     assert client.get("/collections/projects/items").json()["numberMatched"] == 3
-
 
 
 def test_a_waiter_left_holding_a_removed_lock_file_tries_again(tmp_path: Path,

@@ -162,7 +162,7 @@ class PostGISStore:
         # Per schema: the servers of one store share the lock and the channel, other stores do not.
         self.channel = f"geo_projects_{schema}"
         digest = hashlib.blake2b(f"geo.projects.{schema}".encode(), digest_size=8).digest()
-        self._lock_key = int.from_bytes(digest, "big", signed=True)
+        self.lock_key = int.from_bytes(digest, "big", signed=True)
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url, min_size=1, max_size=pool_max, open=False, name=f"geo-{schema}",
             kwargs={"autocommit": True, "connect_timeout": max(2, round(connect_timeout_s))},
@@ -342,7 +342,7 @@ class PostGISStore:
         doc = None if feature is None else orjson.dumps(feature).decode()
         with self._connection() as conn:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
                 check(conn)
                 row = conn.execute(_LOG, (op, fid, doc, self.channel)).fetchone()
                 assert row is not None
@@ -399,7 +399,7 @@ class PostGISStore:
         count = 0
         with self._connection() as conn:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
                 if (conn.execute("SELECT EXISTS (SELECT 1 FROM projects)").fetchone() or (False,))[0]:
                     raise ValueError(f"the PostGIS store {self.where} is not empty: a load fills an empty "
                                      "one")

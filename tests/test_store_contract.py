@@ -1,0 +1,414 @@
+"""The contract every project store keeps (geo/store/base.py), run on each store: one test body, two stores.
+
+`backend` is the GeoJSON file (with its journal) or a PostGIS schema of its own (tests/pg.py: skipped
+without a database, failed in CI). "Durably" means what a store newly opened on the same file or
+schema reads; "nothing changed" means the backend's whole state (the folder's bytes; the tables' rows and
+the change log) is as it was. What only one store has is tested beside it: tests/test_store.py (the
+file), tests/test_postgis.py (the database).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from geo.app import create_app
+from geo.errors import NotFound, PreconditionFailed, StoreBusy
+from geo.fsutil import exclusive_lock
+from geo.http.conditional import feature_etag
+from geo.settings import Settings
+from geo.store.base import ProjectStore
+from geo.store.geojson_file import GeoJSONFileStore
+from tests.conftest import AUTH, KEY, ROOT, point_feature, workspace
+
+KINDS = ["file", "postgis"]
+ITEMS = "/collections/projects/items"
+WRITES = ["add", "replace", "delete"]
+
+
+def open_store(kind: str, where: str, lock_timeout_s: float = 0.2) -> ProjectStore:
+    """A new store object on the file or database `where` (as another process or server opens it)."""
+    if kind == "file":
+        return GeoJSONFileStore(Path(where), lock_timeout_s=lock_timeout_s)
+    from geo.store.postgis import PostGISStore
+
+    return PostGISStore(where, lock_timeout_s=lock_timeout_s, poll_s=0.1)
+
+
+@dataclass
+class Backend:
+    """One store's location, and what a test asks of it whatever the kind."""
+
+    kind: str
+    where: str  # the store file's path, or the schema's URL
+    opened: list[ProjectStore] = field(default_factory=list)
+
+    def open(self) -> ProjectStore:
+        """A new store object on this store, closed after the test."""
+        store = open_store(self.kind, self.where)
+        self.opened.append(store)
+        return store
+
+    def durable_ids(self) -> list[str]:
+        """The ids a store newly opened here reads."""
+        store = open_store(self.kind, self.where)
+        try:
+            return list(store.snapshot().ids)
+        finally:
+            store.close()
+
+    def state(self) -> object:
+        """Everything the store holds, to show that a refused write changed nothing."""
+        if self.kind == "file":
+            folder = Path(self.where).parent
+            return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+        with psycopg.connect(self.where, autocommit=True) as conn:
+            rows = conn.execute("SELECT id, position, doc::text, row_version FROM projects ORDER BY position"
+                                ).fetchall()
+            log = conn.execute("SELECT seq, op, fid, doc::text FROM project_changes ORDER BY seq").fetchall()
+        return rows, log
+
+    @contextmanager
+    def locked(self, store: ProjectStore) -> Iterator[None]:
+        """The store's write lock held by someone else (another process; another server)."""
+        if self.kind == "file":
+            assert isinstance(store, GeoJSONFileStore)
+            with exclusive_lock(store.lock_path, timeout=1):
+                yield
+            return
+        with psycopg.connect(self.where) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (store.lock_key,))  # type: ignore[attr-defined]
+            yield
+            conn.rollback()
+
+    def close(self) -> None:
+        """Close every store object the test opened."""
+        for store in self.opened:
+            store.close()
+
+
+@pytest.fixture(params=KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An empty store of each kind."""
+    if request.param == "file":
+        b = Backend("file", str(tmp_path / "p.geojson"))
+        yield b
+        b.close()
+        return
+    from tests.pg import pg_schema
+
+    with pg_schema() as url:
+        b = Backend("postgis", url)
+        yield b
+        b.close()
+
+
+def _feature(fid: str, name: str | None = None) -> dict[str, object]:
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [69.1, 34.5]},
+            "properties": {"name": name or fid, "category": "water", "status": "planned"}}
+
+
+def _tag(feature: object) -> str:
+    """The ETag GET sends for a stored feature (geo.routers.features: the digest of its encoding)."""
+    return feature_etag(orjson.dumps(feature))
+
+
+def _ids(store: ProjectStore) -> list[str]:
+    return list(store.snapshot().ids)
+
+
+@pytest.fixture
+def ab(backend: Backend) -> ProjectStore:
+    """A store holding features a and b, in that order."""
+    store = backend.open()
+    store.add(_feature("a"))
+    store.add(_feature("b"))
+    return store
+
+
+def _write(store: ProjectStore, method: str, if_match: str | None = None, fid: str = "a") -> None:
+    if method == "add":
+        store.add(_feature("c"))
+    elif method == "replace":
+        store.replace(fid, _feature(fid, "new"), if_match=if_match)
+    else:
+        store.delete(fid, if_match=if_match)
+
+
+# --- add, replace, delete ---
+
+def test_add_appends_and_returns_the_feature(backend: Backend, ab: ProjectStore) -> None:
+    new = _feature("c")
+    assert ab.add(new) == new
+    assert _ids(ab) == ["a", "b", "c"] and backend.durable_ids() == ["a", "b", "c"]
+
+
+def test_add_refuses_an_id_that_exists(backend: Backend, ab: ProjectStore) -> None:
+    before = backend.state()
+    with pytest.raises(ValueError, match="'a' exists"):
+        ab.add(_feature("a", "again"))
+    assert backend.state() == before and _ids(ab) == ["a", "b"]
+
+
+def test_replace_keeps_the_feature_in_its_place_and_returns_it(backend: Backend, ab: ProjectStore) -> None:
+    new = _feature("a", "A2")
+    assert ab.replace("a", new) == new
+    assert _ids(ab) == ["a", "b"] and backend.durable_ids() == ["a", "b"]
+    assert backend.open().snapshot().features[0]["properties"]["name"] == "A2"
+
+
+def test_delete_removes_only_that_feature(backend: Backend, ab: ProjectStore) -> None:
+    ab.add(_feature("c"))
+    assert ab.delete("b") is None
+    assert _ids(ab) == ["a", "c"] and backend.durable_ids() == ["a", "c"]
+    ab.add(_feature("b"))  # an id deleted may come back, after the others
+    assert backend.durable_ids() == ["a", "c", "b"]
+
+
+def test_replace_refuses_a_feature_with_another_id(backend: Backend, ab: ProjectStore) -> None:
+    before = backend.state()
+    with pytest.raises(ValueError, match="has the id 'b'"):
+        ab.replace("a", _feature("b"))
+    assert backend.state() == before
+
+
+# --- If-Match ---
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+@pytest.mark.parametrize("header", ["current", "*", "list", "gzip"])
+def test_replace_and_delete_go_ahead_when_if_match_holds(backend: Backend, ab: ProjectStore, method: str,
+                                                         header: str) -> None:
+    """RFC 9110 13.1.1: If-Match holds for the current strong tag, `*` on an existing feature, or a list
+    naming it; the tag of the gzipped representation (geo.http.compression's -gz) names the same data."""
+    tag = _tag(_feature("a"))
+    if_match = {"current": tag, "*": "*", "list": f'"stale", {tag}', "gzip": tag[:-1] + '-gz"'}[header]
+    _write(ab, method, if_match)
+    assert backend.durable_ids() == (["a", "b"] if method == "replace" else ["b"])
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+def test_replace_or_delete_of_a_missing_feature_is_not_found(backend: Backend, ab: ProjectStore,
+                                                             method: str) -> None:
+    before = backend.state()
+    with pytest.raises(NotFound, match="no project 'zz'") as raised:
+        _write(ab, method, fid="zz")
+    assert raised.value.status == 404
+    assert backend.state() == before
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+@pytest.mark.parametrize("if_match", ['"abc"', "*"])
+def test_with_if_match_a_missing_feature_is_a_precondition_failure(backend: Backend, ab: ProjectStore,
+                                                                    method: str, if_match: str) -> None:
+    """RFC 9110 13.1.1: If-Match, even `*`, is false when there is no current representation; Part 4
+    (/req/create-replace-delete/put-rid-exception B) asks for 412."""
+    before = backend.state()
+    with pytest.raises(PreconditionFailed) as raised:
+        _write(ab, method, if_match, fid="zz")
+    assert raised.value.status == 412 and raised.value.errors[0]["field"] == "If-Match"
+    assert backend.state() == before
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+@pytest.mark.parametrize("header", ["stale", "weak"])
+def test_an_if_match_that_does_not_hold_is_a_precondition_failure_naming_the_current_etag(
+        backend: Backend, ab: ProjectStore, method: str, header: str) -> None:
+    old = _tag(_feature("a"))
+    ab.replace("a", _feature("a", "moved on"))
+    current = _tag(_feature("a", "moved on"))
+    before = backend.state()
+    # A weak tag never matches: If-Match uses the strong comparison (RFC 9110 13.1.1).
+    if_match = {"stale": old, "weak": f"W/{current}"}[header]
+    with pytest.raises(PreconditionFailed) as raised:
+        _write(ab, method, if_match)
+    assert raised.value.status == 412 and raised.value.headers["ETag"] == current
+    assert raised.value.errors[0]["field"] == "If-Match"
+    assert backend.state() == before
+
+
+@pytest.mark.parametrize("method", ["replace", "delete"])
+def test_if_match_is_compared_with_the_store_under_the_lock_not_with_an_old_snapshot(
+        backend: Backend, method: str) -> None:
+    """Two store objects on one store, as two processes or servers have: the first still holds the
+    version it read when the second changes the feature. The first's If-Match (right for its snapshot)
+    must fail."""
+    first = backend.open()
+    first.add(_feature("a"))
+    etag = _tag(first.snapshot().get("a"))
+    second = backend.open()
+    second.replace("a", _feature("a", "by the second"))
+    with pytest.raises(PreconditionFailed):
+        _write(first, method, etag)
+    assert backend.open().snapshot().features[0]["properties"]["name"] == "by the second"
+
+
+@pytest.mark.parametrize("method", WRITES)
+def test_each_write_is_store_busy_while_another_holds_the_lock(backend: Backend, ab: ProjectStore,
+                                                               method: str) -> None:
+    before = backend.state()
+    with backend.locked(ab), pytest.raises(StoreBusy) as raised:
+        _write(ab, method)  # a lock timeout of 0.2 s
+    assert raised.value.status == 503 and raised.value.headers["Retry-After"] == "2"
+    assert backend.state() == before and _ids(ab) == ["a", "b"]
+
+
+# --- versions, and other processes ---
+
+def test_a_second_store_object_sees_the_first_ones_writes(backend: Backend) -> None:
+    first, second = backend.open(), backend.open()
+    first.add(_feature("a"))
+    assert list(second.refresh().ids) == ["a"]
+    second.add(_feature("b"))
+    assert list(first.refresh().ids) == ["a", "b"]
+
+
+def test_versions_agree_between_store_objects_and_change_with_every_write(backend: Backend) -> None:
+    """Page ETags and caches key on the version: two store objects at the same point agree on it, and
+    every write gives a new one (even one that restores earlier content)."""
+    writer = backend.open()
+    writer.add(_feature("a1"))
+    reader = backend.open()
+    seen = [writer.snapshot().version]
+    assert reader.snapshot().version == seen[0]
+    for name in ("b2", "c3", "b2"):  # equal sizes; the last one puts back earlier content
+        writer.replace("a1", _feature("a1", name))
+        assert reader.refresh().features[0]["properties"]["name"] == name
+        assert reader.snapshot().version == writer.snapshot().version
+        seen.append(writer.snapshot().version)
+    assert len(set(seen)) == 4
+    assert backend.open().snapshot().version == seen[-1]
+
+
+def _writer(kind: str, where: str, prefix: str, count: int) -> None:
+    store = open_store(kind, where, lock_timeout_s=30)
+    try:
+        for n in range(count):
+            store.add(_feature(f"{prefix}-{n}"))
+    finally:
+        store.close()
+
+
+def test_concurrent_writers_in_separate_processes_lose_nothing(backend: Backend) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(backend.kind, backend.where, f"w{i}", 15)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    ids = backend.durable_ids()
+    assert len(ids) == 45 and len(set(ids)) == 45
+    # Each writer's own adds keep their order.
+    for i in range(3):
+        assert [x for x in ids if x.startswith(f"w{i}-")] == [f"w{i}-{n}" for n in range(15)]
+
+
+# --- load ---
+
+def test_load_fills_an_empty_store_keeping_ids_and_order(backend: Backend) -> None:
+    store = backend.open()
+    features = [_feature(f"p{n:03d}") for n in (5, 1, 3, 2, 4)]
+    assert store.load(iter(features)) == 5
+    expected = ["p005", "p001", "p003", "p002", "p004"]
+    assert _ids(store) == expected and backend.durable_ids() == expected
+    assert backend.open().snapshot().get("p003") == _feature("p003")
+    store.add(_feature("p006"))  # a load is a store like any other afterwards
+    assert backend.durable_ids() == [*expected, "p006"]
+
+
+def test_load_is_refused_into_a_store_that_is_not_empty(backend: Backend, ab: ProjectStore) -> None:
+    before = backend.state()
+    with pytest.raises(ValueError, match="not empty"):
+        ab.load([_feature("c")])
+    assert backend.state() == before
+
+
+def test_load_with_a_repeated_id_stores_nothing(backend: Backend) -> None:
+    store = backend.open()
+    with pytest.raises(ValueError, match="'x'"):
+        store.load([_feature("x"), _feature("y"), _feature("x")])
+    assert backend.durable_ids() == []
+    assert store.load([_feature("x")]) == 1  # still empty: a load may follow
+
+
+# --- through the HTTP API, on each store ---
+
+@pytest.fixture
+def api_settings(request: pytest.FixtureRequest, tmp_path: Path, provinces_cache: Path) -> Iterator[Settings]:
+    """Settings of a service on each store, holding the shipped projects."""
+    kind = request.param
+    if kind == "file":
+        yield workspace(tmp_path, provinces_cache, api_keys=KEY)
+        return
+    from tests.pg import pg_schema
+
+    with pg_schema() as url:
+        store = open_store("postgis", url)
+        try:
+            store.load(orjson.loads((ROOT / "projects.geojson").read_bytes())["features"])
+        finally:
+            store.close()
+        yield workspace(tmp_path, provinces_cache, api_keys=KEY, database_url=url)
+
+
+def _problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    return problem
+
+
+@pytest.mark.parametrize("api_settings", KINDS, indirect=True)
+def test_the_write_api_on_each_store(api_settings: Settings) -> None:
+    """POST, PUT, PATCH and DELETE, with their refusals as problems, behave alike on both stores."""
+    with TestClient(create_app(api_settings)) as client:
+        plain = {"Accept-Encoding": "identity"}
+        ids = [f["id"] for f in client.get(ITEMS).json()["features"]]
+        assert ids == ["salang-tunnel-2", "salang-highway-reconstruction"]
+        created = client.post(ITEMS, json=point_feature(), headers=AUTH)
+        assert created.status_code == 201
+        url = f"{ITEMS}/{created.json()['id']}"
+        got = client.get(url, headers=plain)
+        assert got.json()["properties"]["province"] == "AF-KAB"
+        etag = got.headers["etag"]
+        patched = client.patch(url, json={"properties": {"status": "planned"}},
+                               headers={**AUTH, "If-Match": etag})
+        assert patched.status_code == 200
+        history = patched.json()["properties"]["status_history"]
+        assert [h["status"] for h in history] == ["proposed", "planned"]
+        stale = _problem(client.put(url, json=point_feature(), headers={**AUTH, "If-Match": etag}), 412)
+        assert stale["errors"][0]["field"] == "If-Match"
+        _problem(client.post(ITEMS, json={"type": "Feature"}, headers=AUTH), 422)
+        _problem(client.delete(f"{ITEMS}/nope", headers=AUTH), 404)
+        current = client.get(url, headers=plain).headers["etag"]
+        assert client.put(url, json=point_feature(name="Renamed"),
+                          headers={**AUTH, "If-Match": current}).status_code == 200
+        assert client.get(url).json()["properties"]["name"] == "Renamed"
+        assert client.delete(url, headers=AUTH).status_code == 204
+        _problem(client.get(url), 404)
+        assert [f["id"] for f in client.get(ITEMS).json()["features"]] == ids
+
+
+@pytest.mark.parametrize("api_settings", KINDS, indirect=True)
+def test_the_etag_the_store_compares_is_the_one_get_sends(api_settings: Settings) -> None:
+    with TestClient(create_app(api_settings)) as client:
+        store = client.app.state.catalogue.store  # type: ignore[attr-defined]
+        url = f"{ITEMS}/salang-tunnel-2"
+        plain = {"Accept-Encoding": "identity"}  # the tag of the representation itself, not of its gzip
+        sent = client.get(url, headers=plain).headers["etag"]
+        current = store.snapshot().get("salang-tunnel-2")
+        renamed = {**current, "properties": {**current["properties"], "name": "Renamed"}}
+        store.replace("salang-tunnel-2", renamed, if_match=sent)
+        with pytest.raises(PreconditionFailed) as raised:
+            store.delete("salang-tunnel-2", if_match=sent)
+        assert raised.value.headers["ETag"] == client.get(url, headers=plain).headers["etag"] != sent
