@@ -11,9 +11,12 @@ Without a reachable database the tests skip, saying how to get one; in CI (GEO_R
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
+import socket
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,3 +94,80 @@ def schema_of(url: str) -> str:
     """The test schema a `pg_schema` URL uses."""
     options = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["options"]
     return options.split("=", 1)[1].split(",", 1)[0]
+
+
+class Outage:
+    """A TCP proxy to the test database on a loopback port of its own, that can cut the database off.
+
+    `url(u)` is `u` through the proxy. `cut()` closes every connection through it and closes new ones
+    as soon as they are accepted (as a database that went away: connections fail at once, not after a
+    timeout); `restore()` lets them through again, on the same port.
+    """
+
+    def __init__(self) -> None:
+        target = urllib.parse.urlsplit(database_url())
+        self._target = (target.hostname or "127.0.0.1", target.port or 5432)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._down = threading.Event()
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url: str) -> str:
+        """`url` with its host and port replaced by the proxy's."""
+        parts = urllib.parse.urlsplit(url)
+        user, _, _ = parts.netloc.rpartition("@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{self.port}"))
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            if self._down.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            src.close()  # each socket is the source of one pump: closed once
+
+    def cut(self) -> None:
+        """The database goes away: every connection through the proxy is closed, new ones too."""
+        self._down.set()
+        with self._lock:
+            opened, self._open = self._open, []
+        for s in opened:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def restore(self) -> None:
+        """The database is back."""
+        self._down.clear()
+
+    def close(self) -> None:
+        """Stop the proxy (and cut what goes through it)."""
+        self.cut()
+        self._listener.close()

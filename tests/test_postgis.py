@@ -19,13 +19,13 @@ from fastapi.testclient import TestClient
 
 from geo.app import create_app
 from geo.cli import main
-from geo.errors import PreconditionFailed, StoreCorrupt, StoreUnavailable
+from geo.errors import DatabaseUnavailable, PreconditionFailed, StoreCorrupt, StoreUnavailable
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.settings import Settings
 from geo.store.base import etag_of
 from geo.store.migrate import masked, migrations
 from geo.store.postgis import PostGISStore
-from tests.pg import schema_of
+from tests.pg import Outage, schema_of
 
 
 def _feature(fid: str, name: str | None = None, **props: object) -> dict[str, object]:
@@ -292,3 +292,56 @@ def test_a_service_on_postgis_answers_reads_and_writes(pg_url: str, settings: Se
         got = client.get(f"/collections/projects/items/{fid}")
         assert got.status_code == 200 and got.headers["last-modified"]
         assert isinstance(client.app.state.catalogue.store, PostGISStore)  # type: ignore[attr-defined]
+
+
+# --- outages ---
+
+@pytest.fixture
+def outage() -> Iterator[Outage]:
+    """A proxy to the test database that a test can cut off (tests/pg.py)."""
+    proxy = Outage()
+    yield proxy
+    proxy.close()
+
+
+def _retrying(write: Callable[[], object], within_s: float) -> None:
+    """`write` until it stops answering DatabaseUnavailable (the pool reconnects by itself)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            write()
+            return
+        except DatabaseUnavailable:
+            assert time.monotonic() < deadline, f"writes did not come back within {within_s} s"
+            time.sleep(0.1)
+
+
+def test_a_database_outage_is_a_503_for_writes_reads_go_on_and_it_recovers_without_restart(
+        pg_url: str, settings: Settings, outage: Outage, stores: Callable[..., PostGISStore]) -> None:
+    from tests.conftest import AUTH, point_feature
+
+    other = stores()  # another server, which keeps its database
+    quick = {"database_url": outage.url(pg_url), "database_connect_timeout_s": 1.0, "database_poll_s": 0.1}
+    with TestClient(create_app(settings.model_copy(update=quick))) as client:
+        items = "/collections/projects/items"
+        first = client.post(items, json=point_feature(name="before"), headers=AUTH)
+        assert first.status_code == 201
+        outage.cut()
+        refused = client.post(items, json=point_feature(name="during"), headers=AUTH)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"].endswith("database-unavailable") and "Reads go on" in problem["detail"]
+        assert "geo:geo@" not in refused.text
+        # Reads go on from the last snapshot.
+        listed = client.get(items).json()["features"]
+        assert [f["properties"]["name"] for f in listed] == ["before"]
+        other.add(_feature("meanwhile"))  # a write on another server while this one is cut off
+        outage.restore()
+        # Back without a restart: the listener reads what it missed, and writes succeed again.
+        store = client.app.state.catalogue.store  # type: ignore[attr-defined]
+        _wait_for(lambda: "meanwhile" in store.snapshot().position, within_s=15)
+        _retrying(lambda: store.add(_feature("after")), within_s=15)
+        names = [f["properties"]["name"] for f in client.get(items).json()["features"]]
+        assert names == ["before", "meanwhile", "after"]
+    assert list(other.refresh().ids)[1:] == ["meanwhile", "after"]

@@ -117,6 +117,11 @@ def _parsed(doc: str, where: str) -> Feature:
     return result
 
 
+def _reason(exc: BaseException, url: str) -> str:
+    """An error's message on one line, without the password of `url`."""
+    return migrate.scrub(" ".join(str(exc).split()) or type(exc).__name__, url)
+
+
 def _when(at: datetime | None) -> datetime | None:
     return None if at is None else at.astimezone(UTC)
 
@@ -156,7 +161,7 @@ class PostGISStore:
                 self._state = self._read_all(conn, store_id)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"the PostGIS database {self.where} could not be set up: "
-                                   f"{migrate.scrub(str(exc).strip(), url)} (is the postgis extension "
+                                   f"{_reason(exc, url)} (is the postgis extension "
                                    "installed? `geo db init` creates it)") from exc
         self.schema, self.store_id = schema, store_id
         # Per schema: the servers of one store share the lock and the channel, other stores do not.
@@ -196,11 +201,10 @@ class PostGISStore:
         return f"{self.store_id[:8]}.{seq}"
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
-        reason = migrate.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                               self.url)
         return DatabaseUnavailable(
-            f"The project database cannot be reached ({reason}); nothing was written. Reads go on from the "
-            "last copy this server holds. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
+            f"The project database cannot be reached ({_reason(exc, self.url)}); nothing was written. Reads "
+            "go on from the last copy this server holds. Try again shortly.",
+            headers={"Retry-After": RETRY_AFTER_S})
 
     def _busy(self) -> StoreBusy:
         return StoreBusy(f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
@@ -275,7 +279,7 @@ class PostGISStore:
         except (psycopg.Error, StoreCorrupt) as exc:
             # The write is committed; the listener applies it once the database answers again.
             log.warning("a committed write was not yet applied to this server's table: %s",
-                        migrate.scrub(str(exc), self.url))
+                        _reason(exc, self.url))
 
     def stale(self) -> bool:
         """Always False: the listener thread keeps the snapshot current, no request needs to."""
@@ -318,7 +322,7 @@ class PostGISStore:
             except (psycopg.Error, StoreUnavailable, OSError, ValueError) as exc:
                 if not down and not self._stop.is_set():
                     log.warning("lost the PostGIS database %s (%s); reads go on from the last snapshot, "
-                                "reconnecting", self.where, migrate.scrub(str(exc).strip(), self.url))
+                                "reconnecting", self.where, _reason(exc, self.url))
                 down = True
                 conn = self._discard(conn)
                 self._stop.wait(delay)
@@ -428,7 +432,7 @@ class PostGISStore:
                 self._catch_up(conn)
             except (psycopg.Error, StoreCorrupt) as exc:
                 log.warning("a committed load was not yet applied to this server's table: %s",
-                            migrate.scrub(str(exc), self.url))
+                            _reason(exc, self.url))
         return count
 
     def close(self) -> None:
