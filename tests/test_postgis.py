@@ -174,6 +174,19 @@ def test_a_change_whose_notification_was_missed_is_read_by_the_poll(
     assert "x" in deaf.refresh().position
 
 
+def test_a_change_that_is_not_a_feature_is_logged_once_and_the_last_snapshot_kept(
+        stores: Callable[..., PostGISStore], pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    store = stores(poll_s=0.05)
+    store.add(_feature("a"))
+    version = store.snapshot().version
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("""INSERT INTO project_changes (op, fid, doc) VALUES ('add', 'y', '{"type": "Nope"}')""")
+    _wait_for(lambda: "not a GeoJSON Feature" in caplog.text, within_s=2)
+    time.sleep(0.3)  # several polls
+    assert caplog.text.count("could not be applied") == 1
+    assert store.snapshot().version == version and list(store.snapshot().ids) == ["a"]
+
+
 def test_reads_never_touch_the_database(stores: Callable[..., PostGISStore], pg_url: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     store = stores(poll_s=60)

@@ -165,9 +165,11 @@ class PostGISStore:
                                    "installed? `geo db init` creates it)") from exc
         self.schema, self.store_id = schema, store_id
         # Per schema: the servers of one store share the lock and the channel, other stores do not.
-        self.channel = f"geo_projects_{schema}"
         digest = hashlib.blake2b(f"geo.projects.{schema}".encode(), digest_size=8).digest()
         self.lock_key = int.from_bytes(digest, "big", signed=True)
+        # A channel name is at most 63 bytes: a long schema name is replaced by its digest.
+        channel = f"geo_projects_{schema}"
+        self.channel = channel if len(channel.encode()) <= 63 else f"geo_projects_{digest.hex()}"
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url, min_size=1, max_size=pool_max, open=False, name=f"geo-{schema}",
             kwargs={"autocommit": True, "connect_timeout": max(2, round(connect_timeout_s))},
@@ -238,7 +240,7 @@ class PostGISStore:
                             for fid, pos, doc in cur)
                 table = project_table(features, f"{store_id[:8]}.{seq}", _when(at))
         finally:
-            if not conn.closed:
+            with suppress(psycopg.Error):  # read only: what matters was read, or has failed already
                 conn.execute("COMMIT")
         return _State(table, seq)
 
@@ -304,7 +306,7 @@ class PostGISStore:
         """The listener thread: LISTEN, and read the log when notified or every `poll_s`; reconnect
         with a backoff when the database goes away, then read everything missed."""
         conn: Conn | None = None
-        delay, down = BACKOFF_S[0], False
+        delay, down, corrupt = BACKOFF_S[0], False, ""
         while not self._stop.is_set():
             try:
                 if conn is None:
@@ -328,8 +330,11 @@ class PostGISStore:
                 self._stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_S[1])
             except StoreCorrupt as exc:
-                log.error("a change could not be applied; serving the last snapshot: %s", exc)
-                self._stop.wait(max(self.poll_s, 1.0))
+                if str(exc) != corrupt:  # once per fault, not once per poll
+                    corrupt = str(exc)
+                    log.error("a change could not be applied; serving the last snapshot until it is "
+                              "fixed: %s", exc)
+                self._stop.wait(self.poll_s)
         self._discard(conn)
 
     @staticmethod
