@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from geo import __version__, openapi
 from geo.catalogue import Catalogue
+from geo.errors import StoreUnavailable
 from geo.formats.slots import ExportSlots
 from geo.http import problems
 from geo.http.compression import Compression
@@ -37,9 +38,13 @@ def open_store(settings: Settings) -> ProjectStore:
     if settings.database_url:
         from geo.store.postgis import PostGISStore  # here: the file store needs no database driver
 
-        return PostGISStore(settings.database_url, lock_timeout_s=settings.store_lock_timeout_s,
-                            pool_max=settings.database_pool_max, poll_s=settings.database_poll_s,
-                            connect_timeout_s=settings.database_connect_timeout_s)
+        try:
+            return PostGISStore(settings.database_url, lock_timeout_s=settings.store_lock_timeout_s,
+                                pool_max=settings.database_pool_max, poll_s=settings.database_poll_s,
+                                connect_timeout_s=settings.database_connect_timeout_s)
+        except StoreUnavailable as exc:
+            # Name the setting, so the operator knows what to fix (the URL in it is masked).
+            raise StoreUnavailable(f"GEO_DATABASE_URL: {exc}") from exc
     return GeoJSONFileStore(settings.projects, lock_timeout_s=settings.store_lock_timeout_s,
                             journal_max_bytes=settings.journal_max_bytes,
                             journal_max_age_s=settings.journal_max_age_s)
