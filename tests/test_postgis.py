@@ -38,8 +38,8 @@ def stores(pg_url: str) -> Iterator[Callable[..., PostGISStore]]:
     """Opens store objects on the test's schema (as servers do); closes them after the test."""
     opened: list[PostGISStore] = []
 
-    def open_store(**options: float) -> PostGISStore:
-        store = PostGISStore(pg_url, **options)  # type: ignore[arg-type]
+    def open_store(url: str = pg_url, **options: float) -> PostGISStore:
+        store = PostGISStore(url, **options)  # type: ignore[arg-type]
         opened.append(store)
         return store
 
@@ -358,3 +358,37 @@ def test_a_database_outage_is_a_503_for_writes_reads_go_on_and_it_recovers_witho
         names = [f["properties"]["name"] for f in client.get(items).json()["features"]]
         assert names == ["before", "meanwhile", "after"]
     assert list(other.refresh().ids)[1:] == ["meanwhile", "after"]
+
+
+def test_a_connection_lost_during_the_commit_is_a_503_that_does_not_claim_nothing_was_written(
+        pg_url: str, outage: Outage, stores: Callable[..., PostGISStore]) -> None:
+    """The database may commit a write whose answer never arrives: the 503 says it is not known, and
+    the write is indeed there afterwards. The COMMIT is held by a deferred trigger waiting on a lock
+    this test holds; the connection is cut while it waits; then the lock is let go."""
+    store = stores(connect_timeout_s=1, poll_s=0.1, url=outage.url(pg_url))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("""
+            CREATE FUNCTION held_commit() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER held AFTER INSERT ON project_changes DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION held_commit();""")
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            store.add(_feature("x"))
+        except DatabaseUnavailable as exc:
+            failure.append(exc)
+
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(4242)")
+        writer = threading.Thread(target=write)
+        writer.start()
+        _wait_for(lambda: _waiting_on_the_lock(pg_url) == 1, within_s=10)  # in the COMMIT, held
+        outage.cut()
+        holder.rollback()
+    writer.join(30)
+    message = str(failure[0]) if failure else ""
+    assert "not known" in message and "nothing was written" not in message
+    outage.restore()
+    _wait_for(lambda: "x" in store.snapshot().position, within_s=15)  # it was committed after all

@@ -41,7 +41,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from geo.errors import DatabaseUnavailable, StoreBusy, StoreCorrupt, StoreUnavailable
+from geo.errors import DatabaseUnavailable, StoreBusy, StoreCorrupt, StoreUnavailable, StoreWriteFailed
 from geo.query.featuretable import FeatureTable
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.store import migrate
@@ -208,6 +208,13 @@ class PostGISStore:
             "go on from the last copy this server holds. Try again shortly.",
             headers={"Retry-After": RETRY_AFTER_S})
 
+    def _uncertain(self, exc: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(
+            f"The connection to the project database was lost while the write was committed "
+            f"({_reason(exc, self.url)}), so whether it was stored is not known: read the project before "
+            "trying again. Reads go on from the last copy this server holds.",
+            headers={"Retry-After": RETRY_AFTER_S})
+
     def _busy(self) -> StoreBusy:
         return StoreBusy(f"Another write held the project store for more than {self.lock_timeout_s:g} s; "
                          "nothing was changed. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
@@ -222,6 +229,12 @@ class PostGISStore:
             raise self._busy() from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed) as exc:
             raise self._unavailable(exc) from exc
+        except psycopg.Error as exc:
+            # The database refused a statement (a geometry PostGIS will not read?): the service's bug or
+            # the database's state, not the client's; nothing was written.
+            log.error("the PostGIS database %s refused a write: %s", self.where, _reason(exc, self.url))
+            raise StoreWriteFailed(f"The project database refused the write ({_reason(exc, self.url)}); "
+                                   "nothing was changed. Tell the operator.") from exc
 
     # --- reading ---
 
@@ -292,7 +305,7 @@ class PostGISStore:
         try:
             with self._connection() as conn:
                 return self._catch_up(conn)
-        except (DatabaseUnavailable, StoreBusy, StoreCorrupt) as exc:
+        except (StoreWriteFailed, StoreBusy, StoreCorrupt) as exc:
             log.warning("the project store could not be re-read; serving the last snapshot: %s", exc)
             return self._state.table
 
@@ -356,10 +369,17 @@ class PostGISStore:
         """
         doc = None if feature is None else orjson.dumps(feature).decode()
         with self._connection() as conn:
-            with conn.pipeline(), conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
-                check(conn, doc)
-                logged = conn.execute(_LOG, (op, fid, doc, self.channel))
+            committing = False
+            try:
+                with conn.pipeline(), conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
+                    check(conn, doc)
+                    logged = conn.execute(_LOG, (op, fid, doc, self.channel))
+                    committing = True
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if committing:  # the COMMIT went out: the database may have done it before it went away
+                    raise self._uncertain(exc) from exc
+                raise
             row = logged.fetchone()  # answered with the COMMIT
             assert row is not None
             self._own_change(conn, int(row[0]), row[1], (fid, feature))
