@@ -1,15 +1,77 @@
-"""gzip for clients that ask, without breaking validators or squeezing what is already compressed."""
+"""gzip for clients that ask, without breaking validators or squeezing what is already compressed.
+
+A request that asks for gzip goes through Starlette's GZipMiddleware. One that does not (most API
+clients) gets what Starlette's identity responder gives it, `Vary: Accept-Encoding` on a response that
+could have been compressed, from `_Identity` here: the same rules without the set-up Starlette repeats
+on every request (normalising the excluded types, parsing the headers twice), which cost an item page
+several microseconds.
+"""
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geo.http import first_values
 from geo.http.conditional import GZIP_SUFFIX
 
 # GeoParquet is zstd-compressed inside: gzip would cost CPU for nothing.
 EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.apache.parquet")
+# As GZipMiddleware normalises its exclusions (media type only, lower case).
+_EXCLUDED = frozenset(t.partition(";")[0].strip().lower() for t in EXCLUDED)
+
+
+def _excluded(content_type: bytes | None) -> bool:
+    """Whether GZipMiddleware leaves this content type alone (its own test, on the media type)."""
+    media_type = (content_type or b"").decode("latin-1").partition(";")[0].strip().lower()
+    kinds = {media_type, media_type.partition("/")[0] + "/*"}
+    if media_type.startswith("application/grpc+"):
+        kinds.add("application/grpc")
+    return not kinds.isdisjoint(_EXCLUDED)
+
+
+class _Identity:
+    """Starlette's IdentityResponder for one response: the start message is held back until the first
+    body shows whether the response could have been compressed (then it says `Vary: Accept-Encoding`);
+    a response already encoded, partial (206) or of an excluded type passes as it is."""
+
+    __slots__ = ("initial", "minimum_size", "passing", "send", "started")
+
+    def __init__(self, send: Send, minimum_size: int) -> None:
+        self.send = send
+        self.minimum_size = minimum_size
+        self.initial: Message = {}
+        self.passing = False
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        """Send `message` on, as IdentityResponder.send_with_compression would."""
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.initial = message
+            message.setdefault("headers", [])
+            content_type, encoding = first_values(message["headers"], b"content-type", b"content-encoding")
+            self.passing = encoding is not None or message["status"] == 206 or _excluded(content_type)
+            if self.passing:
+                await self.send(message)
+        elif kind in ("http.response.body", "http.response.pathsend") and self.passing:
+            await self.send(message)
+        elif kind == "http.response.body" and not self.started:
+            self.started = True
+            body = message.get("body", b"")
+            if len(body) >= self.minimum_size or message.get("more_body", False):
+                MutableHeaders(raw=self.initial["headers"]).add_vary_header("Accept-Encoding")
+            await self.send(self.initial)
+            await self.send(message)
+        elif kind == "http.response.pathsend":
+            await self.send(self.initial)
+            await self.send(message)
+        elif kind == "http.response.body":
+            message["body"] = message.get("body", b"")  # as Starlette's responder leaves it
+            await self.send(message)
+        elif kind in ("http.response.early_hint", "http.response.trailers"):
+            await self.send(message)
 
 
 class Compression:
@@ -19,26 +81,39 @@ class Compression:
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=level,
                                    exclude_content_types=EXCLUDED)
         self.app = self.gzip  # the next layer, as every middleware here names it
+        self.inner = app
+        self.minimum_size = minimum_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Compress through GZipMiddleware and re-tag what it compressed."""
         if scope["type"] != "http":
             await self.gzip(scope, receive, send)
             return
-
-        asked = Headers(scope=scope).get("if-none-match", "")
+        encodings, condition = first_values(scope["headers"], b"accept-encoding", b"if-none-match")
+        asked = "" if condition is None else condition.decode("latin-1")
 
         async def retag(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                etag = headers.get("etag")
-                if etag and etag.endswith('"'):
-                    gz = etag[:-1] + GZIP_SUFFIX
-                    # RFC 9110 8.8.3: a strong tag names one exact byte sequence; gzip makes another.
-                    # A 304 names the representation the client holds, which may be the gzipped one.
-                    zipped = headers.get("content-encoding") == "gzip"
-                    if zipped or (message["status"] == 304 and gz in asked):
-                        headers["etag"] = gz
+                _retag(message, asked)
             await send(message)
 
-        await self.gzip(scope, receive, retag)
+        if encodings is not None and b"gzip" in encodings:
+            await self.gzip(scope, receive, retag)
+        else:
+            await self.inner(scope, receive, _Identity(retag, self.minimum_size))
+
+
+def _retag(message: Message, asked: str) -> None:
+    """Give a gzipped response's strong ETag its own tag (RFC 9110 8.8.3: a strong tag names one exact
+    byte sequence; gzip makes another). A 304 names the representation the client holds, which may be
+    the gzipped one."""
+    etag_raw, encoding = first_values(message.get("headers", []), b"etag", b"content-encoding")
+    if etag_raw is None:
+        return
+    etag = etag_raw.decode("latin-1")
+    if not etag.endswith('"'):
+        return
+    gz = etag[:-1] + GZIP_SUFFIX
+    if encoding == b"gzip" or (message["status"] == 304 and gz in asked):
+        headers = MutableHeaders(scope=message)
+        headers["etag"] = gz

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 
 from fastapi import Request
 from starlette.responses import Response
 
 from geo.errors import PreconditionFailed
+from geo.http import first_values
 
 
 def make_etag(*parts: object) -> str:
@@ -22,8 +24,15 @@ def validators(etag: str, last_modified: datetime | None = None) -> dict[str, st
     """The `ETag` (and `Last-Modified`) headers for a response."""
     headers = {"ETag": etag}
     if last_modified is not None:
-        headers["Last-Modified"] = format_datetime(last_modified.astimezone(UTC), usegmt=True)
+        headers["Last-Modified"] = http_date_of(last_modified)
     return headers
+
+
+@lru_cache(maxsize=64)
+def http_date_of(when: datetime) -> str:
+    """An aware datetime as an HTTP-date (IMF-fixdate, GMT). Kept per value: every page of a version
+    carries the same one, and formatting it cost a few microseconds per response."""
+    return format_datetime(when.astimezone(UTC), usegmt=True)
 
 
 # geo.http.compression marks a gzipped representation's tag with this suffix (it is another
@@ -46,13 +55,14 @@ def etag_matches(header: str, etag: str) -> bool:
 
 def not_modified(request: Request, etag: str, last_modified: datetime | None = None) -> Response | None:
     """A 304 response when the client's copy is current (If-None-Match, else If-Modified-Since)."""
-    # The validators are formatted only for a 304: most requests carry no condition at all.
-    if_none_match = request.headers.get("if-none-match")
+    # The validators are formatted only for a 304: most requests carry no condition at all. Both
+    # headers are found in one pass over the request's (Headers.get would scan once per name).
+    if_none_match, since = (None if raw is None else raw.decode("latin-1") for raw in first_values(
+        request.scope["headers"], b"if-none-match", b"if-modified-since"))
     if if_none_match is not None:
         if not etag_matches(if_none_match, etag):
             return None
         return Response(status_code=304, headers=validators(etag, last_modified))
-    since = request.headers.get("if-modified-since")
     if since and last_modified is not None:
         client_time = http_date(since)
         # To the microsecond, not the whole second the header shows: two versions written within one

@@ -12,10 +12,11 @@ added to a copy of the response's header list, never to the list itself (it may 
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geo.http import first_values
 from geo.http.problems import problem
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -45,10 +46,9 @@ class CORSMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
+        origin, requested = (None if raw is None else raw.decode("latin-1") for raw in first_values(
+            scope["headers"], b"origin", b"access-control-request-method"))
         method = scope["method"]
-        requested = headers.get("access-control-request-method")
         if origin is not None and method == "OPTIONS" and requested:
             await self._preflight(origin, requested.upper(), scope, receive, send)
             return
@@ -98,9 +98,10 @@ def _with_headers(message: Message, extra: list[tuple[bytes, bytes]], vary: bool
     may be a cached response's, shared by later requests from other origins."""
     if not extra and not vary:
         return message
+    if not vary:  # a read: the two headers appended, nothing to merge
+        return {**message, "headers": [*message.get("headers", []), *extra]}
     out = MutableHeaders(raw=list(message.get("headers", [])))
     for name, value in extra:
         out.raw.append((name, value))
-    if vary:
-        out.add_vary_header("Origin")
+    out.add_vary_header("Origin")
     return {**message, "headers": out.raw}

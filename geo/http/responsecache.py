@@ -16,15 +16,15 @@ import re
 import sys
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo.catalogue import Catalogue
 from geo.errors import GeoError
 from geo.html import wants_html
+from geo.http import first_values
 from geo.http.conditional import etag_matches
-from geo.lru import SizedLRU, footprint
+from geo.lru import SizedLRU
 
 ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?$")
 # A host name or IPv4 address, or a bracketed IPv6 address, with an optional port (RFC 3986 3.2.2);
@@ -59,12 +59,12 @@ class Entry:
     etag: str | None
 
 
-def cache_key(scope: Scope, headers: Headers) -> Key | None:
-    """What the page depends on, or None when the request should not be cached."""
+def cache_key(scope: Scope, host: str | None, accept: str, accept_encoding: str) -> Key | None:
+    """What the page depends on (given the request's Host, Accept and Accept-Encoding headers, "" for
+    one absent), or None when the request should not be cached."""
     query: bytes = scope.get("query_string", b"")
     if len(query) > MAX_QUERY:
         return None
-    host = headers.get("host")
     if host is None:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server else ""
@@ -72,9 +72,13 @@ def cache_key(scope: Scope, headers: Headers) -> Key | None:
         return None
     # wants_html is the negotiation the page itself makes; without "text/html" in Accept it is False
     # (asked first: it spares the common API request building a Request).
-    html = "text/html" in headers.get("accept", "") and wants_html(Request(scope), None)
+    html = "text/html" in accept and wants_html(Request(scope), None)
     return (scope["path"], query, scope.get("root_path", ""), scope.get("scheme", "http"), host,
-            html, "gzip" in headers.get("accept-encoding", ""))
+            html, "gzip" in accept_encoding)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 class ResponseCache:
@@ -108,15 +112,20 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         version = self._version(match.group(1))
-        headers = Headers(scope=scope)
-        key = None if version is None else cache_key(scope, headers)
-        if version is None or key is None:
+        if version is None:
+            await self.app(scope, receive, send)
+            return
+        # The headers this layer reads, found in one pass (as Headers.get reads them: the first of each).
+        host, accept, encodings, none_match, since = map(_text, first_values(
+            scope["headers"], b"host", b"accept", b"accept-encoding", b"if-none-match", b"if-modified-since"))
+        key = cache_key(scope, host, accept or "", encodings or "")
+        if key is None:
             await self.app(scope, receive, send)
             return
         entry = self._entries.get(key)
         # If-Modified-Since needs the app's clock; the cache answers only If-None-Match itself.
-        if entry is not None and entry.version == version and "if-modified-since" not in headers:
-            if self._conditional_hit(headers, entry):
+        if entry is not None and entry.version == version and since is None:
+            if self._conditional_hit(none_match, entry):
                 await send({"type": "http.response.start", "status": 304,
                             "headers": [(b"etag", entry.etag.encode())] if entry.etag else []})
                 await send({"type": "http.response.body", "body": b""})
@@ -125,14 +134,13 @@ class ResponseCache:
             await send({**entry.start, "headers": list(entry.start["headers"])})
             await send({"type": "http.response.body", "body": entry.body})
             return
-        if "if-none-match" in headers or "if-modified-since" in headers:
+        if none_match is not None or since is not None:
             await self.app(scope, receive, send)  # the app answers conditionals it has not cached
             return
         await self.app(scope, receive, self._recorder(key, version, send))
 
     @staticmethod
-    def _conditional_hit(headers: Headers, entry: Entry) -> bool:
-        wanted = headers.get("if-none-match")
+    def _conditional_hit(wanted: str | None, entry: Entry) -> bool:
         return wanted is not None and entry.etag is not None and etag_matches(wanted, entry.etag)
 
     def _recorder(self, key: Key, version: str, send: Send) -> Send:
@@ -160,6 +168,8 @@ class ResponseCache:
         return record
 
     def _store(self, key: Key, version: str, start: Message, body: bytes) -> None:
-        etag = Headers(raw=start.get("headers", [])).get("etag")
-        cost = footprint(key) + _start_bytes(start) + sys.getsizeof(body) + sys.getsizeof(etag) + ENTRY_BYTES
+        etag = _text(first_values(start.get("headers", []), b"etag")[0])
+        # footprint(key), spelled out for the flat tuple a key is: the tuple and each item.
+        cost = (sys.getsizeof(key) + sum(map(sys.getsizeof, key)) + _start_bytes(start)
+                + sys.getsizeof(body) + sys.getsizeof(etag) + ENTRY_BYTES)
         self._entries.put(key, Entry(version, start, body, etag), cost)

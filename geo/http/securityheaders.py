@@ -143,14 +143,18 @@ class SecurityHeaders:
         # A new list in a new message: the response cache may replay the same message object, which
         # must not collect a header per replay.
         headers = list(message.get("headers", []))
-        names = {name.lower() for name, _ in headers}
-        if NOSNIFF[0] not in names:
+        # One pass over the headers (names compared in lower case, as a client reads them).
+        nosniff = csp = is_html = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower == NOSNIFF[0]:
+                nosniff = True
+            elif lower == CSP:
+                csp = True
+            elif lower == b"content-type" and value.lower().startswith(b"text/html"):
+                is_html = True
+        if not nosniff:
             headers.append(NOSNIFF)
-        if CSP not in names and _is_html(headers):
+        if not csp and is_html:
             headers.append((CSP, self.html_policy))
         return {**message, "headers": headers}
-
-
-def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(name.lower() == b"content-type" and value.lower().startswith(b"text/html")
-               for name, value in headers)
