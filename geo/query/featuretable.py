@@ -586,7 +586,9 @@ class FeatureTable:
                interval: tuple[np.datetime64 | None, np.datetime64 | None] | None = None,
                ) -> IntArray:
         """Indices (in layer order) of features matching every given filter."""
-        mask = np.ones(len(self), dtype=bool)
+        # None until a filter applies: an unfiltered page (the commonest) then takes every index without
+        # building and scanning a mask of all-True.
+        mask: npt.NDArray[np.bool_] | None = None
         if bbox is not None and len(self):
             index, position, outside, loose = self._spatial()
             spatial = np.zeros(len(self), dtype=bool)
@@ -597,13 +599,15 @@ class FeatureTable:
                 spatial[index.query(box, position)] = True
                 if len(outside):
                     spatial[outside[shapely.intersects(loose, box)]] = True
-            mask &= spatial
+            mask = spatial
         for name, wanted in (equals or {}).items():
             if name in self.filter_columns:
-                mask &= self._equal_any(name, wanted)
+                column = self._equal_any(name, wanted)
+                mask = column if mask is None else mask & column
         if interval is not None and self.temporal:
-            mask &= self._during(*interval)
-        return np.flatnonzero(mask)
+            during = self._during(*interval)
+            mask = during if mask is None else mask & during
+        return np.arange(len(self), dtype=np.intp) if mask is None else np.flatnonzero(mask)
 
     def _during(self, lo: np.datetime64 | None, hi: np.datetime64 | None) -> npt.NDArray[np.bool_]:
         """Where a feature's [start, end] overlaps [lo, hi] (/req/core/fc-time-response).

@@ -321,6 +321,10 @@ def filters_from(values: Mapping[str, str | None], params: Mapping[str, str] | N
     raw = {k: v for k in PARAMETERS if (v := values.get(k))}
     others = dict(params or {})
     raw.update((k, v) for k, v in others.items() if v)
+    if not raw:
+        # Nothing to read (an unfiltered page, the commonest request): what the parsers below give
+        # for no values at all, without calling each of them.
+        return Filters(params=others)
     equals = {k: vals for k in ("status", "category", "province") if (vals := split_values(raw.get(k), k))}
     wanted = split_values(raw.get("properties"), "properties")
     chosen_ids = split_values(raw.get("ids"), "ids")

@@ -18,15 +18,19 @@ The OpenAPI document is FastAPI's, from the same declarations.
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import NoneType, UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin
 
+import annotated_types
 import fastapi.routing
 from fastapi._compat import ModelField
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIRouter
+from pydantic import AfterValidator, BeforeValidator, PlainValidator, WrapValidator
+from pydantic.types import AllowInfNan
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,14 +46,91 @@ _UNPLANNED = ("header_params", "cookie_params", "body_params", "websocket_param_
               "security_scopes_param_name", "own_oauth_scopes")
 
 
+# What `Reader.read` gives when it cannot tell: the field (pydantic) decides.
+UNSURE: Any = object()
+# Values a field has accepted that a Reader keeps, at most (per field; the keys are the client's).
+MEMO_SIZE = 256
+# Numeric bounds a Reader checks itself: the rule's type -> (its attribute, the test it makes).
+_BOUNDS: dict[type, tuple[str, Callable[[Any, Any], bool]]] = {
+    annotated_types.Ge: ("ge", operator.ge), annotated_types.Gt: ("gt", operator.gt),
+    annotated_types.Le: ("le", operator.le), annotated_types.Lt: ("lt", operator.lt)}
+_FUNCTIONS = (BeforeValidator, AfterValidator, WrapValidator, PlainValidator, annotated_types.Predicate)
+
+
+def _one_argument(function: Callable[..., Any]) -> bool:
+    """Whether pydantic calls this validator function with the value alone (one required positional
+    parameter, no `info`)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return len([p for p in parameters if p.kind in positional and p.default is p.empty]) == 1
+
+
+class Reader:
+    """Reads the common values of one field without pydantic, and otherwise says UNSURE (the field then
+    validates, and any error is pydantic's own).
+
+    An integer field whose only rules are integer bounds and at most one single-argument
+    before-validator (`limit`, `offset`) reads a value itself: the validator is called as pydantic
+    would call it, a result of ASCII digits read as an int, and the bounds checked; anything else (a
+    sign, a space, a value out of bounds, a validator's refusal) is UNSURE. A field whose rules are
+    only constraints, no function (`f`: a pattern), remembers up to MEMO_SIZE values it accepted:
+    they are immutable scalars, and the same value always validates the same way."""
+
+    __slots__ = ("before", "bounds", "integer", "memo")
+
+    def __init__(self, model: ModelField) -> None:
+        info = model.field_info
+        self.before: Callable[..., Any] | None = None
+        self.bounds: list[tuple[Callable[[Any, Any], bool], int]] = []
+        self.integer = info.annotation in (int, int | None)
+        remembers = True
+        for rule in info.metadata:
+            bound = _BOUNDS.get(type(rule))
+            if bound is not None and type(getattr(rule, bound[0])) is int:
+                self.bounds.append((bound[1], getattr(rule, bound[0])))
+            elif isinstance(rule, BeforeValidator) and self.before is None and _one_argument(rule.func):
+                self.before = rule.func
+                remembers = False
+            else:
+                self.integer = False
+                remembers = remembers and not isinstance(rule, _FUNCTIONS) and isinstance(
+                    rule, annotated_types.BaseMetadata | AllowInfNan)
+        self.memo: dict[str, Any] | None = {} if remembers else None
+
+    def read(self, raw: str) -> Any:
+        """The field's value for `raw`, or UNSURE."""
+        if self.memo is not None and (known := self.memo.get(raw, UNSURE)) is not UNSURE:
+            return known
+        if not self.integer:
+            return UNSURE
+        try:
+            value = raw if self.before is None else self.before(raw)
+        except Exception:
+            return UNSURE  # the field raises it again, as its own error
+        if type(value) is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit():
+            value = int(value)
+        if type(value) is not int or not all(test(value, bound) for test, bound in self.bounds):
+            return UNSURE
+        return value
+
+    def remember(self, raw: str, value: Any) -> None:
+        """Keep a value the field accepted (a field with a validator function keeps none)."""
+        if self.memo is not None and len(self.memo) < MEMO_SIZE:
+            self.memo[raw] = value
+
+
 @dataclass(frozen=True)
 class Param:
     """A path or query parameter of one step: the keyword it is passed as, and its field (None for a
-    string with no constraint, which takes the value as it is)."""
+    string with no constraint, which takes the value as it is) with its Reader."""
 
     step: int
     keyword: str
     field: ModelField | None
+    reader: Reader | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +215,8 @@ class _Builder:
                 if not _plain(model):
                     return None
                 field = None if _any_string(model) else model
-                self.params[where].setdefault(model.alias, []).append(Param(index, model.name, field))
+                reader = None if field is None else Reader(field)
+                self.params[where].setdefault(model.alias, []).append(Param(index, model.name, field, reader))
                 if model.field_info.is_required():
                     self.required[where].add(model.alias)
                 else:
@@ -168,10 +250,13 @@ def arguments(route_plan: Plan, request: Request) -> list[dict[str, Any]] | None
         for alias, raw in given.items():
             for param in params.get(alias, ()):
                 value = raw
-                if param.field is not None:
-                    value, errors = param.field.validate(raw, {}, loc=(where, alias))
-                    if errors:
-                        return None
+                if param.field is not None and param.reader is not None:
+                    value = param.reader.read(raw)
+                    if value is UNSURE:
+                        value, errors = param.field.validate(raw, {}, loc=(where, alias))
+                        if errors:
+                            return None
+                        param.reader.remember(raw, value)
                 out[param.step][param.keyword] = value
     return out
 

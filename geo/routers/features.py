@@ -7,6 +7,7 @@ carries validators: a conditional GET whose copy is current gets a 304 before an
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from html import escape
 from typing import Annotated, Any
@@ -93,8 +94,35 @@ def _answer(request: Request, etag: str, last_modified: datetime | None, make: A
     return response
 
 
+# The service root per (scheme, server, Host, root path), the four things base_url reads from the
+# scope: it builds a URL from a copy of the scope, a few microseconds on every page. Bounded, because
+# the Host header is the client's to choose.
+_ROOTS: dict[tuple[Any, ...], str] = {}
+_MAX_ROOTS = 256
+
+
+def _service_root(request: Request) -> str:
+    """base_url(request), kept per what it depends on."""
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    server = scope.get("server")
+    key = (scope.get("scheme", "http"), None if server is None else tuple(server), host,
+           scope.get("app_root_path", scope.get("root_path", "")))
+    root = _ROOTS.get(key)
+    if root is None:
+        if len(_ROOTS) >= _MAX_ROOTS:
+            _ROOTS.clear()
+        root = _ROOTS[key] = base_url(request)
+    return root
+
+
 def _alternate(href: str) -> dict[str, str]:
     return {"href": f"{href}?f=html", "rel": "alternate", "type": "text/html", "title": "This page as HTML"}
+
+
+# A query of name=value pairs made only of characters that neither decoding nor quote_plus changes:
+# urlencode(parse_qsl(query)) is the query itself, so its pairs can be kept as they are.
+_PLAIN_PAIRS = re.compile(r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*(?:&[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*)*")
 
 
 def _as_format(request: Request, base: str, fmt: str) -> str:
@@ -105,6 +133,10 @@ def _as_format(request: Request, base: str, fmt: str) -> str:
     if "f=" not in query:
         # No `f` to replace (every item page without one): the query as sent, without re-encoding it.
         return f"{base}{url.path}?{query}{'&' if query else ''}f={fmt}"
+    if _PLAIN_PAIRS.fullmatch(query):
+        # What the general case below gives for such a query, without decoding and re-encoding it.
+        kept = [pair for pair in query.split("&") if not pair.startswith("f=")]
+        return f"{base}{url.path}?{'&'.join([*kept, f'f={fmt}'])}"
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "f"] + [("f", fmt)]
     return f"{base}{url.path}?{urlencode(params)}"
 
@@ -179,7 +211,7 @@ async def items(
     target = parse_crs(crs)
     table = coll.table()
     as_html = html.wants_html(request, f)
-    base = base_url(request)
+    base = _service_root(request)
     etag = make_etag("items", table.version, base, str(request.url), as_html)
     cached = not_modified(request, etag, table.modified)
     if cached is not None:
