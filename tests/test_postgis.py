@@ -19,7 +19,13 @@ from fastapi.testclient import TestClient
 
 from geo.app import create_app
 from geo.cli import main
-from geo.errors import DatabaseUnavailable, PreconditionFailed, StoreCorrupt, StoreUnavailable
+from geo.errors import (
+    DatabaseUnavailable,
+    PreconditionFailed,
+    StoreCorrupt,
+    StoreUnavailable,
+    StoreWriteFailed,
+)
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.settings import Settings
 from geo.store.base import etag_of
@@ -392,3 +398,18 @@ def test_a_connection_lost_during_the_commit_is_a_503_that_does_not_claim_nothin
     assert "not known" in message and "nothing was written" not in message
     outage.restore()
     _wait_for(lambda: "x" in store.snapshot().position, within_s=15)  # it was committed after all
+
+
+def test_a_write_over_a_row_that_is_not_a_feature_is_refused(stores: Callable[..., PostGISStore],
+                                                             pg_url: str) -> None:
+    store = stores()
+    store.add(_feature("a"))
+    with psycopg.connect(pg_url) as conn:  # broken by hand after the server read it
+        conn.execute("""UPDATE projects SET doc = '{"type": "Nope"}' WHERE id = 'a'""")
+    for write in (lambda: store.replace("a", _feature("a", "new")), lambda: store.delete("a")):
+        with pytest.raises(StoreWriteFailed, match="not overwritten") as raised:
+            write()
+        assert raised.value.status == 503
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT doc::text FROM projects").fetchone() == ('{"type": "Nope"}',)
+        assert conn.execute("SELECT count(*) FROM project_changes").fetchone() == (1,)
