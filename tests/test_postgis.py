@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -413,3 +414,28 @@ def test_a_write_over_a_row_that_is_not_a_feature_is_refused(stores: Callable[..
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT doc::text FROM projects").fetchone() == ('{"type": "Nope"}',)
         assert conn.execute("SELECT count(*) FROM project_changes").fetchone() == (1,)
+
+
+def test_geo_serve_on_postgis_starts_writes_and_stops_cleanly(pg_url: str, settings: Settings,
+                                                              tmp_path: Path) -> None:
+    """A real server (uvicorn, tests/server.py): the store opened at start-up, a POST stored in the
+    database, and at shutdown the listener and the pool closed without a traceback."""
+    import httpx
+
+    from tests.conftest import AUTH, point_feature
+    from tests.server import live_server
+
+    log = tmp_path / "server.log"
+    with live_server(settings.model_copy(update={"database_url": pg_url}), log=log) as base:
+        created = httpx.post(f"{base}/collections/projects/items", json=point_feature(), headers=AUTH)
+        assert created.status_code == 201
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT id FROM projects").fetchall() == [(created.json()["id"],)]
+
+        def sessions_left() -> bool:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                               "AND pid <> pg_backend_pid()", (schema_of(pg_url),)).fetchone()
+            return row == (0,)
+
+        _wait_for(sessions_left, within_s=5)  # the server's sessions end with it (a backend exits soon after)
+    assert "Traceback" not in log.read_text()
