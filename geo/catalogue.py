@@ -56,6 +56,14 @@ class Plan:
     # The frame's columns (what `sortby` orders by).
     queryables: tuple[Queryable, ...] = ()
 
+    @property
+    def selects_all(self) -> bool:
+        """Whether the plan keeps every feature in layer order (nothing selects or sorts): an unfiltered
+        page, the commonest request."""
+        return (self.bbox is None and self.bbox_shape is None and not self.equals and self.interval is None
+                and not self.matches and not self.nothing and self.ids is None and self.cql_mask is None
+                and not self.sortby)
+
 
 @dataclass(frozen=True)
 class Page:
@@ -72,9 +80,19 @@ class Page:
     @classmethod
     def of(cls, matching: IntArray, offset: int, limit: int) -> Page:
         """The page at `offset` of at most `limit` of the matching features."""
+        return cls.around(matching[offset:offset + limit], len(matching), offset, limit)
+
+    @classmethod
+    def of_all(cls, count: int, offset: int, limit: int) -> Page:
+        """The page at `offset` when all `count` features match, in layer order: `of(arange(count))`
+        without building the indices of every feature."""
+        return cls.around(np.arange(offset, min(offset + limit, count), dtype=np.intp), count, offset, limit)
+
+    @classmethod
+    def around(cls, indices: IntArray, matched: int, offset: int, limit: int) -> Page:
+        """The page holding `indices`, at `offset` of `matched` features, pages `limit` long."""
         following = offset + limit
-        return cls(matching[offset:following], len(matching), offset, limit,
-                   following if following < len(matching) else None,
+        return cls(indices, matched, offset, limit, following if following < matched else None,
                    max(0, offset - limit) if offset > 0 else None)
 
 
@@ -199,7 +217,10 @@ class Collection:
         """The page of matching features at `offset`: `limit` of them (by default `default_limit`, at
         most `max_limit`), with how many match and where the next and previous pages start."""
         size = min(limit or self.default_limit, self.max_limit)
-        return Page.of(self.select(table, filters), offset, size)
+        plan = self.check(filters, table)
+        if plan.selects_all:
+            return Page.of_all(len(table), offset, size)
+        return Page.of(self.evaluate(plan), offset, size)
 
     def _check_parameters(self, table: FeatureTable, params: dict[str, str],
                           ) -> tuple[tuple[tuple[Queryable, list[object]], ...], bool]:

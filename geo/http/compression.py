@@ -2,7 +2,7 @@
 
 A request that asks for gzip goes through Starlette's GZipMiddleware. One that does not (most API
 clients) gets what Starlette's identity responder gives it, `Vary: Accept-Encoding` on a response that
-could have been compressed, from `_Identity` here: the same rules without the set-up Starlette repeats
+could have been compressed, from `Identity` here: the same rules without the set-up Starlette repeats
 on every request (normalising the excluded types, parsing the headers twice), which cost an item page
 several microseconds.
 """
@@ -31,7 +31,7 @@ def _excluded(content_type: bytes | None) -> bool:
     return not kinds.isdisjoint(_EXCLUDED)
 
 
-class _Identity:
+class Identity:
     """Starlette's IdentityResponder for one response: the start message is held back until the first
     body shows whether the response could have been compressed (then it says `Vary: Accept-Encoding`);
     a response already encoded, partial (206) or of an excluded type passes as it is."""
@@ -100,7 +100,7 @@ class Compression:
         if encodings is not None and b"gzip" in encodings:
             await self.gzip(scope, receive, retag)
         else:
-            await self.inner(scope, receive, _Identity(retag, self.minimum_size))
+            await self.inner(scope, receive, Identity(retag, self.minimum_size))
 
 
 def _retag(message: Message, asked: str) -> None:
