@@ -171,7 +171,7 @@ class Collection:
         if filters.properties is not None:
             self._check_properties(table, filters.properties)
         queryables = self.queryables_of(table) if filters.cql is not None or filters.sortby else ()
-        mask = cql.evaluate(filters.cql, table.frame(queryables)) if filters.cql is not None else None
+        mask = None if filters.cql is None else self._cql_mask(filters.cql, table, queryables)
         if filters.sortby:
             sortable = list(dict.fromkeys([ID.name, *(q.name for q in queryables)]))
             unknown = [name for name, _ in filters.sortby if name not in sortable]
@@ -221,6 +221,20 @@ class Collection:
         if plan.selects_all:
             return Page.of_all(len(table), offset, size)
         return Page.of(self.evaluate(plan), offset, size)
+
+    @staticmethod
+    def _cql_mask(expression: cql.Expression, table: FeatureTable,
+                  queryables: tuple[Queryable, ...]) -> BoolArray:
+        """Where the CQL2 filter holds on this version: evaluated once per version and filter (an equal
+        compiled filter, whatever request it came with), so paging through a filter does not evaluate
+        it again for each page (FeatureTable.mask)."""
+        def evaluated() -> BoolArray:
+            return cql.evaluate(expression, table.frame(queryables))
+        try:
+            hash(expression)
+        except TypeError:  # a literal that cannot be a key: evaluated every time
+            return evaluated()
+        return table.mask(("cql", expression, queryables), evaluated)
 
     def _check_parameters(self, table: FeatureTable, params: dict[str, str],
                           ) -> tuple[tuple[tuple[Queryable, list[object]], ...], bool]:

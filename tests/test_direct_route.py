@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx2
 import numpy as np
@@ -29,6 +29,8 @@ from geo.app import create_app
 from geo.catalogue import Page
 from geo.http import first_values
 from geo.http.compression import EXCLUDED, Identity
+from geo.query import cql
+from geo.query.featuretable import MASK_ENTRIES, FeatureTable
 from geo.query.params import declared_parameters, filters_dependency
 from geo.routers import direct, features
 from geo.routers.deps import base_url
@@ -507,3 +509,41 @@ def test_the_service_root_is_base_url() -> None:
     for n in range(features._MAX_ROOTS + 5):
         features._service_root(request("http", f"h{n}.example".encode(), "", None))
     assert len(features._ROOTS) <= features._MAX_ROOTS
+
+
+def test_paging_through_a_filter_evaluates_it_once_per_version(settings: Settings,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CQL2 filter is read once and evaluated once per version, whatever the page; a write makes a new
+    version, whose answer counts the new feature (nothing stale is kept); a filter that cannot be read
+    is refused every time."""
+    evaluated: list[object] = []
+    real = cql.evaluate
+
+    def spy(expression: cql.Expression, frame: Any) -> Any:
+        evaluated.append(expression)
+        return real(expression, frame)
+
+    monkeypatch.setattr(cql, "evaluate", spy)
+    where = "filter=" + quote("budget_usd > 2500 AND category = 'school'")
+    with TestClient(create_app(settings.model_copy(update={"response_cache_entries": 0}))) as test_client:
+        def matched(offset: int) -> int:
+            page = test_client.get(f"{ITEMS}?{where}&offset={offset}&limit=1")
+            assert page.status_code == 200
+            return int(page.json()["numberMatched"])
+
+        assert [matched(n) for n in range(3)] == [0, 0, 0]  # the shipped projects: no school
+        assert len(evaluated) == 1
+        assert test_client.post(ITEMS, headers=AUTH, json=point_feature(budget_usd=5000)).status_code == 201
+        assert [matched(n) for n in range(3)] == [1, 1, 1]
+        assert len(evaluated) == 2 and evaluated[0] is evaluated[1]  # read once: the same compiled filter
+        for _ in range(2):
+            refused = test_client.get(f"{ITEMS}?filter=" + quote("budget_usd >"))
+            assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "filter"
+
+
+def test_the_masks_kept_per_version_are_bounded_and_read_only() -> None:
+    table = FeatureTable.empty()
+    for n in range(MASK_ENTRIES + 5):
+        mask = table.mask(("filter", n), lambda: np.zeros(len(table), dtype=bool))
+        assert not mask.flags.writeable
+    assert len(table._masks) == MASK_ENTRIES

@@ -48,6 +48,7 @@ import numpy.typing as npt
 import orjson
 import shapely
 
+from geo.lru import SizedLRU
 from geo.query.frame import Frame
 from geo.query.rows import Carry, ObjectArray, Rows, Vocabulary, encode, parse_geometries
 from geo.query.rows import IntArray as IntArray
@@ -68,6 +69,11 @@ CARRY_GENERATIONS = 16
 COMPACT_SLACK = 1024
 # The id map's overlay is folded into a new base when it passes an eighth of the rows, or this many.
 FOLD_AT_LEAST = 1024
+# Filter masks kept per version (`FeatureTable.mask`): this many, within this many bytes (a mask is a byte
+# a row: 32 masks of 100,000 rows are 3.2 MB), each charged its bytes and the array object around them.
+MASK_ENTRIES = 32
+MASK_BYTES = 8 << 20
+MASK_OVERHEAD = 112
 _ABSENT = object()
 
 
@@ -308,6 +314,8 @@ class FeatureTable:
         self._carries: dict[int, tuple[IntArray, Carry]] = {}
         # Reentrant: a derived value may be built from another (the parameter queryables from the queryables).
         self._lock = threading.RLock()
+        # Masks of recent filters (`mask`): bounded, unlike `_derived`, because clients choose the keys.
+        self._masks: SizedLRU[npt.NDArray[np.bool_]] = SizedLRU(MASK_ENTRIES, MASK_BYTES)
         self.features: Sequence[Feature] = _Features(rows.encoded, slots)
         self.ids: Sequence[str] = _Listed(rows.ids, slots)
         self.encoded: Sequence[bytes] = _Listed(rows.encoded, slots)
@@ -442,6 +450,18 @@ class FeatureTable:
                 self._pending.pop(key, None)
             value = self._derived[key]
         return value
+
+    def mask(self, key: Hashable, build: Callable[[], npt.NDArray[np.bool_]]) -> npt.NDArray[np.bool_]:
+        """`build()`, a boolean mask over this version's rows, kept (read-only) among the MASK_ENTRIES
+        most recently used: a CQL2 filter that a client pages through is evaluated once per version,
+        not once per page. `key` says what the mask depends on besides the version; a build that raises
+        keeps nothing."""
+        found = self._masks.get(key)
+        if found is None:
+            found = build()
+            found.flags.writeable = False  # shared by the requests that find it
+            self._masks.put(key, found, found.nbytes + MASK_OVERHEAD)
+        return found
 
     def _carry_from(self, slots: IntArray) -> Carry:
         """How this version's rows relate to those of the version with these slots (kept per version)."""

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
@@ -27,7 +28,7 @@ from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 from shapely.geometry.base import BaseGeometry
 
-from geo.crs import DECIMAL, BboxCrsParam, selection_box
+from geo.crs import DECIMAL, BboxCrsParam, Crs, selection_box
 from geo.crs import parse as parse_crs
 from geo.errors import InvalidInput
 from geo.query import cql
@@ -300,7 +301,21 @@ def parse_filter(text: str | None, lang: str | None, crs: str | None) -> cql.Exp
         raise _bad("filter-lang", f"must be one of {', '.join(cql.LANGS)}")
     if text is None or text.strip() == "":
         return None  # an empty value means "not given", as for every parameter
-    return cql.parse(text, lang or "cql2-text", filter_crs)
+    if len(text) > PARSED_LENGTH:
+        return cql.parse(text, lang or "cql2-text", filter_crs)
+    return _parsed(text, lang or "cql2-text", filter_crs)
+
+
+# Filters up to this long are kept once read (`_parsed`): a client paging through a filter sends it
+# with every page, and reading it costs more than the rest of the page.
+PARSED_LENGTH = 2048
+
+
+@lru_cache(maxsize=128)
+def _parsed(text: str, lang: str, crs: Crs) -> cql.Expression:
+    """cql.parse, remembered for the most recent filters (a compiled filter is immutable; a filter that
+    cannot be read raises every time, as nothing is kept for it)."""
+    return cql.parse(text, lang, crs)
 
 
 # Each filter's query parameter -> the keyword it arrives as in `filters_dependency` (Python names:
