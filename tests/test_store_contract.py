@@ -249,6 +249,9 @@ def test_if_match_is_compared_with_the_store_under_the_lock_not_with_an_old_snap
     with pytest.raises(PreconditionFailed):
         _write(first, method, etag)
     assert backend.open().snapshot().features[0]["properties"]["name"] == "by the second"
+    # The version it collided with is installed: a caller that reads again (the PUT/PATCH route's retry,
+    # geo.routers.transactions._rewrite) builds on it, not on the same stale snapshot.
+    assert first.snapshot().get("a")["properties"]["name"] == "by the second"
 
 
 @pytest.mark.parametrize("method", WRITES)

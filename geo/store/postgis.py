@@ -41,7 +41,15 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from geo.errors import DatabaseUnavailable, StoreBusy, StoreCorrupt, StoreUnavailable, StoreWriteFailed
+from geo.errors import (
+    DatabaseUnavailable,
+    NotFound,
+    PreconditionFailed,
+    StoreBusy,
+    StoreCorrupt,
+    StoreUnavailable,
+    StoreWriteFailed,
+)
 from geo.query.featuretable import FeatureTable
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.store import migrate
@@ -281,20 +289,22 @@ class PostGISStore:
     def _own_change(self, conn: Conn, seq: int, at: datetime, change: tuple[str, Feature | None]) -> None:
         """After a write committed as `seq`: bring the table up to it (the write applied without a query
         when no other change came in between; else the log read), so a read after it sees it."""
+        with self._apply_lock:
+            s = self._state
+            if s.applied >= seq:
+                return  # the listener was quicker
+            if s.applied == seq - 1:
+                table = s.table.apply([change], version=self._version(seq), modified=_when(at))
+                self._state = _State(table, seq)
+                return
+        self._quietly_catch_up(conn)  # the write is committed: a failure here is the listener's to mend
+
+    def _quietly_catch_up(self, conn: Conn) -> None:
+        """Catch up, logging (not raising) a failure: the caller has a result or an error of its own."""
         try:
-            with self._apply_lock:
-                s = self._state
-                if s.applied >= seq:
-                    return  # the listener was quicker
-                if s.applied == seq - 1:
-                    table = s.table.apply([change], version=self._version(seq), modified=_when(at))
-                    self._state = _State(table, seq)
-                    return
             self._catch_up(conn)
         except (psycopg.Error, StoreCorrupt) as exc:
-            # The write is committed; the listener applies it once the database answers again.
-            log.warning("a committed write was not yet applied to this server's table: %s",
-                        _reason(exc, self.url))
+            log.warning("this server's table could not be brought up to date: %s", _reason(exc, self.url))
 
     def stale(self) -> bool:
         """Always False: the listener thread keeps the snapshot current, no request needs to."""
@@ -380,6 +390,12 @@ class PostGISStore:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if committing:  # the COMMIT went out: the database may have done it before it went away
                     raise self._uncertain(exc) from exc
+                raise
+            except (PreconditionFailed, NotFound, ValueError):
+                # As the file store does: the version this write collided with is installed before the
+                # error goes up, so a caller that reads again (the PUT/PATCH route's retry) builds on it
+                # instead of on the same stale snapshot.
+                self._quietly_catch_up(conn)
                 raise
             row = logged.fetchone()  # answered with the COMMIT
             assert row is not None
@@ -468,11 +484,7 @@ class PostGISStore:
                 conn.execute("INSERT INTO project_changes (op, fid, doc) "
                              "SELECT 'add', id, doc::json FROM geo_load ORDER BY position")
                 conn.execute("SELECT pg_notify(%s, 'load')", (self.channel,))
-            try:
-                self._catch_up(conn)
-            except (psycopg.Error, StoreCorrupt) as exc:
-                log.warning("a committed load was not yet applied to this server's table: %s",
-                            _reason(exc, self.url))
+            self._quietly_catch_up(conn)  # the load is committed: a failure here is the listener's to mend
         return count
 
     def close(self) -> None:
