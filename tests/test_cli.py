@@ -1,4 +1,5 @@
-"""The `geo` command: `geo serve` really serves, refuses GEO_DATABASE_URL, and `geo export` filters right.
+"""The `geo` command: `geo serve` really serves, stops with a message when GEO_DATABASE_URL cannot be
+reached, and `geo export` filters right.
 
 The expected ids come from the shipped projects.geojson, read by hand (two projects, both transport,
 both in Baghlan AF-BGL, both on the meridian 69.026944 E):
@@ -132,26 +133,28 @@ def test_geo_serve_on_host_and_port(settings: Settings, tmp_path: Path) -> None:
         _stop(proc, log)
 
 
-DATABASE_URL = "postgresql://geo@127.0.0.1/geo"
+# Nothing listens on port 1: the database cannot be reached (tests/test_postgis.py covers reachable ones).
+DATABASE_URL = "postgresql://geo:s3cret@127.0.0.1:1/geo"
 
 
-def test_database_url_is_refused_by_the_app(settings: Settings) -> None:
-    """Until a PostGIS store exists, a configured database is refused rather than silently ignored."""
+def test_an_unreachable_database_is_refused_by_the_app(settings: Settings) -> None:
+    """A configured database that cannot be reached stops the start, rather than the file being used."""
     with pytest.raises(StoreUnavailable, match="GEO_DATABASE_URL"):
         create_app(settings.model_copy(update={"database_url": DATABASE_URL}))
 
 
-def test_database_url_stops_geo_serve_with_a_message(settings: Settings) -> None:
+def test_an_unreachable_database_stops_geo_serve_with_a_message(settings: Settings) -> None:
     done = subprocess.run([str(GEO), "serve", "--host", "127.0.0.1", "--port", "0"], capture_output=True,
                           env=_environment(settings, GEO_DATABASE_URL=DATABASE_URL), timeout=60,
                           cwd=settings.projects.parent)
     assert done.returncode != 0
     err = done.stderr.decode()
     assert "refusing to start" in err and "GEO_DATABASE_URL" in err and "Traceback" not in err
+    assert "s3cret" not in err
 
 
 @pytest.mark.parametrize("command", [["export", "projects", "out.geojson"], ["map", "out.html"]])
-def test_database_url_stops_the_other_commands_with_a_message(cli_env: Settings, tmp_path: Path,
+def test_an_unreachable_database_stops_the_other_commands_with_a_message(cli_env: Settings, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str],
                                                               command: list[str]) -> None:
