@@ -370,6 +370,9 @@ WRITERS = 4
 RECOVERY_S = 15.0
 
 
+STARTED = "SELECT pg_postmaster_start_time()"
+
+
 def _cluster(action: str, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *CLUSTER, action, *options],
                           capture_output=True, text=True, timeout=120)
@@ -435,8 +438,10 @@ def test_the_database_restarted_mid_load_loses_no_acknowledged_write(
         for writer in writers:
             writer.start()
         assert reached.wait(60), f"not {BEFORE_RESTART} acknowledged writes: {wrong[:3]}"
+        began = _database(pg_url, STARTED)
         done = _cluster("restart", "-m", "fast")
         assert done.returncode == 0, done.stderr
+        assert _database(pg_url, STARTED) != began, "the database was not restarted"
         with lock:
             before = len(acknowledged)
             restarted.set()
