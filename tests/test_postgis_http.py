@@ -3,9 +3,8 @@
 - two servers on one database: a POST, a PATCH and a DELETE on one are seen by the other within 1 s;
 - 200 concurrent POSTs spread over both servers: exactly 200 stored, unique ids, the same order on both;
 - an If-Match race across servers: both PATCH with the same ETag, while a third session holds the row,
-  so that both writes are in flight at once by construction: exactly one 200 and one 412 (and the same
-  when the loser's listener has just lost its connection: an expected failure until the store applies
-  the change a write collided with before it answers);
+  so that both writes are in flight at once by construction: exactly one 200 and one 412, also when the
+  loser's listener has just lost its connection (the loser learns of the winner only from its collision);
 - a database outage (tests/pg.py Outage cuts the server's connections): writes answer 503 problem+json
   with Retry-After and change nothing, reads go on from the last snapshot, and after the database comes
   back writes succeed and what another server wrote meanwhile shows, without a restart;
@@ -250,10 +249,6 @@ def test_an_if_match_race_across_two_servers_has_exactly_one_winner(db_settings:
     _race(servers.start(db_settings), servers.start(db_settings), pg_url)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "PostGISStore.replace raises PreconditionFailed without first applying the change it collided with, "
-    "so the route's retries (geo/routers/transactions.py _rewrite) read the same stale snapshot three "
-    "times and answer 503 store-busy instead of 412 until the listener has caught up"))
 def test_an_if_match_race_is_a_412_even_when_the_losers_listener_lags(db_settings: Settings,
                                                                        servers: Servers, pg_url: str) -> None:
     """The loser must answer 412 whether or not its listener has read the winner's change yet: here the
