@@ -389,6 +389,26 @@ def test_a_database_outage_is_a_503_for_writes_reads_go_on_and_it_recovers_witho
     assert list(other.refresh().ids)[1:] == ["meanwhile", "after"]
 
 
+def test_after_a_long_outage_writes_come_back_as_soon_as_the_database_does(
+        pg_url: str, outage: Outage, stores: Callable[..., PostGISStore]) -> None:
+    """The pool's own reconnection waits 1, 2, 4, 8 s... after failures: cut for 8 s, with writes
+    trying meanwhile, it would next try about 7 s after the database is back. Writes must come back
+    within 3 s of the restore (the listener's backoff is at most 1 s, then the pool is renewed)."""
+    store = stores(connect_timeout_s=1, poll_s=0.1, url=outage.url(pg_url))
+    store.add(_feature("before"))
+    outage.cut()
+    cut_at = time.monotonic()
+    while time.monotonic() - cut_at < 8:  # writes keep the pool reconnecting, and backing off
+        with pytest.raises(DatabaseUnavailable):
+            store.add(_feature("during"))
+        time.sleep(0.2)
+    outage.restore()
+    restored_at = time.monotonic()
+    _retrying(lambda: store.add(_feature("after")), within_s=3)
+    assert time.monotonic() - restored_at < 3
+    assert list(store.snapshot().ids) == ["before", "after"]
+
+
 def test_a_connection_lost_during_the_commit_is_a_503_that_does_not_claim_nothing_was_written(
         pg_url: str, outage: Outage, stores: Callable[..., PostGISStore]) -> None:
     """The database may commit a write whose answer never arrives: the 503 says it is not known, and
