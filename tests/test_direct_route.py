@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.gzip import IdentityResponder
 
 from geo.app import create_app
@@ -452,11 +452,23 @@ IDENTITY_CASES = [
     for last in (None, "http.response.trailers", "http.response.pathsend")]
 
 
-async def _responded(responder: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _responded(responder: str, messages: list[dict[str, Any]], asked: str) -> list[dict[str, Any]]:
+    """What `send` gets from Compression's identity path, or from what it replaced: Starlette's identity
+    responder sending through the re-tagging of the gzipped ETag as it was written before (MutableHeaders)."""
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(copy.deepcopy(message))
+
+    async def retag(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            etag = headers.get("etag")
+            if etag and etag.endswith('"'):
+                gz = etag[:-1] + '-gz"'
+                if headers.get("content-encoding") == "gzip" or (message["status"] == 304 and gz in asked):
+                    headers["etag"] = gz
+        await send(message)
 
     async def app(scope: Any, receive: Any, send_on: Any) -> None:
         for message in messages:
@@ -464,9 +476,9 @@ async def _responded(responder: str, messages: list[dict[str, Any]]) -> list[dic
 
     if responder == "starlette":
         await IdentityResponder(app, 1024, exclude_content_types=EXCLUDED)({"type": "http"}, receive_nothing,
-                                                                             send)
+                                                                             retag)
     else:
-        await app({}, receive_nothing, Identity(send, 1024))
+        await app({}, receive_nothing, Identity(send, 1024, asked))
     return sent
 
 
@@ -478,18 +490,20 @@ async def receive_nothing() -> dict[str, Any]:
 def test_the_identity_path_sends_what_starlettes_identity_responder_sends(
         status: int, ctype: bytes | None, encoding: bytes | None, sizes: tuple[int, ...],
         last: str | None) -> None:
-    """A request without gzip: `Vary: Accept-Encoding` on what could have been compressed, the start held
-    until the first body; the same messages as Starlette's responder, for every kind of response."""
+    """A request without gzip: `Vary: Accept-Encoding` on what could have been compressed (all the
+    Vary values joined), the start held until the first body, a gzipped or 304 tag re-tagged; the same
+    messages as Starlette's responder and the re-tagging it replaced, for every kind of response."""
     def messages() -> list[dict[str, Any]]:
-        headers = [(b"etag", b'"x"'), *([(b"content-type", ctype)] if ctype else []),
-                   *([(b"content-encoding", encoding)] if encoding else []), (b"vary", b"Accept")]
+        headers = [(b"etag", b'"x"'), *([(b"content-type", ctype)] if ctype else []), (b"vary", b"Accept"),
+                   *([(b"content-encoding", encoding)] if encoding else []), (b"vary", b"Origin")]
         out: list[dict[str, Any]] = [{"type": "http.response.start", "status": status, "headers": headers}]
         out += [{"type": "http.response.body", "body": b"a" * n, "more_body": i < len(sizes) - 1}
                 for i, n in enumerate(sizes)]
         return out + ([{"type": last}] if last else [])
 
-    ours, starlettes = (asyncio.run(_responded(way, messages())) for way in ("ours", "starlette"))
-    assert ours == starlettes
+    for asked in ("", '"x-gz"', '"y"'):
+        ours, starlettes = (asyncio.run(_responded(way, messages(), asked)) for way in ("ours", "starlette"))
+        assert ours == starlettes, asked
 
 
 def test_the_service_root_is_base_url() -> None:
