@@ -95,8 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: nosniff and the HTML pages' CSP on every response, problems and preflights too.
     app.add_middleware(SecurityHeaders)
 
-    # The routers first: FastAPI tries routes in order, and the items (first in features) are the
-    # busiest requests; the API document after them.
+    # The routers first: FastAPI tries routes in order, and the items are the busiest requests (their
+    # route on the app's own router, ahead of all: geo.routers.features.add_items_route); the API
+    # document after them.
+    features.add_items_route(app)
     for module in (features, schemas, transactions, downloads, map, stats, static):
         app.include_router(module.router)
 

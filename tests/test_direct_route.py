@@ -35,7 +35,6 @@ from geo.query.params import declared_parameters, filters_dependency
 from geo.routers import direct, features
 from geo.routers.deps import base_url
 from geo.routers.features import items
-from geo.routers.features import router as features_router
 from geo.settings import Settings
 from tests.conftest import AUTH, KEY, point_feature, workspace
 
@@ -228,7 +227,10 @@ def test_any_query_gets_fastapis_answer(client: TestClient, pairs: list[tuple[st
 
 
 def _items_route() -> APIRoute:
-    return next(r for r in features_router.routes if isinstance(r, APIRoute)
+    """The items route as an app holds it (on the app's own router: features.add_items_route)."""
+    app = FastAPI()
+    features.add_items_route(app)
+    return next(r for r in app.router.routes if isinstance(r, APIRoute)
                 and r.path == "/collections/{collection_id}/items" and r.methods == {"GET"})
 
 
