@@ -10,6 +10,9 @@ file), tests/test_postgis.py (the database).
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from geo.errors import NotFound, PreconditionFailed, StoreBusy
 from geo.fsutil import exclusive_lock
 from geo.http.conditional import feature_etag
 from geo.settings import Settings
+from geo.store import geojson_file
 from geo.store.base import ProjectStore
 from geo.store.geojson_file import GeoJSONFileStore
 from tests.conftest import AUTH, KEY, ROOT, point_feature, workspace
@@ -44,6 +48,14 @@ def open_store(kind: str, where: str, lock_timeout_s: float = 0.2) -> ProjectSto
     return PostGISStore(where, lock_timeout_s=lock_timeout_s, poll_s=0.1)
 
 
+@dataclass(frozen=True)
+class Stall:
+    """A write held halfway (see `Backend.stalled`)."""
+
+    midway: threading.Event
+    go: threading.Event
+
+
 @dataclass
 class Backend:
     """One store's location, and what a test asks of it whatever the kind."""
@@ -52,9 +64,9 @@ class Backend:
     where: str  # the store file's path, or the schema's URL
     opened: list[ProjectStore] = field(default_factory=list)
 
-    def open(self) -> ProjectStore:
+    def open(self, lock_timeout_s: float = 0.2) -> ProjectStore:
         """A new store object on this store, closed after the test."""
-        store = open_store(self.kind, self.where)
+        store = open_store(self.kind, self.where, lock_timeout_s)
         self.opened.append(store)
         return store
 
@@ -89,6 +101,49 @@ class Backend:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (store.lock_key,))  # type: ignore[attr-defined]
             yield
             conn.rollback()
+
+    @contextmanager
+    def stalled(self, store: ProjectStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stall]:
+        """The next batch write stops halfway, with part of it on its way to the disk or database but
+        not committed: `midway` is set once it is there; it goes on when `go` is set.
+
+        The file: half of the journal line is appended (no newline yet), then the rest. The database:
+        the rows are inserted and the change log waits for a lock this holds, inside the transaction.
+        """
+        stall = Stall(threading.Event(), threading.Event())
+        if self.kind == "file":
+            real = geojson_file.append_durably
+
+            def halfway(fd: int, data: bytes, size: int) -> None:
+                os.write(fd, data[:len(data) // 2])  # O_APPEND: at the end, as the real one writes
+                stall.midway.set()
+                stall.go.wait(30)
+                real(fd, data[len(data) // 2:], size)
+
+            monkeypatch.setattr(geojson_file, "append_durably", halfway)
+            yield stall
+            return
+        with psycopg.connect(self.where) as conn, psycopg.connect(self.where, autocommit=True) as watch:
+            conn.execute("LOCK TABLE project_changes IN SHARE MODE")  # an INSERT into it waits
+
+            def waiting() -> None:
+                while not stall.go.is_set():
+                    row = watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+                                        "'project_changes'::regclass").fetchone()
+                    if row is not None and row[0]:
+                        stall.midway.set()
+                        stall.go.wait(30)
+                        break
+                    time.sleep(0.01)
+                conn.rollback()  # the lock goes: the write goes on
+
+            watcher = threading.Thread(target=waiting)
+            watcher.start()
+            try:
+                yield stall
+            finally:
+                stall.go.set()
+                watcher.join(10)
 
     def close(self) -> None:
         """Close every store object the test opened."""
@@ -341,6 +396,79 @@ def test_load_with_a_repeated_id_stores_nothing(backend: Backend) -> None:
         store.load([_feature("x"), _feature("y"), _feature("x")])
     assert backend.durable_ids() == []
     assert store.load([_feature("x")]) == 1  # still empty: a load may follow
+
+
+# --- add_many ---
+
+def test_add_many_appends_all_in_order_as_one_version(backend: Backend, ab: ProjectStore) -> None:
+    reader = backend.open()
+    before = reader.snapshot().version
+    new = [_feature(f"n{k}") for k in (3, 1, 2)]
+    assert ab.add_many(new) == new
+    expected = ["a", "b", "n3", "n1", "n2"]
+    assert _ids(ab) == expected and backend.durable_ids() == expected
+    assert backend.open().snapshot().get("n1") == _feature("n1")
+    # Another store object goes from the version before to the one after in one step, as the writer.
+    assert list(reader.refresh().ids) == expected
+    assert reader.snapshot().version == ab.snapshot().version != before
+    ab.add(_feature("c"))  # and writes go on after it
+    assert backend.durable_ids() == [*expected, "c"]
+
+
+@pytest.mark.parametrize("ids, named", [(["c", "a", "d"], "'a' exists"), (["c", "d", "c"], "'c'")])
+def test_add_many_with_an_existing_or_repeated_id_stores_nothing(backend: Backend, ab: ProjectStore,
+                                                                 ids: list[str], named: str) -> None:
+    before, version = backend.state(), ab.snapshot().version
+    with pytest.raises(ValueError, match=named):
+        ab.add_many([_feature(fid) for fid in ids])
+    assert backend.state() == before
+    assert _ids(ab) == ["a", "b"] and ab.snapshot().version == version
+
+
+def test_add_many_of_nothing_writes_nothing(backend: Backend, ab: ProjectStore) -> None:
+    before, version = backend.state(), ab.snapshot().version
+    assert ab.add_many([]) == []
+    assert backend.state() == before and ab.snapshot().version == version
+
+
+def test_add_many_is_store_busy_while_another_holds_the_lock(backend: Backend, ab: ProjectStore) -> None:
+    before = backend.state()
+    with backend.locked(ab), pytest.raises(StoreBusy):
+        ab.add_many([_feature("c"), _feature("d")])
+    assert backend.state() == before and _ids(ab) == ["a", "b"]
+
+
+def test_another_store_object_sees_all_of_a_batch_or_none(backend: Backend, ab: ProjectStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held halfway through its write (half the journal line on disk; the rows inserted, the
+    transaction open), a batch is seen by no other store object: neither one following the store
+    nor one opened then. Once it is written, all of it at once, as one version."""
+    writer = backend.open(lock_timeout_s=30)
+    reader = backend.open()
+    before = reader.snapshot().version
+    batch = [_feature(f"n{k:03d}") for k in range(300)]
+    done: list[list[dict[str, Any]]] = []
+    with backend.stalled(writer, monkeypatch) as stall:
+        thread = threading.Thread(target=lambda: done.append(writer.add_many(batch)))
+        thread.start()
+        assert stall.midway.wait(30)
+        if backend.kind == "file":  # the overlap is real: part of the line is there
+            assert not Path(writer.journal_path).read_bytes().endswith(b"\n")  # type: ignore[attr-defined]
+        seen = [(len(reader.refresh()), reader.snapshot().version) for _ in range(20)]
+        opened = open_store(backend.kind, backend.where)  # a start-up read now (the file: without the lock)
+        try:
+            seen.append((len(opened.snapshot()), opened.snapshot().version))
+        finally:
+            opened.close()
+        assert thread.is_alive()  # still held: every look above was made during the write
+        stall.go.set()
+        thread.join(30)
+    assert done == [batch]
+    assert seen == [(2, before)] * 21
+    after = reader.refresh()
+    assert list(after.ids) == ["a", "b", *(f["id"] for f in batch)]
+    assert after.version == writer.snapshot().version != before
+    assert backend.durable_ids() == list(after.ids)
 
 
 # --- through the HTTP API, on each store ---

@@ -1,8 +1,9 @@
 """The interface every project store implements, and what each implementation must guarantee.
 
 A store holds the features of the `projects` collection. Reads come from `snapshot()`, an immutable
-version; writes are three explicit methods, `add`, `replace` and `delete`, which take whole features
-(the store knows nothing of the project rules: the route builds and checks the new version first).
+version; writes are explicit methods, `add` (and `add_many`, several in one write), `replace` and
+`delete`, which take whole features (the store knows nothing of the project rules: the route builds and
+checks the new version first).
 
 Every implementation (the GeoJSON file with its journal, geo.store.geojson_file; PostgreSQL with PostGIS,
 geo.store.postgis) must
@@ -20,9 +21,9 @@ guarantee:
   snapshot taken earlier), so two writers holding one ETag cannot both succeed. The test is
   `check_write` below, on the ETag `etag_of` gives: the same one GET sends
   (geo.http.conditional.feature_etag).
-- **Ids are kept.** `add` never overwrites an existing id; `replace` never changes a feature's id;
-  neither reorders the other features. New ids come from the caller (geo.projects.new_id, random), so
-  a store need not remember the ids of deleted features.
+- **Ids are kept.** `add` and `add_many` never overwrite an existing id; `replace` never changes a
+  feature's id; none of them reorders the other features. New ids come from the caller
+  (geo.projects.new_id, random), so a store need not remember the ids of deleted features.
 - **The same errors.** StoreBusy (503, Retry-After) when the write lock is not had in time;
   StoreWriteFailed (503) when the store cannot be read or written; NotFound and PreconditionFailed as
   `check_write` decides. All are geo.errors problems: a route lets them through unchanged.
@@ -30,7 +31,7 @@ guarantee:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -97,6 +98,16 @@ class ProjectStore(Protocol):
 
         Raises StoreBusy (lock not had in time), StoreWriteFailed (store unreadable or unwritable), or
         ValueError when the id exists (a caller's bug: ids come from geo.projects.new_id).
+        """
+        ...
+
+    def add_many(self, features: Sequence[Feature]) -> list[Feature]:
+        """Store new features, their `id`s already set and unique, after the others and in order, in ONE
+        atomic, durable write: all of them are stored or none (after a crash at any moment too), and
+        other store objects see them appear together, as one new version. Return them as stored.
+
+        An empty list writes nothing. Raises ValueError when an id exists, repeats, or an item is not a
+        feature (nothing stored), StoreBusy, StoreWriteFailed (DatabaseUnavailable is one) as `add` does.
         """
         ...
 

@@ -2,7 +2,8 @@
 
 - **Writes** append one line to the journal (geo.store.journal) and flush it, under an inter-process
   file lock, before they are acknowledged; the in-memory table is then updated with that one change
-  (FeatureTable.apply), never rebuilt. Nothing grows with the store but the journal.
+  (FeatureTable.apply), never rebuilt. Nothing grows with the store but the journal. `add_many` writes
+  its adds as one `batch` line: a crash keeps all of them or none.
 - **Compaction** folds the journal into the store file in the background (geo.store.compaction) when the
   journal is large or old enough, and at `close`. It writes a complete new file aside and renames it into
   place, so the file at rest is always a plain FeatureCollection that GDAL and QGIS open. Writes go on
@@ -37,7 +38,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -169,19 +170,6 @@ class _State:
         if j is None:
             return ("b", self.base)
         return ("j", (j.identity[0], j.identity[1], j.seen[0], j.seen[1]))
-
-
-def _loadable(features: Iterable[Feature]) -> Iterator[Feature]:
-    """`features`, each checked as a store file's are (ValueError says which and why, ids unique)."""
-    seen: set[str] = set()
-    for n, feature in enumerate(features):
-        fault = journal.feature_fault(feature)
-        if fault is not None:
-            raise ValueError(f"features[{n}] {fault}")
-        if feature["id"] in seen:
-            raise ValueError(f"features[{n}] repeats the id {feature['id']!r}")
-        seen.add(feature["id"])
-        yield feature
 
 
 def _on_event_loop() -> bool:
@@ -635,20 +623,27 @@ class GeoJSONFileStore:
                 check: Callable[[FeatureTable], object]) -> None:
         """Under the write lock: check the change against the current state, append it to the journal
         and flush it, then install the table with that one change applied."""
+        self._commit_line([(fid, feature)], lambda at_ms: journal.encode_change(op, fid, feature, at_ms),
+                          check, f"the change to {fid!r} was not written")
+
+    def _commit_line(self, changes: list[journal.Change], encode: Callable[[int], bytes],
+                     check: Callable[[FeatureTable], object], doing: str) -> None:
+        """Under the write lock: check `changes` against the current state, append the one journal line
+        `encode(at_ms)` that holds them and flush it, then install the table with them applied (one
+        version: a crash keeps the whole line or none of it)."""
         with self._locked():
             s = self._current_locked()
             check(s.table)
             s, j = self._with_journal(s)
             at_ms = time.time_ns() // 1_000_000
-            line = journal.encode_change(op, fid, feature, at_ms)
+            line = encode(at_ms)
             end = j.end + len(line)
             # Built before the append: once the line is on disk nothing may fail.
-            table = s.table.apply([(fid, feature)], version=j.header.version(end, j.start),
-                                  modified=_when(at_ms))
+            table = s.table.apply(changes, version=j.header.version(end, j.start), modified=_when(at_ms))
             try:
                 append_durably(j.file.fd, line, j.end)
             except OSError as exc:
-                raise _failed(exc, f"the change to {fid!r} was not written") from exc
+                raise _failed(exc, doing) from exc
             try:
                 after = os.fstat(j.file.fd)
                 seen = (after.st_size, after.st_mtime_ns)
@@ -669,6 +664,22 @@ class GeoJSONFileStore:
 
         self._commit("add", fid, feature, absent)
         return feature
+
+    def add_many(self, features: Sequence[Feature]) -> list[Feature]:
+        """Append new features, in order, in one journal line (see `ProjectStore.add_many`: all or none;
+        StoreBusy, StoreWriteFailed, ValueError when an id exists or repeats, or an item is no feature)."""
+        batch = list(journal.checked(features))  # checked before the lock: a bad one writes nothing
+        if not batch:
+            return []
+
+        def absent(table: FeatureTable) -> None:
+            for feature in batch:
+                if feature["id"] in table.position:
+                    raise ValueError(f"id {feature['id']!r} exists")
+
+        self._commit_line([(f["id"], f) for f in batch], lambda at_ms: journal.encode_batch(batch, at_ms),
+                          absent, f"the {len(batch)} new projects were not written")
+        return batch
 
     def replace(self, fid: str, feature: Feature, if_match: str | None = None) -> Feature:
         """Replace one feature in place, keeping the order of the others.
@@ -701,7 +712,7 @@ class GeoJSONFileStore:
             if len(s.table):
                 raise ValueError(f"{self.path} is not empty: it holds {len(s.table)} projects")
             # Checked as they are read into the table; a bad one stops the load before anything is written.
-            table = project_table(_loadable(features), "loading", None)
+            table = project_table(journal.checked(features), "loading", None)
             digest = content_digest()
 
             def chunks() -> Iterator[bytes]:

@@ -9,6 +9,7 @@ the order the changes were made:
     {"op":"add","id":"p-1","at":1767225600000,"feature":{"type":"Feature","id":"p-1",...}}
     {"op":"replace","id":"p-1","at":1767225660000,"feature":{...}}
     {"op":"delete","id":"p-1","at":1767225720000}
+    {"op":"batch","n":2,"at":1767225780000,"features":[{"type":"Feature","id":"p-2",...},{...}]}
 
 - `base` is the digest of the store file's bytes (geo.store.geojson_file.content_version): the journal
   applies to that file and no other, which is checked on start-up. `file` is that file's inode, size and
@@ -25,6 +26,9 @@ the order the changes were made:
   acknowledges, so a line without its newline (or one that does not parse, at the very end of the file)
   was cut short by a crash and never acknowledged: it is dropped. A bad line followed by other lines is
   corruption: the store refuses it, naming the file, the line and the reason.
+- A `batch` line is several adds made by one write (`add_many`): its `n` features are appended in
+  order, as one change. Being one line, a crash keeps all of them or none: a torn batch is dropped
+  whole, like any torn line. It can be megabytes long; nothing here limits a line's length.
 - `add` of an id that exists, `replace` or `delete` of one that does not, are corruption too: the writer
   checked them, so a journal that says otherwise was not written by this store over this file.
 """
@@ -50,6 +54,8 @@ FileStamp = tuple[int, int, int]
 
 FORMAT = 1
 OPS = ("add", "replace", "delete")
+# The op of a line that holds several adds made by one write.
+BATCH = "batch"
 
 
 def journal_path(target: Path) -> Path:
@@ -124,6 +130,13 @@ def encode_change(op: str, fid: str, feature: Feature | None, at_ms: int) -> byt
     return head + b',"feature":' + orjson.dumps(feature) + b"}\n"
 
 
+def encode_batch(features: Sequence[Feature], at_ms: int) -> bytes:
+    """One line holding the adds of `features`, in order, newline included (op and count first, so a
+    torn batch still says what it was)."""
+    head = b'{"op":"batch","n":' + str(len(features)).encode() + b',"at":' + str(at_ms).encode()
+    return head + b',"features":' + orjson.dumps(list(features)) + b"}\n"
+
+
 def feature_fault(feature: object) -> str | None:
     """What makes `feature` unfit to store (None when it is fit): the checks of a store file's features."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -134,6 +147,20 @@ def feature_fault(feature: object) -> str | None:
     if not isinstance(feature.get("geometry"), dict) or not isinstance(feature.get("properties"), dict):
         return f"({fid}) lacks a geometry or properties object"
     return None
+
+
+def checked(features: Iterable[Feature]) -> Iterator[Feature]:
+    """`features`, each checked as a store file's are as it is read (ValueError says which and why, and
+    when an id repeats)."""
+    seen: set[str] = set()
+    for n, feature in enumerate(features):
+        fault = feature_fault(feature)
+        if fault is not None:
+            raise ValueError(f"features[{n}] {fault}")
+        if feature["id"] in seen:
+            raise ValueError(f"features[{n}] repeats the id {feature['id']!r}")
+        seen.add(feature["id"])
+        yield feature
 
 
 @dataclass(frozen=True)
@@ -147,8 +174,9 @@ class Record:
     line: int
 
 
-def _record(raw: bytes, line: int) -> Record:
-    """Read one complete line (without its newline); ValueError says what is wrong with it."""
+def _records(raw: bytes, line: int) -> list[Record]:
+    """Read one complete line (without its newline): one record, or a batch's adds (all on `line`);
+    ValueError says what is wrong with it."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -156,6 +184,8 @@ def _record(raw: bytes, line: int) -> Record:
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     op, fid, feature, at = doc.get("op"), doc.get("id"), doc.get("feature"), doc.get("at")
+    if op == BATCH:
+        return _batch(doc, line)
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}")
     if not isinstance(fid, str) or not fid:
@@ -165,13 +195,31 @@ def _record(raw: bytes, line: int) -> Record:
     if op == "delete":
         if feature is not None:
             raise ValueError("a delete holds a feature")
-        return Record(op, fid, None, at, line)
+        return [Record(op, fid, None, at, line)]
     fault = feature_fault(feature)
     if fault is not None or not isinstance(feature, dict):
         raise ValueError(f"its feature {fault}")
     if feature["id"] != fid:
         raise ValueError(f"its feature has the id {feature['id']!r}, not {fid!r}")
-    return Record(op, fid, feature, at, line)
+    return [Record(op, fid, feature, at, line)]
+
+
+def _batch(doc: dict[str, Any], line: int) -> list[Record]:
+    """The adds of a batch line (its JSON object), checked as single adds are."""
+    n, at, features = doc.get("n"), doc.get("at"), doc.get("features")
+    if not isinstance(at, int) or isinstance(at, bool):
+        raise ValueError("no integer 'at'")
+    if not isinstance(features, list) or not features:
+        raise ValueError("a batch without a list of features")
+    if n != len(features):
+        raise ValueError(f"a batch of {n!r} features holds {len(features)}")
+    records: list[Record] = []
+    for k, feature in enumerate(features):
+        fault = feature_fault(feature)
+        if fault is not None:
+            raise ValueError(f"its feature [{k}] {fault}")
+        records.append(Record("add", feature["id"], feature, at, line))
+    return records
 
 
 @dataclass(frozen=True)
@@ -201,7 +249,7 @@ def read_records(data: bytes, start: int, first_line: int, path: Path) -> Lines:
         if newline < 0:
             break
         try:
-            records.append(_record(data[pos:newline], line))
+            records.extend(_records(data[pos:newline], line))
         except ValueError as exc:
             if not data[newline + 1:].strip(b"\x00 \n"):
                 break  # the last line, unreadable: torn (see above)
@@ -213,10 +261,14 @@ def read_records(data: bytes, start: int, first_line: int, path: Path) -> Lines:
 
 
 _WHAT = re.compile(rb'"op":"(add|replace|delete)","id":("(?:[^"\\]|\\.)*")')
+_BATCH = re.compile(rb'\{"op":"batch","n":([0-9]+)')
 
 
 def describe_torn(rest: bytes) -> str:
     """What a torn line was, as far as can be told (its op and id come first), for the log."""
+    batch = _BATCH.match(rest)
+    if batch is not None:
+        return f"{len(rest)} bytes, a batch of {int(batch.group(1))} adds"
     found = _WHAT.search(rest)
     if found is None:
         return f"{len(rest)} bytes, not even its op and id"

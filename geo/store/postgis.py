@@ -4,9 +4,10 @@
   feature with its exact JSON (`doc`), its geometry (SRID 4326, GiST index) and typed columns of the
   filterable fields for SQL and QGIS users; `project_changes`, one row per write; `store_meta`, the
   store's random id.
-- **Writes** are one transaction each, on a pooled connection. A transaction-level advisory lock (one
-  per schema) comes first: writers are serialised, so change-log rows commit in the order of their
-  `seq`, and a server that has read up to seq n never misses a smaller one later. `replace` and `delete`
+- **Writes** are one transaction each (`add_many` too: all its rows, a log row each, one NOTIFY), on a
+  pooled connection. A transaction-level advisory lock (one per schema) comes first: writers are
+  serialised, so change-log rows commit in the order of their `seq`, and a server that has read up to
+  seq n never misses a smaller one later. `replace` and `delete`
   read the row `FOR UPDATE` and compare If-Match with its ETag inside the transaction
   (geo.store.base.check_write): two servers holding one ETag cannot both succeed. The row, its
   change-log row and a NOTIFY are committed together; then the writer brings its own snapshot up to
@@ -30,7 +31,7 @@ import logging
 import os
 import select
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -54,7 +55,7 @@ from geo.query.featuretable import FeatureTable
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.store import migrate
 from geo.store.base import RETRY_AFTER_S, Feature, check_write
-from geo.store.journal import feature_fault
+from geo.store.journal import checked, feature_fault
 from geo.store.storefile import no_gc, project_table
 
 __all__ = ["TYPED_COLUMNS", "PostGISStore"]
@@ -308,13 +309,19 @@ class PostGISStore:
     def _own_change(self, conn: Conn, seq: int, at: datetime, change: tuple[str, Feature | None]) -> None:
         """After a write committed as `seq`: bring the table up to it (the write applied without a query
         when no other change came in between; else the log read), so a read after it sees it."""
+        self._own_changes(conn, seq, seq, at, [change])
+
+    def _own_changes(self, conn: Conn, first: int, last: int, at: datetime,
+                     changes: list[tuple[str, Feature | None]]) -> None:
+        """After a write committed as seqs `first`..`last` (one per change): bring the table up to it,
+        as one version (`_own_change`)."""
         with self._apply_lock:
             s = self._state
-            if s.applied >= seq:
+            if s.applied >= last:
                 return  # the listener was quicker
-            if s.applied == seq - 1:
-                table = s.table.apply([change], version=self._version(seq), modified=_when(at))
-                self._state = _State(table, seq)
+            if s.applied == first - 1 and last - first + 1 == len(changes):
+                table = s.table.apply(changes, version=self._version(last), modified=_when(at))
+                self._state = _State(table, last)
                 return
         self._quietly_catch_up(conn)  # the write is committed: a failure here is the listener's to mend
 
@@ -469,35 +476,35 @@ class PostGISStore:
 
         self._write("delete", fid, None, remove)
 
+    def _stage(self, conn: Conn, features: Iterable[Feature]) -> int:
+        """In the caller's transaction: `features` COPYed, checked as they go (ValueError: an item is no
+        feature, or an id repeats), into `geo_load`, a temporary table dropped at commit; return how many.
+        Its `position` counts from 1, in their order."""
+        typed = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+                                   for c, t in TYPED_COLUMNS.items())
+        conn.execute(sql.SQL("CREATE TEMP TABLE geo_load (position bigint, id text, doc text, "
+                             "geojson text, {}) ON COMMIT DROP").format(typed))
+        count = 0
+        with conn.cursor().copy(sql.SQL("COPY geo_load (position, id, doc, geojson, {}) FROM STDIN"
+                                        ).format(_NAMES)) as copy:
+            for feature in checked(features):
+                count += 1
+                doc = orjson.dumps(feature).decode()
+                copy.write_row((count, feature["id"], doc, *self._columns(feature)))
+        return count
+
     def load(self, features: Iterable[Feature]) -> int:
         """Store `features` (ids and order kept) into this EMPTY store in one transaction; return how
         many. Raises ValueError when the store is not empty, an id repeats or an item is no feature
         (then nothing is stored). COPY into a staging table, then one INSERT..SELECT, and one change-log
         `add` per feature, so that the log replays to the table."""
-        typed = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
-                                   for c, t in TYPED_COLUMNS.items())
-        count = 0
         with self._connection() as conn:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
                 if (conn.execute("SELECT EXISTS (SELECT 1 FROM projects)").fetchone() or (False,))[0]:
                     raise ValueError(f"the PostGIS store {self.where} is not empty: a load fills an empty "
                                      "one")
-                conn.execute(sql.SQL("CREATE TEMP TABLE geo_load (position bigint, id text, doc text, "
-                                     "geojson text, {}) ON COMMIT DROP").format(typed))
-                seen: set[str] = set()
-                with conn.cursor().copy(sql.SQL("COPY geo_load (position, id, doc, geojson, {}) FROM STDIN"
-                                                ).format(_NAMES)) as copy:
-                    for feature in features:
-                        fault = feature_fault(feature)
-                        if fault is not None:
-                            raise ValueError(f"item {count} {fault}")
-                        fid = feature["id"]
-                        if fid in seen:
-                            raise ValueError(f"the id {fid!r} repeats")
-                        seen.add(fid)
-                        count += 1
-                        copy.write_row((count, fid, orjson.dumps(feature).decode(), *self._columns(feature)))
+                count = self._stage(conn, features)
                 conn.execute(sql.SQL("INSERT INTO projects (id, position, doc, geom, {names}) SELECT id, "
                                      "position, doc::json, {geom}, {names} FROM geo_load ORDER BY position"
                                      ).format(names=_NAMES, geom=_GEOM.format(sql.Identifier("geojson"))))
@@ -506,6 +513,44 @@ class PostGISStore:
                 conn.execute("SELECT pg_notify(%s, 'load')", (self.channel,))
             self._quietly_catch_up(conn)  # the load is committed: a failure here is the listener's to mend
         return count
+
+    def add_many(self, features: Sequence[Feature]) -> list[Feature]:
+        """Append new features, in order, in one transaction (see `ProjectStore.add_many`: all or none;
+        StoreBusy, DatabaseUnavailable, StoreWriteFailed, ValueError when an id exists or repeats).
+
+        The advisory lock, the rows COPYed into a staging table and inserted after the others, one
+        change-log `add` per feature and one NOTIFY; committed together, so another server reads the
+        whole batch from the log or none of it. Then this server's table is brought up to it.
+        """
+        batch = list(checked(features))  # checked before the database: a bad one writes nothing
+        if not batch:
+            return []
+        with self._connection() as conn:
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
+                    self._stage(conn, batch)
+                    taken = conn.execute("SELECT g.id FROM geo_load g JOIN projects p USING (id) "
+                                         "ORDER BY g.position LIMIT 1").fetchone()
+                    if taken is not None:
+                        raise ValueError(f"id {taken[0]!r} exists")
+                    conn.execute(sql.SQL(
+                        "INSERT INTO projects (id, position, doc, geom, {names}) SELECT id, position + "
+                        "(SELECT coalesce(max(position), 0) FROM projects), doc::json, {geom}, {names} "
+                        "FROM geo_load ORDER BY position"
+                    ).format(names=_NAMES, geom=_GEOM.format(sql.Identifier("geojson"))))
+                    logged = conn.execute(
+                        "WITH c AS (INSERT INTO project_changes (op, fid, doc) SELECT 'add', id, doc::json "
+                        "FROM geo_load ORDER BY position RETURNING seq, at) "
+                        "SELECT min(seq), max(seq), max(at), pg_notify(%s, max(seq)::text) FROM c",
+                        (self.channel,)).fetchone()
+            except ValueError:
+                self._quietly_catch_up(conn)  # as a refused single write: install what it collided with
+                raise
+            assert logged is not None
+            first, last, at = int(logged[0]), int(logged[1]), logged[2]
+            self._own_changes(conn, first, last, at, [(f["id"], f) for f in batch])
+        return batch
 
     def close(self) -> None:
         """Stop the listener and close the pool (idempotent)."""
