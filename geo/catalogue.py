@@ -188,7 +188,7 @@ class Collection:
         """Indices of the features of the plan's table that pass it, in layer order or `sortby`'s (no
         input is refused here: `check` did that)."""
         table = plan.table
-        chosen = table.select(bbox=plan.bbox, equals=plan.equals, interval=plan.interval)
+        chosen = self._selected(plan)
         if plan.bbox_shape is not None:
             # A UTM bbox (bbox-crs): the box took its bounding box; keep what meets its curved outline.
             chosen = chosen[shapely.intersects(table.geometries[chosen], plan.bbox_shape)]
@@ -223,18 +223,31 @@ class Collection:
         return Page.of(self.evaluate(plan), offset, size)
 
     @staticmethod
+    def _selected(plan: Plan) -> IntArray:
+        """The table's selection by the plan's bbox, column values and interval (FeatureTable.select),
+        kept per version for the filters of recent requests (FeatureTable.recent): a client paging
+        through a selection has it made once per version, not once per page."""
+        table = plan.table
+        def selected() -> IntArray:
+            return table.select(bbox=plan.bbox, equals=plan.equals, interval=plan.interval)
+        if plan.bbox is None and not plan.equals and plan.interval is None:
+            return selected()  # every feature: nothing worth keeping
+        key = ("select", plan.bbox, tuple((k, tuple(v)) for k, v in plan.equals.items()), plan.interval)
+        return table.recent(key, selected)
+
+    @staticmethod
     def _cql_mask(expression: cql.Expression, table: FeatureTable,
                   queryables: tuple[Queryable, ...]) -> BoolArray:
         """Where the CQL2 filter holds on this version: evaluated once per version and filter (an equal
         compiled filter, whatever request it came with), so paging through a filter does not evaluate
-        it again for each page (FeatureTable.mask)."""
+        it again for each page (FeatureTable.recent)."""
         def evaluated() -> BoolArray:
             return cql.evaluate(expression, table.frame(queryables))
         try:
             hash(expression)
         except TypeError:  # a literal that cannot be a key: evaluated every time
             return evaluated()
-        return table.mask(("cql", expression, queryables), evaluated)
+        return table.recent(("cql", expression, queryables), evaluated)
 
     def _check_parameters(self, table: FeatureTable, params: dict[str, str],
                           ) -> tuple[tuple[tuple[Queryable, list[object]], ...], bool]:

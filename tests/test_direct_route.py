@@ -30,7 +30,7 @@ from geo.catalogue import Page
 from geo.http import first_values
 from geo.http.compression import EXCLUDED, Identity
 from geo.query import cql
-from geo.query.featuretable import MASK_ENTRIES, FeatureTable
+from geo.query.featuretable import RECENT_ENTRIES, FeatureTable
 from geo.query.params import declared_parameters, filters_dependency
 from geo.routers import direct, features
 from geo.routers.deps import base_url
@@ -557,9 +557,36 @@ def test_paging_through_a_filter_evaluates_it_once_per_version(settings: Setting
             assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "filter"
 
 
-def test_the_masks_kept_per_version_are_bounded_and_read_only() -> None:
+def test_the_arrays_kept_per_version_are_bounded_and_read_only() -> None:
     table = FeatureTable.empty()
-    for n in range(MASK_ENTRIES + 5):
-        mask = table.mask(("filter", n), lambda: np.zeros(len(table), dtype=bool))
-        assert not mask.flags.writeable
-    assert len(table._masks) == MASK_ENTRIES
+    for n in range(RECENT_ENTRIES + 5):
+        kept = table.recent(("filter", n), lambda: np.zeros(len(table), dtype=bool))
+        assert not kept.flags.writeable
+    assert len(table._recent) == RECENT_ENTRIES
+
+
+def test_paging_through_a_selection_selects_once_per_version(settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """bbox, the column filters and datetime select once per version and filter, whatever the page; the
+    new version after a write selects again and counts the new feature."""
+    selections: list[object] = []
+    real = FeatureTable.select
+
+    def spy(table: FeatureTable, **kwargs: Any) -> Any:
+        selections.append(kwargs)
+        return real(table, **kwargs)
+
+    monkeypatch.setattr(FeatureTable, "select", spy)
+    where = "bbox=69,34,70,35&status=proposed&category=school&datetime=2020-01-01/.."
+    with TestClient(create_app(settings.model_copy(update={"response_cache_entries": 0}))) as test_client:
+        def matched(offset: int) -> int:
+            page = test_client.get(f"{ITEMS}?{where}&offset={offset}&limit=1")
+            assert page.status_code == 200
+            return int(page.json()["numberMatched"])
+
+        assert [matched(n) for n in range(3)] == [0, 0, 0]
+        assert len(selections) == 1
+        made = point_feature(start_date="2024-05-01")  # a proposed school in Kabul, within the box
+        assert test_client.post(ITEMS, headers=AUTH, json=made).status_code == 201
+        assert [matched(n) for n in range(3)] == [1, 1, 1]
+        assert len(selections) == 2

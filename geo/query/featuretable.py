@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from itertools import islice
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,7 @@ from geo.query.spatialindex import SpatialIndex, boxes, rebuild_after
 from geo.schema import Queryable, ScalarType
 
 T = TypeVar("T")
+A = TypeVar("A", bound=npt.NDArray[Any])
 Feature = dict[str, Any]
 Change = tuple[str, Feature | None]
 # Computes one value per feature, for a list of features.
@@ -69,11 +70,12 @@ CARRY_GENERATIONS = 16
 COMPACT_SLACK = 1024
 # The id map's overlay is folded into a new base when it passes an eighth of the rows, or this many.
 FOLD_AT_LEAST = 1024
-# Filter masks kept per version (`FeatureTable.mask`): this many, within this many bytes (a mask is a byte
-# a row: 32 masks of 100,000 rows are 3.2 MB), each charged its bytes and the array object around them.
-MASK_ENTRIES = 32
-MASK_BYTES = 8 << 20
-MASK_OVERHEAD = 112
+# Arrays computed for recent requests, kept per version (`FeatureTable.recent`: filter masks, a byte a
+# row, and selections, eight bytes a chosen row): this many, within this many bytes, each charged its
+# bytes and the array object around them.
+RECENT_ENTRIES = 32
+RECENT_BYTES = 8 << 20
+RECENT_OVERHEAD = 112
 _ABSENT = object()
 
 
@@ -314,8 +316,8 @@ class FeatureTable:
         self._carries: dict[int, tuple[IntArray, Carry]] = {}
         # Reentrant: a derived value may be built from another (the parameter queryables from the queryables).
         self._lock = threading.RLock()
-        # Masks of recent filters (`mask`): bounded, unlike `_derived`, because clients choose the keys.
-        self._masks: SizedLRU[npt.NDArray[np.bool_]] = SizedLRU(MASK_ENTRIES, MASK_BYTES)
+        # Arrays of recent requests (`recent`): bounded, unlike `_derived`, because clients choose the keys.
+        self._recent: SizedLRU[npt.NDArray[Any]] = SizedLRU(RECENT_ENTRIES, RECENT_BYTES)
         self.features: Sequence[Feature] = _Features(rows.encoded, slots)
         self.ids: Sequence[str] = _Listed(rows.ids, slots)
         self.encoded: Sequence[bytes] = _Listed(rows.encoded, slots)
@@ -451,17 +453,17 @@ class FeatureTable:
             value = self._derived[key]
         return value
 
-    def mask(self, key: Hashable, build: Callable[[], npt.NDArray[np.bool_]]) -> npt.NDArray[np.bool_]:
-        """`build()`, a boolean mask over this version's rows, kept (read-only) among the MASK_ENTRIES
-        most recently used: a CQL2 filter that a client pages through is evaluated once per version,
-        not once per page. `key` says what the mask depends on besides the version; a build that raises
-        keeps nothing."""
-        found = self._masks.get(key)
+    def recent(self, key: Hashable, build: Callable[[], A]) -> A:
+        """`build()`, an array computed from this version for a request (a filter's mask, a selection),
+        kept read-only among the RECENT_ENTRIES most recently used: a client paging through a filter has
+        it evaluated once per version, not once per page. `key` says what the array depends on besides
+        the version; a build that raises keeps nothing."""
+        found = self._recent.get(key)
         if found is None:
             found = build()
             found.flags.writeable = False  # shared by the requests that find it
-            self._masks.put(key, found, found.nbytes + MASK_OVERHEAD)
-        return found
+            self._recent.put(key, found, found.nbytes + RECENT_OVERHEAD)
+        return cast(A, found)
 
     def _carry_from(self, slots: IntArray) -> Carry:
         """How this version's rows relate to those of the version with these slots (kept per version)."""
