@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins whose web pages may write (reads are open to any origin).")
     max_body_bytes: int = Field(1_000_000, gt=0, description="Largest request body accepted for writes.")
+    max_import_bytes: int = Field(
+        10_000_000, gt=0, description="Largest file accepted by POST /collections/projects/import (CSV, "
+                                      "XLSX, GeoJSON, GeoPackage).")
     body_timeout_s: float = Field(
         30.0, gt=0, description="How long a client may take to send a request body in all before a 408.")
     response_cache_bytes: int = Field(
