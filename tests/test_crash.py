@@ -219,6 +219,71 @@ def test_a_writer_killed_at_any_point_loses_no_acknowledged_write(tmp_path: Path
     assert kills_in_compaction >= 4
 
 
+# --- a large batch (add_many): all of it or none ------------------------------------------------------
+
+def _big_batch() -> list[Feature]:
+    """10,000 new projects of a typical size (a 300-character description): a journal line of ~4 MB."""
+    return [{**_feature(f"imp-{k:05d}", f"imported {k}"),
+             "properties": {"name": f"imported {k}", "category": "water", "status": "planned",
+                            "description": "x" * 300}} for k in range(10_000)]
+
+
+def _batch_writer(path: str, point: str, out: Connection) -> None:
+    """A process that writes one large batch and is killed: by itself at an armed point of the append,
+    or (`from outside`) by the test, which it tells when the append begins."""
+    if point == "from outside":
+        real = geojson_file.append_durably
+
+        def announced(fd: int, data: bytes, size: int) -> None:
+            out.send("appending")
+            real(fd, data, size)
+
+        geojson_file.append_durably = announced  # type: ignore[assignment]
+    else:
+        _arm(point, 1)
+    store = GeoJSONFileStore(Path(path), journal_max_bytes=1 << 30)
+    store.add_many(_big_batch())
+    out.send("ack")
+    time.sleep(60)  # until killed
+
+
+# (point, delay before the kill from outside, what the restart must find: all, none, or either)
+BATCH_ROUNDS = [("before the append", 0.0, "none"), ("halfway through the line", 0.0, "none"),
+                ("after the flush", 0.0, "all"), ("from outside", 0.0, "either"),
+                ("from outside", 0.005, "either"), ("from outside", 0.02, "either")]
+
+
+def test_a_large_batch_killed_at_any_point_is_stored_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "p.geojson"
+    start = {f"seed-{n}": _feature(f"seed-{n}", f"seed {n}") for n in range(3)}
+    path.write_bytes(encode_store(list(start.values())))
+    whole = {**start, **{f["id"]: f for f in _big_batch()}}
+    ctx = multiprocessing.get_context("fork")
+    found = []
+    for point, delay, expect in BATCH_ROUNDS:
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_batch_writer, args=(str(path), point, send))
+        proc.start()
+        send.close()
+        if point == "from outside":
+            assert receive.poll(30) and receive.recv() == "appending"
+            time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        proc.join(30)
+        assert proc.exitcode == -signal.SIGKILL, (point, proc.exitcode)
+        state = _state(path)  # a restart: a torn batch is cut off here
+        assert state in (start, whole), (point, len(state))
+        assert list(state) in (list(start), list(whole))  # the order too
+        assert {"none": start, "all": whole}.get(expect, state) == state, point
+        found.append("all" if state == whole else "none")
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) in (
+            [".p.geojson.journal", "p.geojson"], ["p.geojson"]), point
+        if state == whole:  # back to the start for the next round
+            path.write_bytes(encode_store(list(start.values())))
+            (tmp_path / ".p.geojson.journal").unlink(missing_ok=True)
+    assert found[:3] == ["none", "none", "all"]
+
+
 # --- through the server, at random moments ------------------------------------------------------------
 
 class Client(threading.Thread):

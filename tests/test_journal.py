@@ -50,6 +50,12 @@ def path(tmp_path: Path) -> Path:
     return file
 
 
+def _batch_line(features: list[dict[str, object]], at: int = 1767225600000) -> bytes:
+    """A batch journal line, written by hand as geo/store/journal.py describes it (newline included)."""
+    return (b'{"op":"batch","n":' + str(len(features)).encode() + b',"at":' + str(at).encode()
+            + b',"features":' + orjson.dumps(features) + b"}\n")
+
+
 def _written(path: Path) -> GeoJSONFileStore:
     """A store on `path` after three writes: add c, replace a, delete b (a, c remain)."""
     store = GeoJSONFileStore(path)
@@ -105,6 +111,11 @@ def test_a_torn_last_line_is_dropped_with_a_log_line_naming_it(path: Path, torn:
     (b'{"op":"add","id":"a","at":1,"feature":' + orjson.dumps(_feature("a")) + b"}\n",
      "line 3: add of 'a', which exists at that point"),
     (b'{"op":"delete","id":"zz","at":1}\n', "line 3: delete of 'zz', which does not exist"),
+    (_batch_line([_feature("x"), _feature("a")]), "line 3: add of 'a', which exists at that point"),
+    (_batch_line([_feature("x")]).replace(b'"n":1', b'"n":2'), "line 3: a batch of 2 features holds 1"),
+    (_batch_line([_feature("x"), {"type": "Feature", "id": "y"}]),
+     "line 3: its feature [1] (y) lacks a geometry or properties object"),
+    (b'{"op":"batch","n":0,"at":1,"features":[]}\n', "line 3: a batch without a list of features"),
 ])
 def test_a_corrupt_line_in_the_middle_refuses_to_start_and_overwrites_nothing(
         path: Path, line: bytes, reason: str) -> None:
@@ -338,3 +349,84 @@ def test_replaying_the_journal_keeps_the_order_the_writes_made(path: Path) -> No
     assert [replayed.get(fid) for fid in replayed.ids] == [written.get(fid) for fid in written.ids]
     names = [replayed.get(fid)["properties"]["name"] for fid in replayed.ids]  # type: ignore[index]
     assert names == ["step 3", "step 6", "step 7"]
+
+
+# --- batches (add_many): one line, all or none ---
+
+def test_add_many_appends_one_batch_line_that_replays_and_compacts_like_any_other(path: Path) -> None:
+    store = _written(path)  # three single-change lines first: old journals and batches mix
+    follower = GeoJSONFileStore(path)
+    batch = [_feature(f"n{k}") for k in (2, 0, 1)]
+    store.add_many(batch)
+    *_, line = _lines(store)
+    assert line["op"] == "batch" and line["n"] == 3 and line["features"] == batch
+    assert len(_lines(store)) == 5  # the header, three changes, one batch
+    expected = ["a", "c", "n2", "n0", "n1"]
+    assert _ids(follower) == expected and follower.snapshot().version == store.snapshot().version
+    assert _ids(GeoJSONFileStore(path)) == expected
+    version = store.snapshot().version
+    assert store.compact()
+    assert _in_file(path) == expected and pyogrio.read_info(path)["features"] == 5
+    assert store.snapshot().version == version and _lines(store)[1:] == []
+    assert _ids(follower) == expected and follower.snapshot().version == version
+
+
+def test_a_batch_line_written_by_hand_reads_back(path: Path) -> None:
+    """The format is the one geo/store/journal.py documents, not only what this version happens to write."""
+    store = _written(path)
+    with store.journal_path.open("ab") as fh:
+        fh.write(_batch_line([_feature("x"), _feature("y", "Y")]))
+    reopened = GeoJSONFileStore(path)
+    assert _ids(reopened) == ["a", "c", "x", "y"]
+    assert reopened.snapshot().get("y") == _feature("y", "Y")
+    assert reopened.snapshot().modified is not None
+    assert reopened.snapshot().modified.timestamp() == 1767225600  # the batch's `at`
+
+
+BATCH = _batch_line([_feature("lost-1"), _feature("lost-2"), _feature("lost-3")])
+
+
+@pytest.mark.parametrize("torn", [
+    BATCH[:-1],  # all but its newline: even complete JSON is not acknowledged without it
+    BATCH[:BATCH.index(b'"lost-2"') + 50],  # the first feature whole, the second begun
+    BATCH[:20],
+    # A power cut can keep a line's end and lose its middle (zeros where the data was not written).
+    BATCH[:60] + b"\x00" * (len(BATCH) - 61) + b"\n",
+], ids=["no newline", "mid-features", "head only", "zeros inside"])
+def test_a_torn_batch_line_is_dropped_whole(path: Path, torn: bytes,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    store = _written(path)
+    journal = store.journal_path
+    good = journal.read_bytes()
+    with journal.open("ab") as fh:
+        fh.write(torn)  # a batch a crash cut short: never acknowledged
+    with caplog.at_level(logging.WARNING, logger="geo.store.geojson_file"):
+        reopened = GeoJSONFileStore(path)
+    assert _ids(reopened) == ["a", "c"]  # none of it, not the features before the tear
+    message = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"{journal}: line 5 was cut short by a crash" in message
+    assert f"{len(torn)} bytes, a batch of 3 adds" in message
+    assert journal.read_bytes() == good
+    reopened.add_many([_feature("d"), _feature("lost-1")])
+    assert _ids(GeoJSONFileStore(path)) == ["a", "c", "d", "lost-1"]
+
+
+def test_a_batch_of_ten_thousand_is_one_line_of_megabytes_that_reads_back_or_is_dropped_whole(
+        path: Path) -> None:
+    """No line-length limit: a 10,000-project batch (about 4 MB here) is replayed on start, and one torn
+    in its middle is cut off whole."""
+    filler = "x" * 300  # a description, so the projects are of a typical size
+    batch = [{**_feature(f"imp-{k:05d}"), "properties": {"name": f"Imported {k}", "category": "water",
+                                                         "status": "planned", "description": filler}}
+             for k in range(10_000)]
+    store = GeoJSONFileStore(path, journal_max_bytes=1 << 30)  # no compaction of its own
+    store.add_many(batch)
+    size = store.journal_path.stat().st_size
+    assert size > 4_000_000
+    reopened = GeoJSONFileStore(path, journal_max_bytes=1 << 30)
+    assert list(reopened.snapshot().ids) == ["a", "b", *(f["id"] for f in batch)]
+    assert reopened.snapshot().get("imp-09999") == batch[-1]
+    with store.journal_path.open("r+b") as fh:
+        fh.truncate(size // 2)  # as a crash halfway through the append leaves it
+    assert _ids(GeoJSONFileStore(path, journal_max_bytes=1 << 30)) == ["a", "b"]
+    assert len(store.journal_path.read_bytes().splitlines()) == 1  # only the header is left

@@ -526,6 +526,7 @@ class PostGISStore:
         if not batch:
             return []
         with self._connection() as conn:
+            committing = False
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
@@ -542,8 +543,14 @@ class PostGISStore:
                     logged = conn.execute(
                         "WITH c AS (INSERT INTO project_changes (op, fid, doc) SELECT 'add', id, doc::json "
                         "FROM geo_load ORDER BY position RETURNING seq, at) "
-                        "SELECT min(seq), max(seq), max(at), pg_notify(%s, max(seq)::text) FROM c",
+                        "SELECT min(seq), max(seq), (array_agg(at ORDER BY seq DESC))[1], "
+                        "pg_notify(%s, max(seq)::text) FROM c",
                         (self.channel,)).fetchone()
+                    committing = True
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if committing:  # the COMMIT went out: the database may have done it (all of it)
+                    raise self._uncertain(exc) from exc
+                raise
             except ValueError:
                 self._quietly_catch_up(conn)  # as a refused single write: install what it collided with
                 raise
