@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     for option in ("bbox", "datetime"):
         web_map.add_argument(f"--{option}", help=f"the `{option}` filter, as in the HTTP query")
     web_map.set_defaults(func=_map)
+    from geo.importing.command import add_commands  # `geo import` and `geo template`
+
+    add_commands(sub)
     store = sub.add_parser("store", help="manage the project store")
     store_sub = store.add_subparsers(dest="store_command", required=True)
     store_copy = store_sub.add_parser(

@@ -69,13 +69,18 @@ def _existing(snapshot: FeatureTable, index: DuplicateIndex) -> None:
             index.add(key_of(props["name"], props.get("category")), geom, fid)
 
 
-def run_import(data: bytes, kind: Kind, catalogue: Catalogue, options: ImportOptions,
-               advance: Advance | None = None) -> ImportResult:
+def run_import(data: bytes, kind: Kind, catalogue: Catalogue, options: ImportOptions) -> ImportResult:
     """Import a file's bytes into the catalogue's project store (or only report, on a dry run).
 
     Raises InvalidInput / UnsupportedMediaType for a file that cannot be read, and the store's errors
     (StoreBusy, StoreWriteFailed, ...) when the write fails: then nothing was written."""
-    table = read_table(data, kind)
+    return import_table(read_table(data, kind), catalogue, options)
+
+
+def import_table(table: Table, catalogue: Catalogue, options: ImportOptions,
+                 advance: Advance | None = None) -> ImportResult:
+    """Import the rows of a file already read (`advance(1)` after each row: the progress bar)."""
+    kind = table.kind
     columns = map_columns(table.columns, options.mapping)
     _require_columns(columns, table)
     report = ImportReport(kind, options.dry_run, read=len(table.rows), mapped=dict(columns.targets),
@@ -89,7 +94,7 @@ def run_import(data: bytes, kind: Kind, catalogue: Catalogue, options: ImportOpt
     rejected_rows: list[SourceRow] = []
     for row in table.rows:
         if advance is not None:
-            advance(1)
+            advance(1)  # before the row: every `continue` below has counted it
         if is_example(row, columns):
             report.skipped.append(Skipped(row.number, EXAMPLE_REASON))
             continue
