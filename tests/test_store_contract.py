@@ -23,6 +23,7 @@ import orjson
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from geo.app import create_app
 from geo.errors import NotFound, PreconditionFailed, StoreBusy
@@ -35,6 +36,8 @@ from geo.store.geojson_file import GeoJSONFileStore
 from tests.conftest import AUTH, KEY, ROOT, point_feature, workspace
 
 KINDS = ["file", "postgis"]
+# The advisory lock a stalled write waits for (see `Backend.stalled`).
+STALL_KEY = 7214
 ITEMS = "/collections/projects/items"
 WRITES = ["add", "replace", "delete"]
 
@@ -103,39 +106,55 @@ class Backend:
             conn.rollback()
 
     @contextmanager
-    def stalled(self, store: ProjectStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stall]:
-        """The next batch write stops halfway, with part of it on its way to the disk or database but
-        not committed: `midway` is set once it is there; it goes on when `go` is set.
+    def stalled(self, at: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stall]:
+        """A write is held as it writes the feature `at`: `midway` is set once it is held there, with
+        what comes before that feature on its way to the disk or the database; it goes on once `go` is
+        set. A store that wrote a batch a feature (or a line, or a transaction) at a time would have the
+        features before `at` stored by then.
 
-        The file: half of the journal line is appended (no newline yet), then the rest. The database:
-        the rows are inserted and the change log waits for a lock this holds, inside the transaction.
+        The file: the journal is appended up to that feature (the real append does the rest). The
+        database: a trigger on the change log, at that feature's row, waits for a lock this holds.
         """
         stall = Stall(threading.Event(), threading.Event())
         if self.kind == "file":
             real = geojson_file.append_durably
+            mark = b'"id":' + orjson.dumps(at)
 
-            def halfway(fd: int, data: bytes, size: int) -> None:
-                os.write(fd, data[:len(data) // 2])  # O_APPEND: at the end, as the real one writes
+            def held(fd: int, data: bytes, size: int) -> None:
+                cut = data.find(mark)
+                if cut < 0:
+                    real(fd, data, size)
+                    return
+                os.write(fd, data[:cut])  # O_APPEND: at the end, where the real one writes
                 stall.midway.set()
                 stall.go.wait(30)
-                real(fd, data[len(data) // 2:], size)
+                real(fd, data[cut:], size)
 
-            monkeypatch.setattr(geojson_file, "append_durably", halfway)
+            monkeypatch.setattr(geojson_file, "append_durably", held)
             yield stall
             return
-        with psycopg.connect(self.where) as conn, psycopg.connect(self.where, autocommit=True) as watch:
-            conn.execute("LOCK TABLE project_changes IN SHARE MODE")  # an INSERT into it waits
+        with psycopg.connect(self.where, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (STALL_KEY,))
+            conn.execute(sql.SQL(
+                "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "PERFORM pg_advisory_xact_lock_shared({key}); RETURN NEW; END $$; "
+                "CREATE TRIGGER stall AFTER INSERT ON project_changes FOR EACH ROW WHEN (NEW.fid = {at}) "
+                "EXECUTE FUNCTION stall()").format(key=sql.Literal(STALL_KEY), at=sql.Literal(at)))
 
             def waiting() -> None:
-                while not stall.go.is_set():
-                    row = watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
-                                        "'project_changes'::regclass").fetchone()
-                    if row is not None and row[0]:
-                        stall.midway.set()
-                        stall.go.wait(30)
-                        break
-                    time.sleep(0.01)
-                conn.rollback()  # the lock goes: the write goes on
+                # A session of this test's schema (its application_name) waiting for the lock: the writer.
+                with psycopg.connect(self.where, autocommit=True) as watch:
+                    while not stall.go.is_set():
+                        row = watch.execute(
+                            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE "
+                            "l.locktype = 'advisory' AND NOT l.granted AND l.objid = %s AND "
+                            "a.application_name = current_setting('application_name')", (STALL_KEY,)
+                        ).fetchone()
+                        if row is not None and row[0]:
+                            stall.midway.set()
+                            stall.go.wait(30)
+                        time.sleep(0.01)
+                conn.execute("SELECT pg_advisory_unlock(%s)", (STALL_KEY,))  # the write goes on
 
             watcher = threading.Thread(target=waiting)
             watcher.start()
@@ -144,6 +163,7 @@ class Backend:
             finally:
                 stall.go.set()
                 watcher.join(10)
+                conn.execute("DROP TRIGGER stall ON project_changes")
 
     def close(self) -> None:
         """Close every store object the test opened."""
@@ -440,20 +460,22 @@ def test_add_many_is_store_busy_while_another_holds_the_lock(backend: Backend, a
 
 def test_another_store_object_sees_all_of_a_batch_or_none(backend: Backend, ab: ProjectStore,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Held halfway through its write (half the journal line on disk; the rows inserted, the
-    transaction open), a batch is seen by no other store object: neither one following the store
-    nor one opened then. Once it is written, all of it at once, as one version."""
+    """Held in the middle of its write (the features before n150 on their way: part of the journal
+    line appended; rows inserted, the transaction open), a batch of 300 is seen by no other store
+    object, neither one following the store nor one opened then. Once written, all of it at once, as
+    one version."""
     writer = backend.open(lock_timeout_s=30)
     reader = backend.open()
     before = reader.snapshot().version
     batch = [_feature(f"n{k:03d}") for k in range(300)]
     done: list[list[dict[str, Any]]] = []
-    with backend.stalled(writer, monkeypatch) as stall:
+    with backend.stalled("n150", monkeypatch) as stall:
         thread = threading.Thread(target=lambda: done.append(writer.add_many(batch)))
         thread.start()
         assert stall.midway.wait(30)
-        if backend.kind == "file":  # the overlap is real: part of the line is there
-            assert not Path(writer.journal_path).read_bytes().endswith(b"\n")  # type: ignore[attr-defined]
+        if backend.kind == "file":  # the overlap is real: the batch's first half is on disk
+            written = Path(writer.journal_path).read_bytes()  # type: ignore[attr-defined]
+            assert b'"id":"n149"' in written and b'"id":"n150"' not in written
         seen = [(len(reader.refresh()), reader.snapshot().version) for _ in range(20)]
         opened = open_store(backend.kind, backend.where)  # a start-up read now (the file: without the lock)
         try:
