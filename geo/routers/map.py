@@ -57,7 +57,7 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
                              filters=filters.equals,
                              query={k: v for k, v in filters.raw.items()
                                     if k not in projects.filters and k not in NOT_PASSED_ON},
-                             formats=formats, limit=settings.max_limit)
+                             formats=formats, limit=settings.max_limit, editing=True)
         page = render_page(options)
         cache.put(key, page)
     return HTMLResponse(page, headers={"ETag": etag, "Cache-Control": "no-cache",

@@ -1,7 +1,7 @@
 """The web map's scripts, styles and icons: where each file lives, its URL, and its inlined form.
 
 Every file comes from the service itself: Leaflet, Leaflet.markercluster, jQuery and Font Awesome from
-their XStatic packages (PyPI); the Folium plugins' files (fullscreen, measure, minimap, search) from
+their XStatic packages (PyPI); the Folium plugins' files (fullscreen, measure, minimap, search, draw) from
 their npm packages, vendored with their licences under geo/static/vendor/; the map's own code from
 geo/static/. URLs carry the version (the package's, or a content hash of our own and vendored files), so
 browsers may cache them for good, and a changed file always gets a new URL.
@@ -138,6 +138,7 @@ PLUGIN_JS: dict[str, list[tuple[str, str]]] = {
     "MeasureControl": [("leaflet_measure_js", "vendor:leaflet-measure-2.1.7/dist/leaflet-measure.min.js")],
     "MiniMap": [("Control_MiniMap_js", "vendor:leaflet-minimap-3.6.1/dist/Control.MiniMap.min.js")],
     "Search": [("Leaflet.Search.js", "vendor:leaflet-search-2.9.7/dist/leaflet-search.min.js")],
+    "Draw": [("leaflet_draw_js", "vendor:leaflet-draw-1.0.4/dist/leaflet.draw.js")],
 }
 PLUGIN_CSS: dict[str, list[tuple[str, str]]] = {
     "MarkerCluster": [("markerclustercss", "leaflet.markercluster:MarkerCluster.css"),
@@ -146,6 +147,7 @@ PLUGIN_CSS: dict[str, list[tuple[str, str]]] = {
     "MeasureControl": [("leaflet_measure_css", "vendor:leaflet-measure-2.1.7/dist/leaflet-measure.css")],
     "MiniMap": [("Control_MiniMap_css", "vendor:leaflet-minimap-3.6.1/dist/Control.MiniMap.min.css")],
     "Search": [("Leaflet.Search.css", "vendor:leaflet-search-2.9.7/dist/leaflet-search.min.css")],
+    "Draw": [("leaflet_draw_css", "vendor:leaflet-draw-1.0.4/dist/leaflet.draw.css")],
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import folium
 import orjson
-from branca.element import Element, Figure, JavascriptLink, MacroElement
+from branca.element import CssLink, Element, Figure, JavascriptLink, MacroElement
 from folium import plugins
 from jinja2 import Template
 
@@ -82,6 +82,25 @@ class MapOptions:
     formats: Sequence[str] = ("geojson",)
     limit: int = 10_000
     title: str = "Afghanistan infrastructure projects"
+    # The editor (geo/static/app/editor.js, Leaflet.draw): on the served map only; an exported file has
+    # no API to write to. It shows no control until someone enters an API key.
+    editing: bool = False
+
+
+# The fields of the editor's form, in its order; titles, kinds and vocabularies come from the schema.
+EDIT_FIELDS = ("name", "name_prs", "name_ps", "category", "status", "budget_usd", "start_date", "end_date",
+               "funders", "source_url", "description")
+
+
+def edit_config(schema: Schema) -> dict[str, Any]:
+    """What the editor needs: its form's fields (name, title, kind, vocabulary, required) and its URLs."""
+    fields = []
+    for name in EDIT_FIELDS:
+        prop = schema.by_name(name)
+        if prop is not None:
+            fields.append({"name": name, "title": prop.title or name, "kind": prop.kind,
+                           "values": list(prop.enum), "required": name in schema.required})
+    return {"fields": fields, "urls": {"import": "/collections/projects/import"}}
 
 
 def _basemap(fmap: folium.Map, options: MapOptions) -> folium.TileLayer | None:
@@ -111,7 +130,8 @@ class _Start(MacroElement):
         self._name = "GeoMapStart"
 
     _template = Template("{% macro script(this, kwargs) %}"
-                         "GeoMap.start(document.getElementById('geo-config'));{% endmacro %}")
+                         "GeoMap.start(document.getElementById('geo-config'));"
+                         "if (window.GeoEditor) GeoEditor.start(GeoMap.view);{% endmacro %}")
 
 
 def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) -> folium.Map:
@@ -127,6 +147,9 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
         # same, after Leaflet (the map's own links come first in the page).
         fmap.default_js = fmap.default_js + assets.plugin_links(assets.PLUGIN_JS["MiniMap"])
         fmap.default_css = fmap.default_css + assets.plugin_links(assets.PLUGIN_CSS["MiniMap"])
+    if options.editing:
+        fmap.default_js = fmap.default_js + assets.plugin_links(assets.PLUGIN_JS["Draw"])
+        fmap.default_css = fmap.default_css + assets.plugin_links(assets.PLUGIN_CSS["Draw"])
     provinces = folium.FeatureGroup(name="Provinces").add_to(fmap)
     salang = folium.FeatureGroup(name="Salang Pass").add_to(fmap)
     projects = folium.FeatureGroup(name="Projects").add_to(fmap)
@@ -165,11 +188,15 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
         "formats": list(options.formats),
         "statuses": dict(STATUS_COLOURS),
         "icons": assets.icon_paths(),
+        "edit": edit_config(PROJECT_SCHEMA) if options.editing else None,
     }
     root = fmap.get_root()
     assert isinstance(root, Figure)
     root.header.add_child(Element(f"<title>{esc(options.title)}</title>"))
     root.header.add_child(JavascriptLink(assets.url("app", "geomap.js")), name="geomap_js")
+    if options.editing:
+        root.header.add_child(JavascriptLink(assets.url("app", "editor.js")), name="editor_js")
+        root.header.add_child(CssLink(assets.url("app", "editor.css")), name="editor_css")
     root.html.add_child(Element(
         f'<script type="application/json" id="geo-config">{script_json(config)}</script>'))
     if embedded is not None:

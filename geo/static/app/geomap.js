@@ -162,6 +162,7 @@
     this.shade = "count";
     this.filters = {};
     this.selects = {};  // the filters shown as lists, by name
+    this.cardHooks = [];  // functions (feature, card) called on each project card built
     var self = this;
     filterNames(cfg).forEach(function (key) { self.filters[key] = (cfg.filters[key] || []).slice(); });
     this.state = {ready: false, layers: false, loads: 0, projects: 0, markers: 0, shapes: 0, provinces: 0, salang: 0,
@@ -251,6 +252,8 @@
     var source = safeUrl(p.source_url);
     if (source) { if (links.childNodes.length) links.appendChild(document.createTextNode(" · ")); links.appendChild(link(source, "Source")); }
     if (links.childNodes.length) card.appendChild(links);
+    // Hooks (the editor, editor.js) may add to a project's card, e.g. its edit buttons.
+    this.cardHooks.forEach(function (hook) { hook(feature, card); });
     return card;
   };
 

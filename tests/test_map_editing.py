@@ -1,0 +1,363 @@
+"""Editing projects on the web map (issue 13), in Debian's Chromium against a real server.
+
+Everything goes through the page as a person would use it (clicks, keys, the drawing tools); the result
+is checked in the store through the API (httpx), and another client (httpx) makes the concurrent
+changes. Every test also checks that the page ran under its Content-Security-Policy without a script
+error and asked nothing of any host but the server.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.browser import chromium, recording_page
+from tests.conftest import AUTH, KEY, point_feature, workspace
+from tests.server import live_server
+
+READY = ("() => window.GeoMap && GeoMap.state && GeoMap.state.ready && GeoMap.state.layers "
+         "&& GeoMap.state.errors.length === 0 && window.GeoEditor && GeoEditor.state")
+HOSTILE = "<img src=x onerror=alert(1)>"
+NOTES = Path("/work/notes/s3")
+KABUL = (69.1723, 34.5281)
+# Drawn around Kandahar city (lon, lat): a quadrilateral well inside the province.
+KANDAHAR_AREA = [(65.60, 31.55), (65.80, 31.55), (65.80, 31.70), (65.60, 31.70)]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[str]:
+    """A real server (no basemap tiles) with one API key, on a copy of the shipped store."""
+    folder = tmp_path_factory.mktemp("editing")
+    settings = workspace(folder, provinces_cache, api_keys=KEY, map_tiles="none")
+    log = folder / "server.log"
+    with live_server(settings, log=log) as url:
+        yield url
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser(site: str) -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    with chromium() as browser_:
+        yield browser_
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page (its own context, so its own sessionStorage) recording errors, CSP refusals,
+    requests and any alert()."""
+    with recording_page(browser, console_errors=True) as page_:
+        page_.dialogs = []
+        page_.on("dialog", lambda d: (page_.dialogs.append(d.message), d.dismiss()))
+        yield page_
+
+
+def _open(page: Any, url: str) -> None:
+    page.goto(f"{url}/map")
+    page.wait_for_function(READY, timeout=20_000)
+
+
+FAILED_LOAD = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
+
+
+def _clean(page: Any, base: str, answered: tuple[int, ...] = ()) -> None:
+    """No script error, no CSP refusal, no alert, nothing asked of any other host. Chromium logs each
+    refused request as a console error: those with a status the test provoked (`answered`) are expected."""
+    unexpected = [e for e in page.errors
+                  if not ((found := FAILED_LOAD.match(e)) and int(found.group(1)) in answered)]
+    assert unexpected == []
+    assert page.evaluate("() => window.__violations") == []
+    assert page.dialogs == []
+    base_host = urlsplit(base).hostname
+    hosts = {urlsplit(u).hostname for u in page.requested if not u.startswith(("data:", "blob:"))}
+    assert hosts == {base_host}, hosts
+
+
+def _sign_in(page: Any, key: str = KEY) -> None:
+    page.locator(".geo-edit-start").click()
+    page.locator("#geo-key-input").fill(key)
+    page.locator("#geo-key-input").press("Enter")
+    page.locator(".geo-edit-add").wait_for()
+
+
+def _post(base: str, feature: dict[str, Any]) -> dict[str, Any]:
+    answer = httpx.post(f"{base}/collections/projects/items", json=feature, headers=AUTH)
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def _get(base: str, fid: str) -> httpx.Response:
+    return httpx.get(f"{base}/collections/projects/items/{fid}", headers={"Accept": "application/geo+json"})
+
+
+def _saved(page: Any, count: int) -> dict[str, Any]:
+    """The last of `count` saves the editor has made, once it has made them."""
+    page.wait_for_function(f"() => GeoEditor.state.saved.length >= {count} && GeoMap.state.ready")
+    last: dict[str, Any] = page.evaluate("() => GeoEditor.state.saved[GeoEditor.state.saved.length - 1]")
+    return last
+
+
+def _point_on_map(page: Any, lon: float, lat: float) -> tuple[float, float]:
+    """The page coordinates of a place on the map."""
+    xy = page.evaluate("([lat, lon]) => { const m = GeoMap.view.map;"
+                       " const p = m.latLngToContainerPoint([lat, lon]);"
+                       " const r = m.getContainer().getBoundingClientRect();"
+                       " return [r.left + p.x, r.top + p.y]; }", [lat, lon])
+    return float(xy[0]), float(xy[1])
+
+
+def _card(page: Any) -> Any:
+    """The one open project card (a closed popup fades out for 200 ms: wait until it is gone)."""
+    page.wait_for_function("() => document.querySelectorAll('.leaflet-popup').length === 1")
+    card = page.locator(".leaflet-popup-content .geo-card")
+    card.wait_for()
+    return card
+
+
+def _open_card(page: Any, fid: str) -> Any:
+    page.evaluate("(id) => GeoMap.view.openProject(id)", fid)
+    return _card(page)
+
+
+def _screenshot(page: Any, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    if NOTES.is_dir():
+        shutil.copy(path, NOTES / name)
+    return path
+
+
+def test_no_editing_controls_without_a_key_and_the_key_only_in_session_storage(site: str, page: Any) -> None:
+    fid = _post(site, point_feature(name="Key test school"))["id"]
+    _open(page, site)
+    # Without a key: one "Edit" button, no drawing tools, no actions on a project's card.
+    assert page.locator("#geo-edit button").all_inner_texts() == ["Edit"]
+    assert page.locator(".geo-draw-point").count() == 0
+    assert _open_card(page, fid).locator("button").count() == 0
+    page.keyboard.press("Escape")
+    _sign_in(page)
+    assert page.locator("#geo-edit button").all_inner_texts() == [
+        "Sign out", "Point", "Line", "Area", "Coordinates", "Import a spreadsheet"]
+    assert _open_card(page, fid).locator(".geo-card-actions button").all_inner_texts() == [
+        "Edit", "Change status", "Move / redraw", "Delete"]
+    # The key is in sessionStorage and nowhere else the page or a server could read it later.
+    kept = page.evaluate("() => ({session: Object.values(sessionStorage), local: localStorage.length,"
+                         " cookie: document.cookie, url: location.href})")
+    assert kept["session"] == [KEY] and kept["local"] == 0 and kept["cookie"] == ""
+    assert KEY not in kept["url"]
+    assert page.context.cookies() == []
+    assert not any(KEY in u for u in page.requested)
+    # Sign out forgets it: no key, no tools, no actions.
+    page.locator(".geo-edit-signout").click()
+    assert page.evaluate("() => sessionStorage.length") == 0
+    assert page.locator("#geo-edit button").all_inner_texts() == ["Edit"]
+    assert page.locator(".geo-draw-point").count() == 0
+    assert _open_card(page, fid).locator("button").count() == 0
+    _clean(page, site)
+
+
+def test_add_a_point_by_clicking_the_map_with_a_hostile_name(site: str, page: Any, tmp_path: Path) -> None:
+    _open(page, site)
+    before = page.evaluate("() => GeoMap.state.projects")
+    counted = page.evaluate("() => GeoMap.view.stats.by_province['AF-KAB'].count")
+    _sign_in(page)
+    page.evaluate("([lat, lon]) => GeoMap.view.map.setView([lat, lon], 11)", [KABUL[1], KABUL[0]])
+    page.locator(".geo-draw-point").click()
+    x, y = _point_on_map(page, *KABUL)
+    page.mouse.move(x - 5, y - 5)
+    page.mouse.click(x, y)
+    form = page.locator("#geo-project-form")
+    form.wait_for()
+    lon = float(form.locator("#geo-f-lon").input_value())
+    lat = float(form.locator("#geo-f-lat").input_value())
+    assert abs(lon - KABUL[0]) < 0.01 and abs(lat - KABUL[1]) < 0.01
+    assert form.locator("#geo-province").inner_text() == "Assigned by the service from the location."
+    form.locator("#geo-f-name").fill(HOSTILE)
+    form.locator("#geo-f-name_prs").fill("مکتب نو")
+    form.locator("#geo-f-name_ps").fill("نوی ښوونځی")
+    form.locator("#geo-f-category").select_option("school")
+    form.locator("#geo-f-status").select_option("planned")
+    form.locator("#geo-f-budget_usd").fill("1250000")
+    form.locator("#geo-f-start_date").fill("2025-03-01")
+    form.locator("#geo-f-end_date").fill("2026-09-30")
+    form.locator("#geo-f-funders").fill("World Bank, " + HOSTILE)
+    form.locator("#geo-f-source_url").fill("https://example.org/new-school")
+    form.locator("#geo-f-description").fill("Twelve classrooms. " + HOSTILE)
+    for name, lang in (("name_prs", "prs"), ("name_ps", "ps")):
+        field = form.locator(f"#geo-f-{name}")
+        assert field.get_attribute("dir") == "rtl" and field.get_attribute("lang") == lang
+        assert field.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    _screenshot(page, tmp_path, "map-editing-add-form.png")
+    form.locator("button[type=submit]").click()
+    saved = _saved(page, 1)
+    # In the store, as typed; the province assigned by the service (Kabul), and shown on the page.
+    stored = _get(site, saved["id"]).json()
+    props = stored["properties"]
+    assert stored["geometry"]["type"] == "Point"
+    assert props["name"] == HOSTILE and props["name_prs"] == "مکتب نو" and props["name_ps"] == "نوی ښوونځی"
+    assert props["category"] == "school" and props["status"] == "planned" and props["budget_usd"] == 1_250_000
+    assert props["start_date"] == "2025-03-01" and props["end_date"] == "2026-09-30"
+    assert props["funders"] == ["World Bank", HOSTILE] and props["source_url"] == "https://example.org/new-school"
+    assert props["province"] == "AF-KAB" and saved["province"] == "AF-KAB"
+    assert "Kabul province (AF-KAB)" in page.locator("#geo-edit-notice").inner_text()
+    # At once on the map, with the legend and the choropleth's figures following.
+    assert page.evaluate("() => GeoMap.state.projects") == before + 1
+    assert page.evaluate("() => GeoMap.view.stats.by_province['AF-KAB'].count") == counted + 1
+    # The hostile name is text: on the card, literally, and never an element.
+    card = _card(page)
+    assert card.locator("h4").inner_text() == HOSTILE
+    assert page.locator("img[src=x]").count() == 0
+    assert not any(urlsplit(u).path == "/x" for u in page.requested)
+    _clean(page, site)
+
+
+def test_add_a_polygon_by_drawing_it(site: str, page: Any) -> None:
+    _open(page, site)
+    _sign_in(page)
+    page.evaluate("() => GeoMap.view.map.setView([31.62, 65.70], 10)")
+    page.locator(".geo-draw-area").click()
+    for lon, lat in KANDAHAR_AREA:
+        x, y = _point_on_map(page, lon, lat)
+        page.mouse.move(x, y)
+        # Leaflet.draw ignores a vertex click within 50 ms of the previous one (its double-click guard);
+        # no person clicks that fast, a script does.
+        page.wait_for_timeout(120)
+        page.mouse.click(x, y)
+    page.locator(".geo-draw-finish").click()
+    form = page.locator("#geo-project-form")
+    form.wait_for()
+    assert "An area of 4 corners" in form.locator("#geo-field-geometry").inner_text()
+    form.locator("#geo-f-name").fill("Kandahar housing block")
+    form.locator("#geo-f-category").select_option("housing")
+    form.locator("#geo-f-status").select_option("proposed")
+    form.locator("button[type=submit]").click()
+    saved = _saved(page, 1)
+    stored = _get(site, saved["id"]).json()
+    assert stored["geometry"]["type"] == "Polygon"
+    ring = stored["geometry"]["coordinates"][0]
+    assert len(ring) == 5 and ring[0] == ring[-1]
+    for (lon, lat), (want_lon, want_lat) in zip(ring[:4], KANDAHAR_AREA, strict=True):
+        assert abs(lon - want_lon) < 0.01 and abs(lat - want_lat) < 0.01
+    assert stored["properties"]["province"] == "AF-KAN"
+    assert stored["properties"]["name"] == "Kandahar housing block"
+    _clean(page, site)
+
+
+def test_server_errors_are_shown_next_to_their_field_and_the_form_keeps_the_input(
+        site: str, page: Any) -> None:
+    _open(page, site)
+    _sign_in(page)
+    page.locator(".geo-edit-add").click()
+    form = page.locator("#geo-project-form")
+    # Latitude and longitude swapped, and no name.
+    form.locator("#geo-f-lon").fill(str(KABUL[1]))
+    form.locator("#geo-f-lat").fill(str(KABUL[0]))
+    form.locator("#geo-f-category").select_option("water")
+    form.locator("#geo-f-budget_usd").fill("900")
+    form.locator("button[type=submit]").click()
+    name_error = form.locator("#geo-err-name")
+    name_error.wait_for()
+    assert "required" in name_error.inner_text().lower()
+    assert form.locator("#geo-f-name").get_attribute("aria-invalid") == "true"
+    assert form.locator("#geo-err-geometry").inner_text() == ""
+    assert form.locator("#geo-err-category").inner_text() == ""
+    # Named, it passes the properties' checks and meets the geometry's: the swap hint, on the location.
+    form.locator("#geo-f-name").fill("Water point " + HOSTILE)
+    form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.querySelector('#geo-err-geometry').textContent.includes('swap')")
+    assert "latitude, longitude" in form.locator("#geo-err-geometry").inner_text()
+    assert form.locator("#geo-err-name").inner_text() == ""
+    # What was typed is all still there; put right, it is stored.
+    assert form.locator("#geo-f-category").input_value() == "water"
+    assert form.locator("#geo-f-budget_usd").input_value() == "900"
+    form.locator("#geo-f-lon").fill(str(KABUL[0]))
+    form.locator("#geo-f-lat").fill(str(KABUL[1]))
+    form.locator("button[type=submit]").click()
+    saved = _saved(page, 1)
+    props = _get(site, saved["id"]).json()["properties"]
+    assert props["name"] == "Water point " + HOSTILE and props["budget_usd"] == 900
+    assert props["status"] == "proposed"
+    _clean(page, site, answered=(422,))
+
+
+def test_change_status_from_the_popup_appears_in_the_timeline(site: str, page: Any) -> None:
+    fid = _post(site, point_feature(name="Status school", lon=68.0, lat=34.0))["id"]
+    _open(page, site)
+    _sign_in(page)
+    _open_card(page, fid).locator(".geo-act-status").click()
+    form = page.locator("#geo-status-form")
+    assert form.locator("#geo-f-status").input_value() == "proposed"
+    form.locator("#geo-f-status").select_option("under_construction")
+    form.locator("button[type=submit]").click()
+    _saved(page, 1)
+    history = _get(site, fid).json()["properties"]["status_history"]
+    assert [h["status"] for h in history] == ["proposed", "under_construction"]
+    timeline = _card(page).locator(".geo-timeline li")
+    assert timeline.count() == 2
+    assert "under construction" in timeline.nth(1).inner_text()
+    _clean(page, site)
+
+
+def test_an_edit_after_another_clients_change_is_a_412_with_their_version_and_a_reload(
+        site: str, page: Any) -> None:
+    fid = _post(site, point_feature(name="Contested clinic", category="health", lon=68.5, lat=34.2))["id"]
+    _open(page, site)
+    _sign_in(page)
+    _open_card(page, fid).locator(".geo-act-edit").click()
+    form = page.locator("#geo-project-form")
+    assert form.locator("#geo-f-name").input_value() == "Contested clinic"
+    # Meanwhile another client changes the budget.
+    other = httpx.patch(f"{site}/collections/projects/items/{fid}", json={"properties": {"budget_usd": 777}},
+                        headers={**AUTH, "Content-Type": "application/merge-patch+json"})
+    assert other.status_code == 200
+    form.locator("#geo-f-name").fill("Contested clinic (renamed)")
+    form.locator("button[type=submit]").click()
+    reload_button = form.locator(".geo-reload")
+    reload_button.wait_for()
+    message = form.locator(".geo-form-error").inner_text()
+    assert "Someone else changed this project" in message
+    diff = form.locator(".geo-diff tbody tr")
+    assert diff.count() == 1 and "777" in diff.first.inner_text() and "(empty)" in diff.first.inner_text()
+    assert _get(site, fid).json()["properties"]["name"] == "Contested clinic"  # nothing written
+    reload_button.click()
+    form = page.locator("#geo-project-form")
+    page.wait_for_function("() => document.querySelector('#geo-f-budget_usd') &&"
+                           " document.querySelector('#geo-f-budget_usd').value === '777'")
+    form.locator("#geo-f-name").fill("Contested clinic (renamed)")
+    form.locator("button[type=submit]").click()
+    _saved(page, 1)
+    props = _get(site, fid).json()["properties"]
+    assert props["name"] == "Contested clinic (renamed)" and props["budget_usd"] == 777
+    assert page.evaluate("() => GeoEditor.state.conflicts") == 1
+    _clean(page, site, answered=(412,))
+
+
+def test_delete_asks_for_confirmation(site: str, page: Any) -> None:
+    fid = _post(site, point_feature(name="Doomed depot", category="other", lon=67.5, lat=33.5))["id"]
+    _open(page, site)
+    before = page.evaluate("() => GeoMap.state.projects")
+    _sign_in(page)
+    _open_card(page, fid).locator(".geo-act-delete").click()
+    dialog = page.locator("dialog.geo-dialog")
+    assert "Doomed depot" in dialog.locator("h2").inner_text()
+    # Cancel has the focus; Escape closes without deleting.
+    assert page.evaluate("() => document.activeElement.textContent") == "Cancel"
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    assert _get(site, fid).status_code == 200
+    _open_card(page, fid).locator(".geo-act-delete").click()
+    page.locator("#geo-delete-form button[type=submit]").click()
+    page.wait_for_function("(id) => GeoEditor.state.deleted.includes(id) && GeoMap.state.ready", arg=fid)
+    assert _get(site, fid).status_code == 404
+    page.wait_for_function(f"() => GeoMap.state.projects === {before - 1}")
+    assert "Deleted" in page.locator("#geo-edit-notice").inner_text()
+    _clean(page, site)
