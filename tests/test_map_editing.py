@@ -67,11 +67,13 @@ def _open(page: Any, url: str) -> None:
 FAILED_LOAD = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
 
 
-def _clean(page: Any, base: str, answered: tuple[int, ...] = ()) -> None:
+def _clean(page: Any, base: str, answered: tuple[int, ...] = (), refused: bool = False) -> None:
     """No script error, no CSP refusal, no alert, nothing asked of any other host. Chromium logs each
-    refused request as a console error: those with a status the test provoked (`answered`) are expected."""
+    refused request as a console error: those with a status the test provoked (`answered`), or a
+    connection it refused (`refused`), are expected."""
     unexpected = [e for e in page.errors
-                  if not ((found := FAILED_LOAD.match(e)) and int(found.group(1)) in answered)]
+                  if not ((found := FAILED_LOAD.match(e)) and int(found.group(1)) in answered)
+                  and not (refused and "ERR_CONNECTION_REFUSED" in e)]
     assert unexpected == []
     assert page.evaluate("() => window.__violations") == []
     assert page.dialogs == []
@@ -360,4 +362,211 @@ def test_delete_asks_for_confirmation(site: str, page: Any) -> None:
     assert _get(site, fid).status_code == 404
     page.wait_for_function(f"() => GeoMap.state.projects === {before - 1}")
     assert "Deleted" in page.locator("#geo-edit-notice").inner_text()
+    _clean(page, site)
+
+
+def test_move_a_point_from_its_popup(site: str, page: Any) -> None:
+    fid = _post(site, point_feature(name="Moving school", lon=69.20, lat=34.55))["id"]
+    _open(page, site)
+    _sign_in(page)
+    _open_card(page, fid).locator(".geo-act-move").click()
+    assert "Moving “Moving school”" in page.locator("#geo-edit-notice").inner_text()
+    herat = (62.20, 34.35)
+    page.evaluate("([lat, lon]) => GeoMap.view.map.setView([lat, lon], 10)", [herat[1], herat[0]])
+    x, y = _point_on_map(page, *herat)
+    page.mouse.move(x - 5, y - 5)
+    page.mouse.click(x, y)
+    _saved(page, 1)
+    stored = _get(site, fid).json()
+    lon, lat = stored["geometry"]["coordinates"]
+    assert abs(lon - herat[0]) < 0.01 and abs(lat - herat[1]) < 0.01
+    assert stored["properties"]["province"] == "AF-HER" and stored["properties"]["name"] == "Moving school"
+    _clean(page, site)
+
+
+def test_wrong_key_503_and_closed_connection_are_plain_messages_and_keep_the_input(
+        tmp_path: Path, provinces_cache: Path, page: Any) -> None:
+    """Each against a real server: a key it does not know (401), its keys file emptied (503, as while
+    an operator rotates keys), and the server stopped (the connection refused)."""
+    keys = tmp_path / "keys.txt"
+    keys.write_text(KEY + "\n")
+    settings = workspace(tmp_path / "ws", provinces_cache, api_keys=f"@{keys}", map_tiles="none")
+    log = tmp_path / "server.log"
+    with live_server(settings, log=log) as url:
+        _open(page, url)
+        _sign_in(page, "not-the-key")
+        page.locator(".geo-edit-add").click()
+        form = page.locator("#geo-project-form")
+        form.locator("#geo-f-lon").fill(str(KABUL[0]))
+        form.locator("#geo-f-lat").fill(str(KABUL[1]))
+        form.locator("#geo-f-name").fill("Kept school")
+        form.locator("#geo-f-category").select_option("school")
+        error = form.locator(".geo-form-error")
+        form.locator("button[type=submit]").click()
+        page.wait_for_function("() => document.querySelector('.geo-form-error').textContent.includes('key')")
+        assert "The API key was not accepted" in error.inner_text()
+        assert form.locator("#geo-f-name").input_value() == "Kept school"
+        # The key can be entered again without losing the form.
+        form.locator(".geo-rekey").click()
+        page.locator("#geo-key-input").fill(KEY)
+        page.locator("#geo-key-input").press("Enter")
+        page.locator("#geo-signin-form").wait_for(state="detached")
+        assert page.evaluate("() => Object.values(sessionStorage)") == [KEY]
+        keys.write_text("")
+        form.locator("button[type=submit]").click()
+        page.wait_for_function("() => document.querySelector('.geo-form-error')"
+                               ".textContent.includes('right now')")
+        assert "Nothing was saved" in error.inner_text()
+        assert form.locator("#geo-f-name").input_value() == "Kept school"
+        assert form.locator("#geo-f-category").input_value() == "school"
+        keys.write_text(KEY + "\n")
+    # The server is gone: the connection is refused.
+    form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.querySelector('.geo-form-error')"
+                           ".textContent.includes('connection')")
+    assert "The connection to the service failed" in error.inner_text()
+    assert form.locator("#geo-f-name").input_value() == "Kept school"
+    assert float(form.locator("#geo-f-lon").input_value()) == KABUL[0]
+    assert "Traceback" not in log.read_text()
+    _clean(page, url, answered=(401, 503), refused=True)
+
+
+def _names(base: str) -> list[str]:
+    doc = httpx.get(f"{base}/collections/projects/items", params={"limit": 1000}).json()
+    return [f["properties"]["name"] for f in doc["features"]]
+
+
+def test_import_a_spreadsheet_shows_the_report_then_imports_on_confirmation(
+        site: str, page: Any, tmp_path: Path) -> None:
+    sheet = tmp_path / "new projects.csv"
+    sheet.write_text("name,category,status,lon,lat\n"
+                     "Imported school,school,planned,69.18,34.52\n"
+                     f"Imported clinic {HOSTILE},health,proposed,62.19,34.34\n"
+                     "Imported castle,castle,proposed,69.2,34.5\n"
+                     "Imported nowhere,water,proposed,0,0\n", encoding="utf-8")
+    _open(page, site)
+    before = page.evaluate("() => GeoMap.state.projects")
+    _sign_in(page)
+    page.locator(".geo-edit-import").click()
+    form = page.locator("#geo-import-form")
+    form.locator("#geo-import-file").set_input_files(str(sheet))
+    form.locator("button[type=submit]").click()
+    report = form.locator("#geo-import-report")
+    report.locator(".geo-report-summary").wait_for()
+    summary = dict(zip(report.locator(".geo-report-summary th").all_inner_texts(),
+                       report.locator(".geo-report-summary td").all_inner_texts(), strict=True))
+    assert summary["Rows read"] == "4" and summary["Would be imported"] == "2"
+    assert summary["Rejected rows"] == "2"
+    rows = report.locator("#geo-report-rejected tbody tr")
+    # The header is row 1: the castle is row 4 (its category), the point at 0,0 row 5 (its geometry).
+    assert rows.count() == 2
+    assert rows.nth(0).locator("td").nth(0).inner_text() == "4"
+    assert "category" in rows.nth(0).locator("td").nth(1).inner_text()
+    assert rows.nth(1).locator("td").nth(0).inner_text() == "5"
+    assert "geometry" in rows.nth(1).locator("td").nth(1).inner_text()
+    _screenshot(page, tmp_path, "map-editing-import-report.png")
+    assert "Imported school" not in _names(site)  # a dry run: nothing written yet
+    page.locator(".geo-confirm-import").click()
+    page.wait_for_function("() => GeoEditor.state.imports === 1 && GeoMap.state.ready")
+    assert report.locator("h3").inner_text() == "Imported"
+    names = _names(site)
+    assert "Imported school" in names and f"Imported clinic {HOSTILE}" in names
+    assert "Imported castle" not in names and "Imported nowhere" not in names
+    page.wait_for_function(f"() => GeoMap.state.projects === {before + 2}")
+    assert page.locator("img[src=x]").count() == 0
+    _clean(page, site)
+
+
+def test_the_form_fits_a_375_pixel_wide_screen(site: str, page: Any) -> None:
+    page.set_viewport_size({"width": 375, "height": 667})
+    _open(page, site)
+    _sign_in(page)
+    page.locator(".geo-edit-add").click()
+    form = page.locator("#geo-project-form")
+    form.wait_for()
+    sizes = page.evaluate("""() => {
+        const dialog = document.querySelector('dialog.geo-dialog');
+        const body = dialog.querySelector('.geo-dialog-body');
+        const right = Math.max(...[...dialog.querySelectorAll('input, select, textarea, button, label')]
+            .map(e => e.getBoundingClientRect().right));
+        return {page: document.documentElement.scrollWidth, dialog: dialog.getBoundingClientRect().right,
+                bodyScroll: body.scrollWidth, bodyWidth: body.clientWidth, right: right,
+                scrolls: body.scrollHeight > body.clientHeight};
+    }""")
+    assert sizes["page"] <= 375 and sizes["dialog"] <= 375 and sizes["right"] <= 375, sizes
+    assert sizes["bodyScroll"] <= sizes["bodyWidth"], sizes  # no horizontal scrolling inside
+    assert sizes["scrolls"], sizes  # the form is longer than the screen: it scrolls, vertically
+    form.locator("#geo-f-lon").fill(str(KABUL[0]))
+    form.locator("#geo-f-lat").fill(str(KABUL[1]))
+    form.locator("#geo-f-name").fill("Phone school")
+    form.locator("#geo-f-category").select_option("school")
+    form.locator("button[type=submit]").click()  # scrolled into view and clicked like a tap
+    saved = _saved(page, 1)
+    assert _get(site, saved["id"]).json()["properties"]["name"] == "Phone school"
+    _clean(page, site)
+
+
+def _focused(page: Any) -> dict[str, Any]:
+    found: dict[str, Any] = page.evaluate("""() => { const e = document.activeElement;
+        const dialog = document.querySelector('dialog[open]');
+        return {cls: e.className, id: e.id, text: e.textContent, inDialog: !!dialog && dialog.contains(e),
+                outline: getComputedStyle(e).outlineStyle}; }""")
+    return found
+
+
+def test_keyboard_only_add_with_focus_kept_in_the_dialog(site: str, page: Any) -> None:
+    _open(page, site)
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if "geo-edit-start" in _focused(page)["cls"]:
+            break
+    else:
+        pytest.fail("Tab never reached the Edit button")
+    assert _focused(page)["outline"] != "none"  # focus is visible
+    page.keyboard.press("Enter")
+    assert _focused(page)["id"] == "geo-key-input"
+    page.keyboard.type(KEY)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.activeElement.classList.contains('geo-draw-point')")
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    assert "geo-edit-add" in _focused(page)["cls"] and _focused(page)["outline"] != "none"
+    page.keyboard.press("Enter")
+    page.locator("#geo-project-form").wait_for()
+    assert _focused(page)["id"] == "geo-f-lon"
+    # The dialog keeps the focus: Tab past its last control comes back to its first.
+    count = page.evaluate("() => document.querySelector('dialog[open]').querySelectorAll("
+                          "'button, input, select, textarea').length")
+    for _ in range(count + 2):
+        page.keyboard.press("Tab")
+        assert _focused(page)["inDialog"]
+    page.keyboard.press("Shift+Tab")
+    assert _focused(page)["inDialog"]
+    page.locator("#geo-f-lon").focus()
+    page.keyboard.type(str(KABUL[0]))
+    page.keyboard.press("Tab")
+    page.keyboard.type(str(KABUL[1]))
+    page.keyboard.press("Tab")
+    assert _focused(page)["id"] == "geo-f-name"
+    page.keyboard.type("Keyboard school")
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    assert _focused(page)["id"] == "geo-f-category"
+    page.keyboard.press("ArrowDown")  # the first category: school
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert _focused(page)["id"] == "geo-f-budget_usd"
+    page.keyboard.type("42000")
+    page.keyboard.press("Enter")  # submits the form
+    saved = _saved(page, 1)
+    props = _get(site, saved["id"]).json()["properties"]
+    assert props["name"] == "Keyboard school" and props["category"] == "school"
+    assert props["budget_usd"] == 42000
+    # Escape closes a dialog and gives the focus back to the control that opened it.
+    page.locator(".geo-edit-import").focus()
+    page.keyboard.press("Enter")
+    page.locator("#geo-import-form").wait_for()
+    page.keyboard.press("Escape")
+    page.locator("#geo-import-form").wait_for(state="detached")
+    assert "geo-edit-import" in _focused(page)["cls"]
     _clean(page, site)

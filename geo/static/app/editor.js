@@ -117,6 +117,7 @@
                    Authorization: "Bearer " + key};
     if (options.type) headers["Content-Type"] = options.type;
     if (options.etag) headers["If-Match"] = options.etag;
+    Object.keys(options.headers || {}).forEach(function (name) { headers[name] = options.headers[name]; });
     return fetch(url, {method: method, headers: headers, body: options.body, cache: "no-store",
                        credentials: "omit"})
       .then(function (response) {
@@ -463,7 +464,7 @@
 
   // Each of the problem's errors[] next to the field it names; the rest at the top of the form.
   Editor.prototype.showProblem = function (form, outcome) {
-    var errors = (outcome.body && Array.isArray(outcome.body.errors)) ? outcome.body.errors : [];
+    var self = this, errors = (outcome.body && Array.isArray(outcome.body.errors)) ? outcome.body.errors : [];
     var general = form.querySelector(".geo-form-error"), placed = 0, firstInvalid = null;
     errors.forEach(function (error) {
       var field = String(error.field || ""), message = String(error.message || "");
@@ -480,6 +481,11 @@
     });
     if (placed < errors.length || !errors.length) {
       general.textContent = errors.length ? String(outcome.body.detail || "") : plainMessage(outcome);
+      if (outcome.status === 401) {
+        // The key can be put right without losing the form: the sign-in dialog opens over it.
+        general.appendChild(el("div", {}, [button("Enter the key again", function () { self.signIn(); },
+                                                  {class: "geo-rekey"})]));
+      }
     } else {
       general.textContent = "Please correct the marked " + (placed === 1 ? "field." : "fields.");
     }
@@ -736,7 +742,9 @@
     report.textContent = dryRun ? "Checking…" : "Importing…";
     var url = this.cfg.edit.urls["import"] + "?dry_run=" + (dryRun ? "true" : "false");
     return file.arrayBuffer().then(function (bytes) {
-      return send("POST", url, self.key(), {type: type, body: bytes});
+      // The name tells the service the format too; a header carries Latin-1 only, so others are left out.
+      var headers = /^[\x20-\x7e]{1,200}$/.test(file.name) ? {"X-Filename": file.name} : {};
+      return send("POST", url, self.key(), {type: type, body: bytes, headers: headers});
     }).then(function (outcome) {
       report.textContent = "";
       if (!outcome.ok || !outcome.body) {
@@ -767,14 +775,15 @@
       "Nothing was written"}));
     box.appendChild(el("table", {class: "geo-report-summary"}, [el("tbody", {}, [
       ["Rows read", doc.read], [written ? "Imported" : "Would be imported", doc.imported],
-      ["Rejected", rejected.length], ["Duplicates (skipped)", duplicates.length]
-    ].map(function (r) { return el("tr", {}, [el("th", {scope: "row", text: r[0]}), el("td", {text: String(r[1])})]); }))]));
+      ["Rejected rows", typeof doc.rejected_rows === "number" ? doc.rejected_rows : rejected.length],
+      [doc.duplicates_allowed ? "Duplicates (imported all the same)" : "Duplicates (skipped)", duplicates.length]
+    ].concat(doc.skipped && doc.skipped.length ? [["Example rows (skipped)", doc.skipped.length]] : []).map(function (r) { return el("tr", {}, [el("th", {scope: "row", text: r[0]}), el("td", {text: String(r[1])})]); }))]));
     if (rejected.length) {
       box.appendChild(el("table", {class: "geo-report", id: "geo-report-rejected"}, [
         el("caption", {text: "Rejected rows"}),
         el("thead", {}, [el("tr", {}, ["Row", "Field", "Reason"].map(function (h) { return el("th", {scope: "col", text: h}); }))]),
         el("tbody", {}, rejected.map(function (r) {
-          return el("tr", {}, [el("td", {text: String(r.row)}), el("td", {text: r.field || ""}),
+          return el("tr", {}, [el("td", {text: String(r.row)}), el("td", {text: r.field || r.column || ""}),
                                el("td", {dir: "auto", text: String(r.reason || "")})]);
         }))]));
     }
