@@ -11,6 +11,7 @@ in the report.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -89,8 +90,21 @@ class ColumnMap:
     ignored: tuple[str, ...]
 
     def column_of(self, target: str) -> str | None:
-        """The file's column that holds `target`, if one does."""
-        return next((column for column, t in self.targets.items() if t == target), None)
+        """The file's column that holds `target`, if one does (the first, for `province`)."""
+        return self._by_target.get(target)
+
+    @functools.cached_property
+    def _by_target(self) -> dict[str, str]:
+        # Asked several times per row: built once.
+        found: dict[str, str] = {}
+        for column, target in self.targets.items():
+            found.setdefault(target, column)
+        return found
+
+    @functools.cached_property
+    def province_columns(self) -> tuple[str, ...]:
+        """The columns that name a province (checked against the geometry)."""
+        return tuple(column for column, t in self.targets.items() if t == PROVINCE)
 
 
 def _bad_map(message: str) -> InvalidInput:

@@ -8,6 +8,7 @@ assigns it; a disagreement is reported, never silently fixed).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import orjson
 import shapely
 
 from geo.errors import InvalidFeature
-from geo.importing.columns import FIELDS, PROVINCE, ColumnMap
+from geo.importing.columns import FIELDS, ColumnMap
 from geo.importing.sources import SourceRow, blank
 from geo.importing.values import coordinate, field_value, text
 from geo.validation import CheckedFeature, Placer, check_feature
@@ -93,6 +94,7 @@ def client_feature(row: SourceRow, columns: ColumnMap, *, from_csv: bool) -> dic
     return {"type": "Feature", "geometry": _geometry(row, columns), "properties": properties}
 
 
+@functools.lru_cache(maxsize=4096)
 def _folded(name: str) -> str:
     # "Kābul", "kabul " and "KABUL" are one name.
     decomposed = unicodedata.normalize("NFKD", name)
@@ -118,9 +120,9 @@ class ProvinceNames:
     def check(self, row: SourceRow, columns: ColumnMap, assigned: str | None) -> list[Problem]:
         """A problem for each province column whose value is not the province the geometry lies in."""
         problems = []
-        for column, target in columns.targets.items():
+        for column in columns.province_columns:
             value = text(row.cells.get(column))
-            if target != PROVINCE or not isinstance(value, str) or not self.lookup:
+            if not isinstance(value, str) or not self.lookup:
                 continue
             named = self.lookup.get(_folded(value))
             if named is None:
