@@ -1,13 +1,15 @@
 """Benchmark the read path: start-up time and item-page throughput against a bare ASGI app.
 
 Run: GEO_DATA_MIRROR=../shared/data .venv/bin/python bench/bench_items.py [--projects 10000]
-Needs `wrk` (Debian package) for the load; prints requests/s, latency and the ratio to the reference
-(a bare ASGI app serving the same bytes as the items page, on the same uvicorn, in the same run).
+Needs `wrk` (Debian package) for the load; prints requests/s, latency, the ratio to the reference
+(a bare ASGI app serving the same bytes as the items page, on the same uvicorn, in the same run) and the
+server's CPU time per request (from /proc: what a shared machine's load moves least).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -44,21 +46,33 @@ end
 SCRIPTS = {"page": DISTINCT, "filter": NEW_FILTER}
 
 
-def wrk(url: str, seconds: int, connections: int, distinct: str | None = None) -> tuple[float, float]:
-    """Requests per second and mean latency (ms) from wrk (distinct: "page", a new page every request;
-    "filter", a new filter every request)."""
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, seconds: int, connections: int, distinct: str | None = None,
+        server: int | None = None) -> tuple[float, float, float]:
+    """Requests per second, mean latency (ms) and the CPU time the server process (pid `server`) spent
+    per request (us; 0 without a pid) from wrk (distinct: "page", a new page every request; "filter", a
+    new filter every request). The CPU time per request hardly moves with the machine's load, which
+    moves requests/s: it is the figure to compare between runs on a shared machine."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         if distinct is not None:
             script.write(SCRIPTS[distinct])
             script.flush()
             command += ["-s", script.name]
+        began = cpu_seconds(server) if server is not None else 0.0
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        spent = cpu_seconds(server) - began if server is not None else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
     assert lat is not None
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[lat.group(2)]
-    return rps, float(lat.group(1)) * scale
+    return rps, float(lat.group(1)) * scale, spent / max(done, 1) * 1e6
 
 
 def main() -> None:
@@ -99,12 +113,13 @@ def main() -> None:
             "items, limit=1000 (cached)": (f"{items}?limit=1000", None),
         }
         print(f"{args.projects:,} projects; server start-up to first answer: {startup:.2f} s")
-        print(f"{'case':42} {'req/s':>9} {'mean ms':>8} {'vs ref':>7}")
+        print(f"{'case':42} {'req/s':>9} {'mean ms':>8} {'vs ref':>7} {'server CPU us/req':>18}")
         ref_rps = 0.0
         for name, (url, distinct) in cases.items():
-            rps, latency = wrk(url, args.seconds, args.connections, distinct)
+            pid = reference.pid if url.startswith(f"http://127.0.0.1:{ref_port}/") else server.pid
+            rps, latency, cpu = wrk(url, args.seconds, args.connections, distinct, pid)
             ref_rps = ref_rps or rps
-            print(f"{name:42} {rps:9.0f} {latency:8.2f} {rps / ref_rps:7.2f}")
+            print(f"{name:42} {rps:9.0f} {latency:8.2f} {rps / ref_rps:7.2f} {cpu:18.0f}", flush=True)
     finally:
         for proc in (server, reference):
             proc.terminate()
