@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
+from itertools import chain
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,7 +45,8 @@ HEADER_BYTES = sys.getsizeof((b"", b"")) + 2 * sys.getsizeof(b"")
 def _start_bytes(start: Message) -> int:
     """What a kept `http.response.start` message occupies (test_caching checks it against tracemalloc)."""
     headers = start.get("headers", [])
-    return START_BYTES + 8 * len(headers) + sum(HEADER_BYTES + len(k) + len(v) for k, v in headers)
+    # The names' and values' lengths summed in C (chain, map): a generator cost a page a microsecond.
+    return START_BYTES + (8 + HEADER_BYTES) * len(headers) + sum(map(len, chain.from_iterable(headers)))
 
 Key = tuple[str, bytes, str, str, str, bool, bool]
 
