@@ -33,7 +33,7 @@ def export_layer(settings: Settings, layer: str, dest: Path, options: dict[str, 
         chosen = coll.select(table, filters_from(options))
         # The writers (GDAL, Arrow) take the features in one call: the bar pulses, with the time taken.
         selection = Selection(layer, table, chosen, bom=bom and fmt.extension == "csv", crs=target)
-        with progress(f"Writing {len(chosen):,} {layer} features to {dest.name}", None):
+        with progress(f"Writing {layer} ({len(chosen):,} features) to {dest.name}", None):
             write_to(fmt, selection, dest)
     finally:
         store.close()
