@@ -614,3 +614,18 @@ def test_import_and_export_print_no_bar_when_stderr_is_not_a_terminal(
     err = capsys.readouterr().err
     assert "━" not in err and "Importing" not in err and "Writing" not in err
 
+
+
+def test_geo_import_writes_into_the_postgis_store_in_one_step(
+        cli_env: Settings, pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEO_DATABASE_URL", pg_url)
+    data = csv_bytes([["Kabul school", "school", "proposed", "", *KABUL],
+                      ["Herat clinic", "health", "planned", "", *HERAT],
+                      ["Bad", "school", "nope", "", *KABUL]])
+    assert geo_import(tmp_path, "in.csv", data, "--json") == 3
+    report = report_of(capsys)
+    assert (report["imported"], report["written"]) == (2, True)
+    projects = by_name(cli_env.model_copy(update={"database_url": pg_url}))
+    assert {n: p["properties"]["province"] for n, p in projects.items()} == {
+        "Kabul school": "AF-KAB", "Herat clinic": "AF-HER"}  # the database started empty
