@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from geo.schema import PROJECT_SCHEMA
+from geo.web.page import MapOptions, edit_config, render_page
 from tests.browser import chromium, recording_page
 from tests.conftest import AUTH, KEY, point_feature, workspace
 from tests.server import live_server
@@ -29,6 +31,28 @@ NOTES = Path("/work/notes/s3")
 KABUL = (69.1723, 34.5281)
 # Drawn around Kandahar city (lon, lat): a quadrilateral well inside the province.
 KANDAHAR_AREA = [(65.60, 31.55), (65.80, 31.55), (65.80, 31.70), (65.60, 31.70)]
+
+
+def test_the_editor_is_on_the_served_map_only_and_its_vocabularies_come_from_the_schema() -> None:
+    """The served page loads the editor and Leaflet.draw from the service; an exported map (no API to
+    write to) has neither. The form's lists are the statuses and categories of DESIGN.md."""
+    served = render_page(MapOptions(editing=True))
+    exported = render_page(MapOptions())
+    for name in ("/static/app/editor.js?v=", "/static/app/editor.css?v=",
+                 "/static/vendor/leaflet-draw-1.0.4/dist/leaflet.draw.js?v=",
+                 "/static/vendor/leaflet-draw-1.0.4/dist/leaflet.draw.css?v="):
+        assert name in served and name not in exported, name
+    assert "GeoEditor.start(GeoMap.view)" in served
+    fields = {f["name"]: f for f in edit_config(PROJECT_SCHEMA)["fields"]}
+    assert list(fields) == ["name", "name_prs", "name_ps", "category", "status", "budget_usd", "start_date",
+                            "end_date", "funders", "source_url", "description"]
+    assert fields["status"]["values"] == ["proposed", "planned", "approved", "under_construction",
+                                          "completed", "suspended", "cancelled"]
+    assert fields["category"]["values"] == ["school", "health", "housing", "water", "energy", "transport",
+                                            "other"]
+    assert [n for n, f in fields.items() if f["required"]] == ["name", "category", "status"]
+    assert (fields["budget_usd"]["kind"], fields["start_date"]["kind"], fields["funders"]["kind"]) == (
+        "number", "date", "array")
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +149,11 @@ def _card(page: Any) -> Any:
 
 
 def _open_card(page: Any, fid: str) -> Any:
-    page.evaluate("(id) => GeoMap.view.openProject(id)", fid)
+    """Open a project's card. The map is first put at the project without animation: the cluster's
+    zoomToShowLayer never calls back when it starts during another zoom animation."""
+    page.evaluate("""(id) => { const view = GeoMap.view, layer = view.markers[id];
+        const at = layer.getLatLng ? layer.getLatLng() : layer.getBounds().getCenter();
+        view.map.closePopup(); view.map.setView(at, 16, {animate: false}); view.openProject(id); }""", fid)
     return _card(page)
 
 

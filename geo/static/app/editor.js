@@ -397,7 +397,7 @@
       form.appendChild(el("div", {class: "geo-error geo-form-error", id: "geo-form-error", role: "alert"}));
       form.appendChild(self.locationPart(shape));
       form.appendChild(el("div", {class: "geo-field geo-province"}, [
-        el("span", {class: "geo-label", text: "Province"}),
+        el("span", {class: "geo-form-label", text: "Province"}),
         el("output", {id: "geo-province", text: props.province_name ?
           props.province_name + " (" + props.province + ")" : "Assigned by the service from the location."})
       ]));
