@@ -55,6 +55,21 @@ def test_the_editor_is_on_the_served_map_only_and_its_vocabularies_come_from_the
         "number", "date", "array")
 
 
+def test_a_read_only_service_offers_no_editor(tmp_path: Path, provinces_cache: Path) -> None:
+    """Without an API key configured no write can succeed: the map has no editor (and no "Edit")."""
+    from fastapi.testclient import TestClient
+
+    from geo.app import create_app
+
+    for keys, offered in ((None, False), (KEY, True)):
+        settings = workspace(tmp_path / str(offered), provinces_cache, api_keys=keys)
+        with TestClient(create_app(settings)) as client:
+            page = client.get("/map")
+        assert page.status_code == 200
+        assert ("/static/app/editor.js" in page.text) is offered
+        assert ('"edit":null' in page.text) is not offered
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[str]:
     """A real server (no basemap tiles) with one API key, on a copy of the shipped store."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
+from geo.auth import writes_configured
 from geo.formats import MEDIA_TYPES
 from geo.http.conditional import make_etag, not_modified
 from geo.http.securityheaders import page_policy
@@ -44,7 +45,10 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
     projects.check(filters, table)
     formats = tuple(MEDIA_TYPES)
     # assets.version(): the page links its scripts and styles by content hash, so it changes with them.
-    key = ("map", settings.map_tiles, settings.map_tiles_attribution, settings.max_limit, formats,
+    # The editor is offered only where writes are possible (a key configured and readable): a read-only
+    # service shows no "Edit" button that could never work.
+    editing = writes_configured(settings)
+    key = ("map", settings.map_tiles, settings.map_tiles_attribution, settings.max_limit, formats, editing,
            assets.version(), tuple(sorted(filters.raw.items())))
     etag = make_etag(*key)
     answer = not_modified(request, etag)
@@ -57,7 +61,7 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
                              filters=filters.equals,
                              query={k: v for k, v in filters.raw.items()
                                     if k not in projects.filters and k not in NOT_PASSED_ON},
-                             formats=formats, limit=settings.max_limit, editing=True)
+                             formats=formats, limit=settings.max_limit, editing=editing)
         page = render_page(options)
         cache.put(key, page)
     return HTMLResponse(page, headers={"ETag": etag, "Cache-Control": "no-cache",
