@@ -38,7 +38,8 @@ def test_the_editor_is_on_the_served_map_only_and_its_vocabularies_come_from_the
     write to) has neither. The form's lists are the statuses and categories of DESIGN.md."""
     served = render_page(MapOptions(editing=True))
     exported = render_page(MapOptions())
-    for name in ("/static/app/editor.js?v=", "/static/app/editor.css?v=",
+    for name in ("/static/app/editor.js?v=", "/static/app/editor-form.js?v=",
+                 "/static/app/editor-import.js?v=", "/static/app/editor.css?v=",
                  "/static/vendor/leaflet-draw-1.0.4/dist/leaflet.draw.js?v=",
                  "/static/vendor/leaflet-draw-1.0.4/dist/leaflet.draw.css?v="):
         assert name in served and name not in exported, name
@@ -334,22 +335,84 @@ def test_server_errors_are_shown_next_to_their_field_and_the_form_keeps_the_inpu
     _clean(page, site, answered=(422,))
 
 
-def test_change_status_from_the_popup_appears_in_the_timeline(site: str, page: Any) -> None:
+def test_change_status_with_a_note_from_the_popup_appears_in_the_timeline(site: str, page: Any) -> None:
+    """The dialog offers the statuses the service's workflow allows next (from `proposed`: planned,
+    approved, cancelled), and the note and source go into the new status_history entry."""
     fid = _post(site, point_feature(name="Status school", lon=68.0, lat=34.0))["id"]
     _open(page, site)
     _sign_in(page)
     _open_card(page, fid).locator(".geo-act-status").click()
     form = page.locator("#geo-status-form")
     assert form.locator("#geo-f-status").input_value() == "proposed"
-    form.locator("#geo-f-status").select_option("under_construction")
+    offered = [o.get_attribute("value") for o in form.locator("#geo-f-status option").all()]
+    assert offered == ["", "proposed", "planned", "approved", "cancelled"]
+    form.locator("#geo-f-status").select_option("approved")
+    form.locator("#geo-f-note").fill("Approved by the provincial council " + HOSTILE)
+    form.locator("#geo-f-change_source").fill("https://example.org/decision-42")
     form.locator("button[type=submit]").click()
     _saved(page, 1)
     history = _get(site, fid).json()["properties"]["status_history"]
-    assert [h["status"] for h in history] == ["proposed", "under_construction"]
+    assert [h["status"] for h in history] == ["proposed", "approved"]
+    assert history[1]["note"] == "Approved by the provincial council " + HOSTILE
+    assert history[1]["source"] == "https://example.org/decision-42"
     timeline = _card(page).locator(".geo-timeline li")
     assert timeline.count() == 2
-    assert "under construction" in timeline.nth(1).inner_text()
+    assert "approved" in timeline.nth(1).inner_text()
+    note = timeline.nth(1).locator(".geo-note").inner_text()
+    assert note == "Approved by the provincial council " + HOSTILE
+    assert page.locator("img[src=x]").count() == 0
     _clean(page, site)
+
+
+def test_a_refused_status_change_is_shown_on_the_status_field(site: str, page: Any) -> None:
+    """Another client moved the project on meanwhile: the status the page offered is no longer allowed
+    from the stored one. After the 412 and a reload, the service's 409 (a completed project is final)
+    names the status field."""
+    fid = _post(site, point_feature(name="Finished school", lon=67.0, lat=34.6,
+                                    status="under_construction"))["id"]
+    _open(page, site)
+    _sign_in(page)
+    _open_card(page, fid).locator(".geo-act-edit").click()
+    form = page.locator("#geo-project-form")
+    form.wait_for()
+    done = httpx.patch(f"{site}/collections/projects/items/{fid}",
+                       json={"properties": {"status": "completed"}},
+                       headers={**AUTH, "Content-Type": "application/merge-patch+json"})
+    assert done.status_code == 200
+    form.locator("#geo-f-status").select_option("suspended")
+    form.locator("button[type=submit]").click()
+    form.locator(".geo-reload").click()
+    page.wait_for_function("() => document.querySelector('#geo-f-status') &&"
+                           " document.querySelector('#geo-f-status').value === 'completed'")
+    form.locator("#geo-f-status").select_option("suspended")
+    form.locator("button[type=submit]").click()
+    error = form.locator("#geo-err-status")
+    error.wait_for()
+    assert "completed" in error.inner_text() and "final" in error.inner_text()
+    assert form.locator("#geo-f-status").get_attribute("aria-invalid") == "true"
+    assert _get(site, fid).json()["properties"]["status"] == "completed"
+    _clean(page, site, answered=(409, 412))
+
+
+def test_a_duplicate_is_refused_until_the_user_says_it_is_another_project(site: str, page: Any) -> None:
+    _post(site, point_feature(name="Twin school", lon=66.5, lat=35.1))
+    _open(page, site)
+    _sign_in(page)
+    page.locator(".geo-edit-add").click()
+    form = page.locator("#geo-project-form")
+    # About 30 m from the first, same name and category.
+    form.locator("#geo-f-lon").fill("66.5003")
+    form.locator("#geo-f-lat").fill("35.1")
+    form.locator("#geo-f-name").fill("Twin school")
+    form.locator("#geo-f-category").select_option("school")
+    form.locator("button[type=submit]").click()
+    anyway = form.locator(".geo-add-anyway")
+    anyway.wait_for()
+    assert "Twin school" in form.locator("#geo-err-name").inner_text()
+    anyway.click()
+    saved = _saved(page, 1)
+    assert _get(site, saved["id"]).json()["properties"]["name"] == "Twin school"
+    _clean(page, site, answered=(409,))
 
 
 def test_an_edit_after_another_clients_change_is_a_412_with_their_version_and_a_reload(

@@ -100,7 +100,8 @@ def edit_config(schema: Schema) -> dict[str, Any]:
         if prop is not None:
             fields.append({"name": name, "title": prop.title or name, "kind": prop.kind,
                            "values": list(prop.enum), "required": name in schema.required})
-    return {"fields": fields, "urls": {"import": "/collections/projects/import"}}
+    return {"fields": fields, "urls": {"import": "/collections/projects/import",
+                                       "workflow": "/collections/projects/workflow"}}
 
 
 def _basemap(fmap: folium.Map, options: MapOptions) -> folium.TileLayer | None:
@@ -195,7 +196,9 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
     root.header.add_child(Element(f"<title>{esc(options.title)}</title>"))
     root.header.add_child(JavascriptLink(assets.url("app", "geomap.js")), name="geomap_js")
     if options.editing:
-        root.header.add_child(JavascriptLink(assets.url("app", "editor.js")), name="editor_js")
+        # editor.js first: the other two extend what it defines.
+        for name in ("editor.js", "editor-form.js", "editor-import.js"):
+            root.header.add_child(JavascriptLink(assets.url("app", name)), name=name.replace(".", "_"))
         root.header.add_child(CssLink(assets.url("app", "editor.css")), name="editor_css")
     root.html.add_child(Element(
         f'<script type="application/json" id="geo-config">{script_json(config)}</script>'))
