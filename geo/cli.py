@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     from geo.importing.command import add_commands  # `geo import` and `geo template`
 
     add_commands(sub)
+    from geo.keys import add_commands as add_key_commands  # `geo keys create|list|revoke`
+
+    add_key_commands(sub)
     store = sub.add_parser("store", help="manage the project store")
     store_sub = store.add_subparsers(dest="store_command", required=True)
     store_copy = store_sub.add_parser(

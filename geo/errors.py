@@ -49,6 +49,12 @@ class Unauthorized(GeoError):
     status, title, type_slug = 401, "Unauthorized", "unauthorized"
 
 
+class Forbidden(GeoError):
+    """A valid API key whose role does not allow this request (an editor's DELETE)."""
+
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
 class WritesDisabled(GeoError):
     """No API key is configured, so the service refuses every write."""
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
         None, description="Comma-separated API keys accepted for writes, or @path of a file of keys "
                           "(one key per line; lines starting with # are comments)."
     )
+    keys_file: Path | None = Field(
+        None, description="The named API keys file that `geo keys` manages (hashes, never keys); default "
+                          "`.geo-keys.json` in the folder of GEO_PROJECTS.")
     write_rate_per_key: float = Field(
         50.0, ge=0, description="Writes per second allowed per API key, with bursts of up to twice that "
                                 "(at least 1); 0 turns the limit off. Counted per process.")
@@ -73,7 +76,7 @@ class Settings(BaseSettings):
     map_tiles_attribution: str = Field(
         "", description="Attribution shown for a self-hosted tile server (required by most tile licences).")
 
-    @field_validator("data_mirror", mode="before")
+    @field_validator("data_mirror", "keys_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # An exported-but-empty variable means "not set", not "the current folder".
@@ -93,6 +96,10 @@ class Settings(BaseSettings):
     def write_origins(self) -> frozenset[str]:
         """The origins allowed to write from a browser (CORS)."""
         return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+
+    def keys_path(self) -> Path:
+        """The named API keys file: GEO_KEYS_FILE, or `.geo-keys.json` beside the projects store."""
+        return self.keys_file or self.projects.parent / ".geo-keys.json"
 
     def keys(self) -> frozenset[str]:
         """The accepted API keys (raises KeysUnavailable when the `@path` file cannot be used)."""
