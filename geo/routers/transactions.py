@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from geo.auth import require_key, writes_configured
+from geo.auth import require_admin, require_key, writes_configured
 from geo.catalogue import Catalogue, Collection
 from geo.crs import geometry_to_crs84
 from geo.crs import parse_header as parse_crs_header
@@ -285,9 +285,9 @@ async def update_item(
                           **problem_responses(400, 401, 403, 404, 405, 412, 429, 503)})
 async def delete_item(
     coll: CollectionDep, catalogue: CatalogueDep, feature_id: str,
-    _key: Annotated[str, Depends(require_key)], if_match: IfMatch = None,
+    _key: Annotated[str, Depends(require_admin)], if_match: IfMatch = None,
 ) -> Response:
-    """Remove a project."""
+    """Remove a project (admin keys only)."""
     _require_editable(coll)
     await run_in_threadpool(catalogue.store.delete, feature_id, if_match)
     return Response(status_code=204)
