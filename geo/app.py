@@ -23,7 +23,7 @@ from geo.http.securityheaders import SecurityHeaders
 from geo.lru import PageCache
 from geo.ratelimit import WriteRateLimit
 from geo.responses import OPENAPI, JSONResponse
-from geo.routers import downloads, features, imports, map, schemas, static, stats, transactions
+from geo.routers import downloads, features, imports, map, schemas, static, stats, transactions, workflow
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
 from geo.web.apidocs import swagger_page
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # route on the app's own router, ahead of all: geo.routers.features.add_items_route); the API
     # document after them.
     features.add_items_route(app)
-    for module in (features, schemas, transactions, imports, downloads, map, stats, static):
+    for module in (features, schemas, transactions, workflow, imports, downloads, map, stats, static):
         app.include_router(module.router)
 
     @app.get("/api", include_in_schema=False)

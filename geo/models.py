@@ -146,6 +146,9 @@ class StatusChange(BaseModel):
     status: Status = Field(title="Status")
     at: datetime = Field(title="Changed at")
     note: str | None = Field(None, title="Note")
+    # Set by the server (geo/workflow.py): the name of the key that made the change, never the key.
+    by: str | None = Field(None, title="Changed by")
+    source: str | None = Field(None, title="Source of the change")
 
 
 class ServerProperties(BaseModel):

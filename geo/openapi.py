@@ -31,7 +31,15 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
         "detail": {"type": "string"}, "instance": {"type": "string"},
         "errors": {"type": "array", "items": {"type": "object", "properties": {
-            "field": {"type": "string"}, "message": {"type": "string"}}}},
+            "field": {"type": "string"}, "message": {"type": "string"},
+            # On a 409 (geo/workflow.py, geo/duplicates.py).
+            "current": {"type": "string", "description": "A refused status change: the current status."},
+            "allowed": {"type": "array", "items": {"type": "string"},
+                        "description": "A refused status change: the statuses allowed next."},
+            "duplicate_of": {"type": "object", "description": "A duplicate: the stored project's id, URL "
+                             "and distance in metres.", "properties": {
+                                 "id": {"type": "string"}, "href": {"type": "string", "format": "uri"},
+                                 "distance_m": {"type": "number"}}}}}},
     },
 }
 REASONS = {
@@ -42,6 +50,9 @@ REASONS = {
     404: "No such collection or feature.",
     405: "Method not allowed here (e.g. the collection is read-only); `Allow` lists the methods that are.",
     408: "The request body did not arrive in time.",
+    409: "Conflict: the status change is not one the workflow allows (`errors[0].allowed` lists those that "
+         "are: GET /collections/projects/workflow), or a new project duplicates a stored one "
+         "(`errors[0].duplicate_of` names it; `?duplicate=allow` adds it anyway).",
     412: "Precondition failed: `If-Match` does not match the feature's current ETag, or the feature does "
          "not exist.",
     413: "The body is larger than the limit.",

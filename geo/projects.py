@@ -10,6 +10,7 @@ from typing import Any
 from geo.errors import InvalidFeature
 from geo.models import SERVER_FIELDS
 from geo.validation import CheckedFeature
+from geo.workflow import CHANGE_MEMBER, StatusChangeRequest, check_transition, history_entry
 
 # Project properties are flat (a list of funders is the deepest): 32 is far beyond any real patch and far
 # below Python's recursion limit.
@@ -26,8 +27,10 @@ def new_id() -> str:
     return "p-" + uuid.uuid4().hex[:12]
 
 
-def new_project(checked: CheckedFeature, province_names: Mapping[str, str]) -> dict[str, Any]:
-    """A new project feature with server-set id, province, timestamps and its first history entry."""
+def new_project(checked: CheckedFeature, province_names: Mapping[str, str], *, by: str | None = None,
+                change: StatusChangeRequest | None = None) -> dict[str, Any]:
+    """A new project feature with server-set id, province, timestamps and its first history entry
+    (made `by` a key's name, with the client's note and source); any status may start (geo/workflow.py)."""
     stamp = now_iso()
     fid = new_id()
     props: dict[str, Any] = {
@@ -36,24 +39,31 @@ def new_project(checked: CheckedFeature, province_names: Mapping[str, str]) -> d
         "province_name": province_names.get(checked.province or ""),
         "created_at": stamp,
         "updated_at": stamp,
-        "status_history": [{"status": checked.properties["status"], "at": stamp}],
+        "status_history": [history_entry(checked.properties["status"], stamp, by, change)],
     }
     return {"type": "Feature", "id": fid, "geometry": checked.geometry, "properties": props}
 
 
 def replace_project(current: dict[str, Any], checked: CheckedFeature,
-                    province_names: Mapping[str, str]) -> dict[str, Any]:
+                    province_names: Mapping[str, str], *, by: str | None = None,
+                    change: StatusChangeRequest | None = None) -> dict[str, Any]:
     """The next version of a stored project from checked client input.
 
     The id and `created_at` stay; `updated_at` moves; the province follows the (new) geometry; a
-    changed status is appended to `status_history`. Nothing server-set is taken from the client.
+    changed status must be allowed by the workflow (409, geo/workflow.py) and is appended to
+    `status_history` with `by` (a key's name) and the client's `change` (note, source), which is
+    refused (422) when the status stays. Nothing server-set is taken from the client.
     """
     stamp = now_iso()
     old = current["properties"]
     history = list(old.get("status_history") or [])
     status = checked.properties["status"]
     if status != old.get("status"):
-        history.append({"status": status, "at": stamp})
+        check_transition(old.get("status"), status)
+        history.append(history_entry(status, stamp, by, change))
+    elif change is not None:
+        raise InvalidFeature.about(CHANGE_MEMBER, f"describes a status change, but the status stays "
+                                                  f"{status!r}: leave it out or change the status")
     props: dict[str, Any] = {
         **checked.properties,
         "province": checked.province,

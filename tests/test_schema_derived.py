@@ -59,7 +59,8 @@ def test_types_vocabularies_and_titles_come_from_the_models() -> None:
     history = got["status_history"]
     assert history.items == "object"
     assert [(m.name, m.kind, m.title) for m in history.members] == [
-        ("status", "string", "Status"), ("at", "date-time", "Changed at"), ("note", "string", "Note")]
+        ("status", "string", "Status"), ("at", "date-time", "Changed at"), ("note", "string", "Note"),
+        ("by", "string", "Changed by"), ("source", "string", "Source of the change")]
     assert list(history.members[0].enum) == STATUSES
     titles = {"name_prs": "Name in Dari", "name_ps": "Name in Pashto", "budget_usd": "Budget (US dollars)",
               "source_url": "Source URL", "province": "Province", "created_at": "Created at"}

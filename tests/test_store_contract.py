@@ -544,7 +544,7 @@ def test_the_write_api_on_each_store(api_settings: Settings) -> None:
         _problem(client.post(ITEMS, json={"type": "Feature"}, headers=AUTH), 422)
         _problem(client.delete(f"{ITEMS}/nope", headers=AUTH), 404)
         current = client.get(url, headers=plain).headers["etag"]
-        assert client.put(url, json=point_feature(name="Renamed"),
+        assert client.put(url, json=point_feature(name="Renamed", status="planned"),
                           headers={**AUTH, "If-Match": current}).status_code == 200
         assert client.get(url).json()["properties"]["name"] == "Renamed"
         assert client.delete(url, headers=AUTH).status_code == 204

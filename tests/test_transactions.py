@@ -204,14 +204,14 @@ def test_put_with_the_same_status_adds_no_history(client: TestClient) -> None:
 def test_patch_merges_properties(client: TestClient) -> None:
     url, created, _ = _create(client, budget_usd=1000, description="first")
     response = client.patch(url, headers={**AUTH, "Content-Type": "application/merge-patch+json"},
-                            json={"properties": {"status": "under_construction", "description": None,
+                            json={"properties": {"status": "approved", "description": None,
                                                  "end_date": "2030-01-01", "province": "AF-HER"}})
     assert response.status_code == 200, response.text
     props = response.json()["properties"]
-    assert props["status"] == "under_construction" and props["budget_usd"] == 1000
+    assert props["status"] == "approved" and props["budget_usd"] == 1000
     assert "description" not in props and props["end_date"] == "2030-01-01"
     assert props["province"] == "AF-KAB"  # never taken from the client
-    assert [h["status"] for h in props["status_history"]] == ["proposed", "under_construction"]
+    assert [h["status"] for h in props["status_history"]] == ["proposed", "approved"]
     assert response.json()["geometry"] == created["geometry"]
 
 

@@ -30,6 +30,7 @@ from geo.query.params import CRS84, Filters, LimitParam, OffsetParam, filters_de
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, base_url
 from geo.routers.direct import direct_get
+from geo.routers.workflow import link as workflow_link
 from geo.spatial import AFGHANISTAN_BBOX
 
 OGC = "http://www.opengis.net/spec"
@@ -367,6 +368,8 @@ def collection_doc(collection: Collection, base: str, table: FeatureTable | None
         {"href": f"{href}/sortables", "rel": SORTABLES_REL, "type": SCHEMA_JSON,
          "title": f"{collection.title}: sortables"},
     ]
+    if collection.id == "projects":  # the allowed status changes (geo/routers/workflow.py)
+        links.append(workflow_link(base))
     links += [
         {"href": f"{base}/layers/{collection.id}.{fmt}", "rel": "enclosure", "type": media,
          "title": f"Download {collection.title} ({fmt})"}

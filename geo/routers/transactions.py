@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+import shapely.geometry
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +26,7 @@ from geo.auth import require_admin, require_key, writes_configured
 from geo.catalogue import Catalogue, Collection
 from geo.crs import geometry_to_crs84
 from geo.crs import parse_header as parse_crs_header
+from geo.duplicates import ALLOW, PARAMETER, DuplicateParam, find_duplicate, refuse
 from geo.errors import (
     InvalidFeature,
     InvalidInput,
@@ -42,7 +44,8 @@ from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
 from geo.routers.direct import direct_route
 from geo.settings import Settings
 from geo.store.base import RETRY_AFTER_S, Feature, check_write, etag_of
-from geo.validation import check_feature
+from geo.validation import CheckedFeature, check_feature
+from geo.workflow import CHANGE_MEMBER, StatusChangeRequest, take_change
 
 router = APIRouter(tags=["OGC API - Features - Part 4"])
 
@@ -51,8 +54,12 @@ EXAMPLE = {
     "geometry": {"type": "Point", "coordinates": [69.1723, 34.5281]},
     "properties": {"name": "Girls' secondary school", "category": "school", "status": "proposed"},
 }
+# The Feature's foreign member `status_change` (geo/workflow.py): why the status changes, kept in its
+# `status_history` entry, not as a property.
+CHANGE_SCHEMA = {CHANGE_MEMBER: StatusChangeRequest.model_json_schema()}
 FEATURE_BODY = {"requestBody": {"required": True, "content": {
-    "application/geo+json": {"schema": {"$ref": "#/components/schemas/Feature"}, "example": EXAMPLE}}}}
+    "application/geo+json": {"schema": {"allOf": [{"$ref": "#/components/schemas/Feature"}, {
+        "type": "object", "properties": CHANGE_SCHEMA}]}, "example": EXAMPLE}}}}
 # The patch formats PATCH takes (JSON merge patch, RFC 7396; plain JSON read the same way), and the
 # feature formats POST and PUT take: what Accept-Patch and Accept-Post name.
 PATCH_TYPES = ("application/merge-patch+json", "application/json")
@@ -61,10 +68,12 @@ ACCEPT_PATCH = {"Accept-Patch": ", ".join(PATCH_TYPES)}
 ACCEPT_POST = {"Accept-Post": ", ".join(FEATURE_TYPES)}
 PATCH_BODY = {"requestBody": {"required": True, "content": {
     media: {"schema": {"type": "object", "properties": {
-        "properties": {"type": "object"}, "geometry": {"type": "object"}}},
-        "example": {"properties": {"status": "approved", "budget_usd": 1200000}}}
+        "properties": {"type": "object"}, "geometry": {"type": "object"}, **CHANGE_SCHEMA}},
+        "example": {"properties": {"status": "approved", "budget_usd": 1200000},
+                    CHANGE_MEMBER: {"note": "Approved by the provincial council",
+                                    "source": "https://example.org/decision-42"}}}
     for media in PATCH_TYPES}}}
-WRITE_ERRORS = problem_responses(400, 401, 403, 404, 405, 408, 412, 413, 415, 422, 429, 503)
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 405, 408, 409, 412, 413, 415, 422, 429, 503)
 FEATURE_OK = {"description": "The feature as stored; `ETag` is its new version.",
               "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}}
 ALLOWED = {"description": "`Allow` lists the methods allowed now (with `Accept-Patch` / `Accept-Post` "
@@ -73,6 +82,9 @@ ALLOWED = {"description": "`Allow` lists the methods allowed now (with `Accept-P
                        for name in ("Allow", "Accept-Patch", "Accept-Post")}}
 IfMatch = Annotated[str | None, Header(
     alias="If-Match", description="Only write if the feature's ETag is still this one (else 412).")]
+Duplicate = Annotated[DuplicateParam | None, Query(
+    alias=PARAMETER, description=f"`{ALLOW}`: add the project even when one of the same name and category "
+                                 "lies within 100 m (else 409 naming it in `errors[0].duplicate_of`).")]
 PATCH_KEYS = frozenset({"type", "id", "geometry", "properties", "links"})
 
 
@@ -160,15 +172,37 @@ async def create_item(
     catalogue: CatalogueDep,
     settings: SettingsDep,
     _key: Annotated[str, Depends(require_key)],
+    duplicate: Duplicate = None,
 ) -> GeoJSONResponse:
-    """Add a project from a GeoJSON Feature; the server sets id, province and timestamps."""
+    """Add a project from a GeoJSON Feature; the server sets id, province and timestamps. A project of
+    the same name and category within 100 m of a stored one is refused (409) unless `duplicate=allow`."""
     _require_editable(coll)
-    body = _body_in_crs84(request, await read_json(request, settings.max_body_bytes))
+    body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
     checked = check_feature(body, catalogue.place)
-    feature = new_project(checked, catalogue.province_names())
-    # The write fsyncs: run it off the event loop.
-    stored = await run_in_threadpool(catalogue.store.add, feature)
+    feature = new_project(checked, catalogue.province_names(), by=key_name(request), change=change)
+    items = f"{base_url(request)}/collections/{coll.id}/items"
+    # The duplicate check reads the store's snapshot and the write fsyncs: both off the event loop.
+    stored = await run_in_threadpool(_add, catalogue, feature, checked, duplicate != ALLOW, items)
     return _written(request, coll, stored, 201)
+
+
+def key_name(request: Request) -> str | None:
+    """The name of the key that authorised this request, when keys have names (set by geo/auth.py as
+    `request.state.key_name`); never the key itself."""
+    name = getattr(request.state, "key_name", None)
+    return name if isinstance(name, str) and name else None
+
+
+def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard: bool, items: str) -> Feature:
+    """Store a new project, first refusing (409) a duplicate of a stored one when `guard` is on.
+    Blocking: run it in a worker thread."""
+    if guard:
+        name, category = checked.properties["name"], checked.properties["category"]
+        match = find_duplicate(catalogue.store.snapshot(), name, category,
+                               shapely.geometry.shape(checked.geometry))
+        if match is not None:
+            raise refuse(match, name, f"{items}/{match.of}")
+    return catalogue.store.add(feature)
 
 
 # How many times PUT or PATCH rebuilds its new version when the feature changed under it (see _rewrite).
@@ -176,7 +210,7 @@ WRITE_ATTEMPTS = 3
 
 
 def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: object, *,
-             patch: bool) -> Feature:
+             patch: bool, by: str | None = None, change: StatusChangeRequest | None = None) -> Feature:
     """PUT (`body` is the whole client feature) and PATCH (`body` is a merge patch): build the next
     version of the stored feature, check it, and store it. Blocking: run it in a worker thread.
 
@@ -184,6 +218,7 @@ def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: 
     both keep its `created_at` and extend its `status_history`), and it is built and checked outside the
     store's lock, so that validation and province assignment never hold the lock. The store then
     writes it only over that same version: `replace(..., if_match=<its ETag>)` compares under the lock.
+    So the status workflow (geo/workflow.py, 409) is checked against the version that is replaced.
     If another write landed in between, the store writes nothing and raises PreconditionFailed; the
     feature is then read again, the client's own If-Match is checked against the new version (412 when
     it no longer holds, 404 or 412 when the feature was deleted) and the version rebuilt. After
@@ -196,7 +231,7 @@ def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: 
         current = check_write(feature_id, store.snapshot().get(feature_id), if_match)
         client_feature = _patched(body, current) if patch else body
         new = replace_project(current, check_feature(client_feature, catalogue.place),
-                              catalogue.province_names())
+                              catalogue.province_names(), by=by, change=change)
         try:
             return store.replace(feature_id, new, if_match=etag_of(current))
         except PreconditionFailed:
@@ -215,8 +250,9 @@ async def replace_item(
 ) -> GeoJSONResponse:
     """Replace a project with a new GeoJSON Feature (same checks as POST; id and created_at stay)."""
     _require_editable(coll)
-    body = _body_in_crs84(request, await read_json(request, settings.max_body_bytes))
-    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=False)
+    body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
+    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=False,
+                                  by=key_name(request), change=change)
     return _written(request, coll, new)
 
 
@@ -274,8 +310,9 @@ async def update_item(
     """Update a project: a JSON merge patch of `properties` (null removes one), and/or a new `geometry`."""
     _require_editable(coll)
     _check_patch_type(request)
-    body = _body_in_crs84(request, await read_json(request, settings.max_body_bytes))
-    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=True)
+    body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
+    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=True,
+                                  by=key_name(request), change=change)
     return _written(request, coll, new)
 
 
