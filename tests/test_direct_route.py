@@ -589,6 +589,7 @@ def test_paging_through_a_selection_selects_once_per_version(settings: Settings,
         assert len(selections) == 1
         made = point_feature(start_date="2024-05-01")  # a proposed school in Kabul, within the box
         # ?duplicate=allow: the duplicate guard (geo/duplicates.py) would select too.
-        assert test_client.post(ITEMS, headers=AUTH, json=made, params={"duplicate": "allow"}).status_code == 201
+        added = test_client.post(ITEMS, headers=AUTH, json=made, params={"duplicate": "allow"})
+        assert added.status_code == 201
         assert [matched(n) for n in range(3)] == [1, 1, 1]
         assert len(selections) == 2
