@@ -22,7 +22,8 @@ from geo.http.problems import problem
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_HEADERS = "Accept, Accept-Language, If-None-Match, If-Modified-Since"
-WRITE_HEADERS = f"{READ_HEADERS}, Authorization, Content-Type, Content-Crs, If-Match"
+# X-Filename: the import endpoint reads a file's format from its name when the type does not say.
+WRITE_HEADERS = f"{READ_HEADERS}, Authorization, Content-Type, Content-Crs, If-Match, X-Filename"
 # What a web client on another origin may read: validators, where a new feature is, the CRS, the file
 # name, and what to do next after a refusal (Allow, Accept-Patch/Post, Retry-After, WWW-Authenticate).
 EXPOSED = ("ETag, Last-Modified, Location, Content-Crs, Content-Disposition, "
