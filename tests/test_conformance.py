@@ -1839,7 +1839,8 @@ def _post_content_type(api: Api) -> None:
 def _post_response_rid(api: Api) -> None:
     before = {f["id"] for f in api.features("projects")}
     feature = {**point_feature(), "id": TUNNEL2}  # a client id is not the server's to take
-    with _created(api) as (first, _), _created(api) as (second, _):
+    # Three projects of different names: the same one again would be a duplicate (409, geo/duplicates.py).
+    with _created(api, name="First school") as (first, _), _created(api, name="Second school") as (second, _):
         response = api.send("POST", "/collections/projects/items", feature)
         third = response.json()["id"]
         try:
