@@ -146,7 +146,9 @@ def test_a_disk_fault_during_a_post_is_a_503_and_changes_nothing(settings: Setti
             real_fdatasync(fd)
 
         monkeypatch.setattr("geo.fsutil.os.fdatasync", broken_fdatasync)
-        response = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        # Another project than the first (the same one again would be a duplicate, 409).
+        body = point_feature(name="Written after a disk fault")
+        response = client.post("/collections/projects/items", json=body, headers=AUTH)
         monkeypatch.undo()
         assert failed and response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
@@ -155,7 +157,7 @@ def test_a_disk_fault_during_a_post_is_a_503_and_changes_nothing(settings: Setti
         assert _files(settings.projects.parent) == on_disk
         assert _stray(settings.projects.parent) == []
         assert client.get("/collections/projects/items").json()["numberMatched"] == before + 1
-        again = client.post("/collections/projects/items", json=point_feature(), headers=AUTH)
+        again = client.post("/collections/projects/items", json=body, headers=AUTH)
         assert again.status_code == 201
 
 
