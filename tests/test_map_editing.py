@@ -476,7 +476,9 @@ def test_move_a_point_from_its_popup(site: str, page: Any) -> None:
     _open(page, site)
     _sign_in(page)
     _open_card(page, fid).locator(".geo-act-move").click()
-    assert "Moving “Moving school”" in page.locator("#geo-edit-notice").inner_text()
+    # The move starts once the project's current version (and ETag) has arrived.
+    page.wait_for_function("() => document.querySelector('#geo-edit-notice').textContent"
+                           ".includes('Moving “Moving school”')")
     herat = (62.20, 34.35)
     page.evaluate("([lat, lon]) => GeoMap.view.map.setView([lat, lon], 10)", [herat[1], herat[0]])
     x, y = _point_on_map(page, *herat)
