@@ -269,7 +269,10 @@ def _security(doc: dict[str, Any]) -> None:
     """
     doc.setdefault("components", {})["securitySchemes"] = {SECURITY_SCHEME: {
         "type": "http", "scheme": "bearer",
-        "description": "An API key from GEO_API_KEYS, sent as `Authorization: Bearer <key>`."}}
+        "description": "An API key, sent as `Authorization: Bearer <key>`: a named key made by `geo keys "
+                       "create` (role `editor`: create and update; `admin`: also delete) or one of "
+                       "GEO_API_KEYS (admins). A missing, unknown or revoked key is a 401, a role too "
+                       "low a 403."}}
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():
             if "401" in operation.get("responses", {}):
