@@ -43,7 +43,17 @@ request = function()
   return wrk.format(nil, string.format("%s%d&offset=%d", wrk.path, 1000 + counter, counter % 50))
 end
 """
-SCRIPTS = {"page": DISTINCT, "filter": NEW_FILTER}
+# Every request a different bbox (its west edge moves by 0.0001 degree), so no selection kept from an
+# earlier request (FeatureTable.recent) answers it: the spatial index is searched every time.
+NEW_BBOX = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local west = 68.0 + (counter % 10000) * 0.0001
+  return wrk.format(nil, string.format("%s?bbox=%.4f,34,69.8,35&limit=10", wrk.path, west))
+end
+"""
+SCRIPTS = {"page": DISTINCT, "filter": NEW_FILTER, "bbox": NEW_BBOX}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -56,8 +66,9 @@ def wrk(url: str, seconds: int, connections: int, distinct: str | None = None,
         server: int | None = None) -> tuple[float, float, float]:
     """Requests per second, mean latency (ms) and the CPU time the server process (pid `server`) spent
     per request (us; 0 without a pid) from wrk (distinct: "page", a new page every request; "filter", a
-    new filter every request). The CPU time per request hardly moves with the machine's load, which
-    moves requests/s: it is the figure to compare between runs on a shared machine."""
+    new filter every request; "bbox", a new bbox every request). The CPU time per request hardly moves
+    with the machine's load, which moves requests/s: it is the figure to compare between runs on a shared
+    machine."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         if distinct is not None:
@@ -110,6 +121,7 @@ def main() -> None:
             "new page each time, status+category": (f"{items}?status=proposed&category=school", "page"),
             "new page each time, CQL2 filter": (f"{items}?{cql}1000000", "page"),
             "new CQL2 filter each time": (f"{items}?{cql}", "filter"),
+            "new bbox each time": (items, "bbox"),
             "items, limit=1000 (cached)": (f"{items}?limit=1000", None),
         }
         print(f"{args.projects:,} projects; server start-up to first answer: {startup:.2f} s")
