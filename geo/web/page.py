@@ -7,6 +7,7 @@ adds what Folium has no feature for (filters, choropleth switch, legend, project
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -37,6 +38,8 @@ FILTER_MARKS = {"status": "statuses", "category": "icons"}
 CENTRE = (34.0, 66.0)
 # folium.plugins is untyped; one Any-typed handle keeps strict mypy quiet without ignores per call.
 _plugins: Any = plugins
+# Folium's viewport meta (maximum-scale=1.0, user-scalable=no), over the lines it spans.
+VIEWPORT_NO_ZOOM = re.compile(r'<meta name="viewport" content="[^"]*user-scalable=no"')
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
 
@@ -194,6 +197,10 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
     root = fmap.get_root()
     assert isinstance(root, Figure)
     root.header.add_child(Element(f"<title>{esc(options.title)}</title>"))
+    # The page's one h1 (axe-core: page-has-heading-one), first in the body, in a banner landmark and
+    # visually hidden: the map fills the screen; dialogs (h2) and cards follow it in the outline.
+    root.html.add_child(Element(f'<header><h1 class="geo-sr-only">{esc(options.title)}</h1></header>'),
+                        name="geo_title", index=0)
     root.header.add_child(JavascriptLink(assets.url("app", "geomap.js")), name="geomap_js")
     if options.editing:
         # editor.js first: the other two extend what it defines.
@@ -215,4 +222,8 @@ def render_page(options: MapOptions, embedded: Mapping[str, Any] | None = None) 
     """The complete HTML page of the web map."""
     root = build_map(options, embedded).get_root()
     html: str = root.render()
-    return html
+    # branca's page template has a bare <html>, and Folium's viewport forbids zooming: screen readers
+    # need the language, and people with low vision need to zoom on phones (WCAG 3.1.1, 1.4.4).
+    html = html.replace("<html>", '<html lang="en">', 1)
+    return VIEWPORT_NO_ZOOM.sub('<meta name="viewport" content="width=device-width, initial-scale=1.0"',
+                                html, count=1)

@@ -150,6 +150,8 @@
   function GeoMapView(cfg, data) {
     this.cfg = cfg;
     this.map = window[cfg.names.map];
+    // The map and its controls are the page's content: one main landmark holds them (axe: region).
+    this.map.getContainer().setAttribute("role", "main");
     this.cluster = window[cfg.names.cluster];
     this.projectsGroup = window[cfg.names.projects];
     this.provincesGroup = window[cfg.names.provinces];
@@ -228,7 +230,8 @@
     var table = el("table", {}, rows.map(function (r) {
       return el("tr", {}, [el("th", {text: r[0]}), el("td", {text: r[1], dir: "auto"})]);
     }));
-    var card = el("div", {class: "geo-card"}, [el("h4", {text: p.name || "(unnamed)", dir: "auto"})]);
+    // A card's title is a level-2 heading under the page's (hidden) h1; the tag stays h4 for its style.
+    var card = el("div", {class: "geo-card"}, [el("h4", {"aria-level": 2, text: p.name || "(unnamed)", dir: "auto"})]);
     [["name_prs", "prs"], ["name_ps", "ps"]].forEach(function (pair) {
       if (p[pair[0]]) card.appendChild(el("div", {class: "geo-rtl", dir: "rtl", lang: pair[1], text: p[pair[0]]}));
     });
@@ -335,7 +338,7 @@
 
   GeoMapView.prototype.provinceCard = function (feature) {
     var p = feature.properties, row = (this.stats && this.stats.by_province[p.code]) || null;
-    var card = el("div", {class: "geo-card"}, [el("h4", {text: p.name, dir: "auto"})]);
+    var card = el("div", {class: "geo-card"}, [el("h4", {"aria-level": 2, text: p.name, dir: "auto"})]);
     ["name_prs", "name_ps"].forEach(function (key) {
       if (p[key]) card.appendChild(el("div", {class: "geo-rtl", dir: "rtl", text: p[key]}));
     });
@@ -423,7 +426,7 @@
 
   GeoMapView.prototype.salangCard = function (feature) {
     var p = feature.properties || {};
-    var card = el("div", {class: "geo-card"}, [el("h4", {text: p.name, dir: "auto"})]);
+    var card = el("div", {class: "geo-card"}, [el("h4", {"aria-level": 2, text: p.name, dir: "auto"})]);
     [["name_prs", "prs"], ["name_ps", "ps"]].forEach(function (pair) {
       if (p[pair[0]]) card.appendChild(el("div", {class: "geo-rtl", dir: "rtl", lang: pair[1], text: p[pair[0]]}));
     });

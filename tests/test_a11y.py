@@ -1,0 +1,170 @@
+"""Accessibility of the HTML views and of /map (issue 16): axe-core in Debian's Chromium, on a real server.
+
+axe-core comes from the axe-playwright-python package (its bundled axe.min.js; no network at test time).
+It is injected with `page.evaluate` (the DevTools protocol's Runtime.evaluate), which the pages'
+Content-Security-Policy does not govern, so the pages are checked exactly as served: no `bypass_csp`.
+
+Each page must have no axe violation of impact "serious" or "critical", a language on <html>, one h1,
+headings that never skip a level, and no horizontal scrolling on a 375-pixel-wide screen (a phone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import chromium, recording_page
+from tests.conftest import KEY, require, workspace
+from tests.server import live_server
+
+PHONE_WIDTH = 375
+BLOCKING = ("serious", "critical")
+MAP_READY = ("() => window.GeoMap && GeoMap.state && GeoMap.state.ready && GeoMap.state.layers "
+             "&& GeoMap.state.errors.length === 0")
+# The HTML views (f=html; the provinces' items through a browser's own Accept header instead), with
+# the ids of shipped features: projects.geojson and layers/salang.geojson.
+PAGES = ("/?f=html", "/collections?f=html", "/collections/projects?f=html",
+         "/collections/projects/items?f=html", "/collections/projects/items/salang-tunnel-2?f=html",
+         "/collections/salang/items/salang-tunnel?f=html", "/collections/provinces/items",
+         "/conformance?f=html")
+# The rendered headings' levels in document order (aria-level overrides the tag's), and what the page
+# says its language is. Headings not rendered (display: none, hidden, as in closed panels) are not in
+# the accessibility tree, so not in the outline a screen reader reads.
+OUTLINE = """() => ({
+  lang: document.documentElement.getAttribute('lang') || '',
+  levels: Array.from(document.querySelectorAll('h1,h2,h3,h4,h5,h6,[role=heading]'))
+    .filter(h => h.checkVisibility({visibilityProperty: true}))
+    .map(h => h.getAttribute('aria-level') ? Number(h.getAttribute('aria-level')) : Number(h.tagName[1])),
+})"""
+
+
+def _axe_script() -> str:
+    try:
+        from axe_playwright_python.base import AXE_SCRIPT
+    except ImportError:
+        require("the axe-playwright-python package is not installed (pip install -e .[test])")
+    script: str = AXE_SCRIPT
+    return script
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[str]:
+    """A real server with one API key (so /map has its editor) and no basemap tiles (no network)."""
+    folder = tmp_path_factory.mktemp("a11y")
+    settings = workspace(folder, provinces_cache, api_keys=KEY, map_tiles="none")
+    log = folder / "server.log"
+    with live_server(settings, log=log) as url:
+        yield url
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser(site: str) -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    with chromium() as browser_:
+        yield browser_
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page that records script errors and CSP refusals."""
+    with recording_page(browser) as page_:
+        yield page_
+
+
+def blocking_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations of impact serious or critical on the page as it is now."""
+    page.evaluate(_axe_script())
+    results: dict[str, Any] = page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations']})")
+    return [v for v in results["violations"] if v["impact"] in BLOCKING]
+
+
+def describe(violations: list[dict[str, Any]]) -> str:
+    """Each violation's rule, impact, help URL and offending elements (selector and HTML), for a failure."""
+    lines = []
+    for v in violations:
+        lines.append(f"{v['id']} ({v['impact']}): {v['help']} <{v['helpUrl']}>")
+        for node in v["nodes"][:8]:
+            lines.append(f"    {' '.join(map(str, node['target']))}: {node['html'][:200]}")
+            if node.get("failureSummary"):
+                lines.append("      " + node["failureSummary"].replace("\n", " ")[:300])
+    return "\n".join(lines)
+
+
+def outline_problems(page: Any) -> list[str]:
+    """What is wrong with the page's language and headings: no lang, not exactly one h1, a skipped level."""
+    outline: dict[str, Any] = page.evaluate(OUTLINE)
+    problems = []
+    if not outline["lang"].strip():
+        problems.append("<html> has no lang")
+    levels: list[int] = outline["levels"]
+    if levels.count(1) != 1:
+        problems.append(f"{levels.count(1)} h1 elements, want exactly one")
+    for before, after in zip([0, *levels], levels, strict=False):
+        if after > before + 1:
+            problems.append(f"heading level {after} follows {before or 'the start'}: levels {levels}")
+            break
+    return problems
+
+
+def overflow(page: Any) -> int:
+    """How many CSS pixels the page is wider than the viewport (0: nothing to scroll sideways)."""
+    width: int = page.evaluate("() => document.scrollingElement.scrollWidth - window.innerWidth")
+    return width
+
+
+def _check(page: Any, what: str) -> None:
+    problems = outline_problems(page)
+    found = blocking_violations(page)
+    assert not found and not problems, (
+        f"{what}: outline {problems}; axe-core serious/critical violations:\n{describe(found)}")
+
+
+def _at_phone_width(page: Any, url: str, ready: str | None = None) -> int:
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 740})
+    page.goto(url)
+    if ready:
+        page.wait_for_function(ready, timeout=20_000)
+    assert page.evaluate("() => window.innerWidth") == PHONE_WIDTH
+    return overflow(page)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_html_view_is_accessible_and_fits_a_phone(site: str, page: Any, path: str) -> None:
+    """The HTML view passes axe-core (no serious or critical violation), has a language, one h1 and
+    headings in order, and does not scroll sideways at 375 px."""
+    answer = page.goto(site + path)
+    assert answer.status == 200 and "text/html" in answer.headers["content-type"]
+    page.wait_for_load_state("load")
+    _check(page, path)
+    extra = _at_phone_width(page, site + path)
+    assert extra <= 0, f"{path}: {extra} px wider than a {PHONE_WIDTH} px screen"
+    assert page.errors == [] and page.evaluate("() => window.__violations") == []
+
+
+def test_map_is_accessible_and_fits_a_phone(site: str, page: Any) -> None:
+    """The web map, its controls and panels loaded, passes axe-core; at 375 px nothing scrolls sideways."""
+    page.goto(f"{site}/map")
+    page.wait_for_function(MAP_READY, timeout=20_000)
+    _check(page, "/map")
+    extra = _at_phone_width(page, f"{site}/map", MAP_READY)
+    assert extra <= 0, f"/map: {extra} px wider than a {PHONE_WIDTH} px screen"
+    assert page.errors == [] and page.evaluate("() => window.__violations") == []
+
+
+def test_map_editor_add_form_is_accessible(site: str, page: Any) -> None:
+    """Signed in with a key and with the add form open, the map still passes axe-core."""
+    page.goto(f"{site}/map")
+    page.wait_for_function(MAP_READY + " && window.GeoEditor && GeoEditor.state", timeout=20_000)
+    page.locator(".geo-edit-start").click()
+    _check(page, "/map, key dialog")
+    page.locator("#geo-key-input").fill(KEY)
+    page.locator("#geo-key-input").press("Enter")
+    page.locator(".geo-edit-add").click()
+    page.locator("#geo-project-form").wait_for()
+    _check(page, "/map, add form")
+    assert page.errors == [] and page.evaluate("() => window.__violations") == []
