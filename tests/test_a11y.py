@@ -168,3 +168,37 @@ def test_map_editor_add_form_is_accessible(site: str, page: Any) -> None:
     page.locator("#geo-project-form").wait_for()
     _check(page, "/map, add form")
     assert page.errors == [] and page.evaluate("() => window.__violations") == []
+
+
+def test_map_project_card_is_accessible(site: str, page: Any) -> None:
+    """The card of the shipped Second Salang Tunnel, open on the map, passes axe-core and is a level-2
+    heading under the page's h1."""
+    page.goto(f"{site}/map")
+    page.wait_for_function(MAP_READY, timeout=20_000)
+    # Put the map at the project without animation first, as tests/test_map_editing.py does.
+    page.evaluate("""(id) => { const view = GeoMap.view, layer = view.markers[id];
+        const at = layer.getLatLng ? layer.getLatLng() : layer.getBounds().getCenter();
+        view.map.setView(at, 16, {animate: false}); view.openProject(id); }""", "salang-tunnel-2")
+    title = page.locator(".leaflet-popup-content .geo-card h4")
+    title.wait_for()
+    assert title.inner_text() == "Second Salang Tunnel"
+    assert page.evaluate(OUTLINE)["levels"][:2] == [1, 2]
+    _check(page, "/map, project card")
+
+
+BAD_PAGE = ("<!DOCTYPE html><html><head><title>bad</title></head><body><h2>Start</h2><h4>Skipped</h4>"
+            "<img src='data:,'><button></button><p style='color:#aaa;background:#fff'>pale</p>"
+            "<div style='width:600px'>wide</div></body></html>")
+
+
+def test_the_checks_find_what_they_are_for(page: Any) -> None:
+    """A page built to break each rule: axe-core reports the missing language, image text, button name
+    and the pale text (all serious or critical); the outline and width checks report theirs."""
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 740})
+    page.set_content(BAD_PAGE)
+    found = {v["id"] for v in blocking_violations(page)}
+    assert {"html-has-lang", "image-alt", "button-name", "color-contrast"} <= found, found
+    problems = outline_problems(page)
+    assert problems == ["<html> has no lang", "0 h1 elements, want exactly one",
+                        "heading level 2 follows the start: levels [2, 4]"]
+    assert overflow(page) == 8 + 600 - PHONE_WIDTH  # the body's default 8 px left margin, then the div

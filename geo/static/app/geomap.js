@@ -236,7 +236,9 @@
       if (p[pair[0]]) card.appendChild(el("div", {class: "geo-rtl", dir: "rtl", lang: pair[1], text: p[pair[0]]}));
     });
     card.appendChild(table);
-    if (p.description) card.appendChild(el("p", {class: "geo-desc", dir: "auto", text: p.description}));
+    // A long description scrolls in its box: focusable, so it scrolls from the keyboard too (axe:
+    // scrollable-region-focusable).
+    if (p.description) card.appendChild(el("p", {class: "geo-desc", dir: "auto", tabindex: 0, text: p.description}));
     if (Array.isArray(p.status_history) && p.status_history.length) {
       card.appendChild(el("div", {class: "geo-subtitle", text: "Status history"}));
       card.appendChild(el("ol", {class: "geo-timeline"}, p.status_history.map(function (step) {
@@ -436,7 +438,7 @@
     card.appendChild(el("table", {}, rows.map(function (r) {
       return el("tr", {}, [el("th", {text: r[0]}), el("td", {text: r[1], dir: "auto"})]);
     })));
-    if (p.history) card.appendChild(el("p", {class: "geo-desc", text: p.history}));
+    if (p.history) card.appendChild(el("p", {class: "geo-desc", tabindex: 0, text: p.history}));
     if (p.geometry_note) card.appendChild(el("p", {class: "geo-note", text: p.geometry_note}));
     if (Array.isArray(p.sources) && p.sources.length) {
       card.appendChild(el("ul", {class: "geo-sources"}, p.sources.map(function (s) {
