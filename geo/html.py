@@ -1,19 +1,33 @@
-"""Small HTML pages for people who open the API in a browser."""
+"""The HTML views of the API's resources: when to answer HTML (`wants_html`), and the Jinja2 templates
+(geo/templates/), the filters they format values with, and the fields of a feature as the pages show them.
+
+Autoescaping is on for every template: a value reaches the page as text unless a filter here marks it
+safe after escaping it itself. Links go through `safe_href` (http(s) and relative references only).
+"""
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from html import escape
+from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
-STYLE = ("body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
-         "color:#222}a{color:#0b5cad}code{background:#f3f3f3;padding:0 .2rem}"
-         "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}"
-         "details code{display:block;max-height:12rem;overflow:auto;word-break:break-all}")
+from geo.web import assets
+from geo.web.page import STATUS_COLOURS, script_json
+
+# The pages' one inline style element (its hash is in geo/http/securityheaders.py's HTML_POLICY): the
+# rest of their styles are in geo/static/app/views.css. Kept as small as can be.
+STYLE = ".skip:not(:focus){position:absolute;left:-10000px}"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def wants_html(request: Request, f: str | None) -> bool:
@@ -83,13 +97,6 @@ def _html_over_json(accept: str) -> bool:
 _html_over_json_cached = functools.lru_cache(maxsize=256)(_html_over_json)
 
 
-def page(title: str, body: str) -> str:
-    """A complete HTML page with a title and an already-escaped body."""
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>")
-
-
 # What a browser ignores in a URL before reading its scheme: tabs and newlines anywhere, and leading
 # control characters and spaces ("java\tscript:" and " javascript:" are both javascript: URLs).
 _IGNORED = re.compile(r"[\t\n\r]")
@@ -107,90 +114,158 @@ def safe_href(url: object) -> str:
     return escape(text, quote=True)
 
 
-def link_list(links: list[dict[str, Any]]) -> str:
-    """An HTML list of OGC links."""
-    items = "".join(
-        f'<li><a href="{safe_href(ln["href"])}">{escape(str(ln.get("title") or ln["rel"]))}</a> '
-        f'<small>({escape(str(ln["rel"]))}, {escape(str(ln.get("type", "")))})</small></li>'
-        for ln in links)
-    return f"<ul>{items}</ul>"
 
 
-def _text(value: Any) -> str:
-    """A property value as text: lists and objects as JSON, as the GeoJSON has them."""
-    if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
-    return value if isinstance(value, str) else "" if value is None else str(value)
+# ---------------------------------------------------------------- values as people read them
+
+def money(value: float, currency: str = "USD") -> str:
+    """An amount as people say it: "USD 1.6 billion", "USD 250 million", "USD 12,500"."""
+    for size, word in ((1e12, "trillion"), (1e9, "billion"), (1e6, "million")):
+        if abs(value) >= size:
+            short = f"{value / size:.1f}".removesuffix(".0")
+            return f"{currency} {short} {word}"
+    return f"{currency} {value:,.0f}" if float(value).is_integer() else f"{currency} {value:,.2f}"
 
 
-def _cell(value: Any) -> str:
-    text = _text(value)
-    if len(text) <= 120:
-        return escape(text)
-    # Long descriptions would swamp the table: folded under their start, yet on the page in full
-    # (/req/html/content), and opened without script.
-    return f"<details><summary>{escape(text[:100])}…</summary>{escape(text)}</details>"
+def exact_money(value: float, currency: str = "USD") -> str:
+    """The exact amount, with thousands separators ("USD 1,600,000,000")."""
+    return f"{currency} {value:,.0f}" if float(value).is_integer() else f"{currency} {value:,.2f}"
 
 
-def collections_body(collections: list[dict[str, Any]], href: str, links: list[dict[str, Any]]) -> str:
-    """The collections (under `href`) as a list with their descriptions, items links and every link of
-    their JSON (folded), then the page's own `links` (/req/html/content: all links as <a> elements)."""
-    rows = "".join(
-        f'<li><a href="{safe_href(href + "/" + c["id"] + "?f=html")}">{escape(c["title"])}</a> '
-        f'(<a href="{safe_href(href + "/" + c["id"] + "/items?f=html")}">items</a>)<br>'
-        f'<small>{escape(c["description"])}</small>'
-        f"<details><summary>Links</summary>{link_list(c['links'])}</details></li>"
-        for c in collections)
-    return f"<ul>{rows}</ul>" + link_list(links)
+def date_text(value: str) -> str:
+    """An ISO date or date-time as a date people read ("1 March 2024", "1 March 2024, 09:30 UTC");
+    anything else as it is."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    day = f"{when.day} {when:%B %Y}"
+    if "T" not in value and " " not in value:
+        return day
+    zone = "UTC" if when.utcoffset() == timedelta(0) else when.strftime("%z") or ""
+    return f"{day}, {when:%H:%M} {zone}".rstrip()
 
 
-def collection_body(doc: dict[str, Any], href: str) -> str:
-    """One collection (at `href`): its description, extent and links."""
-    bbox = ", ".join(f"{v:.4f}" for v in doc["extent"]["spatial"]["bbox"][0])
-    return (f"<p>{escape(doc['description'])}</p><p>Extent: <code>{escape(bbox)}</code></p>"
-            f"<p>Licence: {escape(doc.get('license', ''))}</p>"
-            f'<p><a href="{safe_href(href + "/items?f=html")}">Browse the items</a></p>'
-            + link_list(doc["links"]))
+def href(url: object) -> Markup:
+    """`safe_href` for templates: already escaped, so autoescaping leaves it alone."""
+    return Markup(safe_href(url))
 
 
-def _item_href(item_href: str, fid: Any) -> str:
-    return safe_href(f"{item_href}/{fid}?f=html")
+def is_link(value: object) -> bool:
+    """Whether a value is an absolute http(s) URL, shown as a link."""
+    return isinstance(value, str) and value.startswith(("http://", "https://")) and safe_href(value) != "#"
 
 
-def geometry(wkt: str, kind: object, unfolded: bool = False) -> str:
-    """A geometry as WKT under its type, folded unless `unfolded` (a <details> element: no script)."""
-    return (f"<details{' open' if unfolded else ''}><summary>{escape(str(kind))}</summary>"
-            f"<code>{escape(wkt)}</code></details>")
+# Labels of the fields the schemas give no title to (the static layers' properties).
+LABELS = {
+    "name": "Name", "name_prs": "Name in Dari", "name_ps": "Name in Pashto",
+    "name_prs_latn": "Name in Dari (Latin script)", "kind": "Kind", "status": "Status",
+    "provinces": "Provinces", "length_km": "Length (km)", "altitude_m": "Altitude (m)",
+    "width_m": "Width (m)", "construction": "Construction", "opened": "Opened", "history": "History",
+    "estimated_cost_usd": "Estimated cost (US dollars)", "geometry_quality": "Geometry quality",
+    "geometry_note": "Geometry note", "sources": "Sources", "code": "Code", "name_iso": "Name (ISO 3166-2)",
+    "area_km2": "Area (km²)", "source_name": "Name in the source", "source_code": "Code in the source",
+    "shape_id": "Shape id", "id": "Id",
+}
+# Values in Dari and Pashto: marked with their language, right to left.
+RTL = {"name_prs": "prs", "name_ps": "ps"}
+_UNITS = {"km": "km", "m": "m", "km2": "km²", "usd": "US dollars"}
 
 
-def features_table(features: list[dict[str, Any]], item_href: str, wkts: list[str | None]) -> str:
-    """Features as a table: a link to each, its geometry (WKT, in `wkts`' order; None: no geometry),
-    then its properties, lists and objects as JSON (/req/html/content: what the GeoJSON holds)."""
-    names: list[str] = []
-    for feature in features:
-        names += [key for key in feature["properties"] if key not in names]
-    head = ("<tr><th>id</th><th>geometry</th>" + "".join(f"<th>{escape(n)}</th>" for n in names)
-            + "</tr>")
-    rows = "".join(
-        f'<tr><td><a href="{_item_href(item_href, f["id"])}">{escape(str(f["id"]))}</a></td>'
-        f"<td>{'' if wkt is None else geometry(wkt, (f.get('geometry') or {}).get('type'))}</td>"
-        + "".join(f"<td>{_cell(f['properties'].get(n))}</td>" for n in names) + "</tr>"
-        for f, wkt in zip(features, wkts, strict=True))
-    return f"<table>{head}{rows}</table>"
+def label(name: str, titles: Mapping[str, str] | None = None) -> str:
+    """A field's label: the schema's title, a known label, or the name made readable."""
+    if titles and titles.get(name):
+        return titles[name]
+    if name in LABELS:
+        return LABELS[name]
+    words = name.split("_")
+    unit = _UNITS.get(words[-1]) if len(words) > 1 else None
+    text = " ".join(words[:-1] if unit else words).capitalize()
+    return f"{text} ({unit})" if unit else text
 
 
-def _value(key: str, value: Any) -> str:
-    # A source URL is a link when it is http(s), and plain text otherwise.
-    if key == "source_url" and isinstance(value, str) and safe_href(value) != "#":
-        return f'<a href="{safe_href(value)}" rel="noopener noreferrer nofollow">{escape(value)}</a>'
-    return escape(_text(value))  # the feature's own page: every value in full
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
 
 
-def feature_body(feature: dict[str, Any], wkt: str | None = None) -> str:
-    """One feature: its geometry as WKT (`wkt`; None: no geometry) and its properties as a table (an
-    http(s) source URL as a link)."""
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{_value(k, v)}</td></tr>"
-                   for k, v in feature["properties"].items())
-    kind = (feature.get("geometry") or {}).get("type")
-    shape = "<p>No geometry.</p>" if wkt is None else geometry(wkt, kind, unfolded=True)
-    return f"<h2>Geometry</h2>{shape}<h2>Properties</h2><table>{rows}</table>"
+def kind(name: str, value: object) -> str:
+    """How a value is shown: money, date, link, rtl, history, sources, list, object, number or text."""
+    if value is None:
+        return "none"
+    if name == "status_history" and isinstance(value, list):
+        return "history"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return "sources" if name == "sources" else "records"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, bool):
+        return "text"
+    if isinstance(value, int | float):
+        return "money" if name.endswith("_usd") else "number"
+    if name in RTL:
+        return "rtl"
+    if is_link(value):
+        return "link"
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return "date"
+    return "text"
+
+
+def field(name: str, value: object, titles: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One property as the pages show it: name, label, how to show it, value, language."""
+    return {"name": name, "label": label(name, titles), "kind": kind(name, value), "value": value,
+            "lang": RTL.get(name, "")}
+
+
+def fields(properties: Mapping[str, Any], titles: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """A feature's properties as the pages show them, in their order."""
+    return [field(name, value, titles) for name, value in properties.items()]
+
+
+def environment() -> Jinja2Templates:
+    """The templates, with autoescaping on and the filters above."""
+    templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                                                trim_blocks=True,
+                                                lstrip_blocks=True))
+    env = templates.env
+    env.filters.update(money=money, exact_money=exact_money, date_text=date_text, href=href,
+                       label=label, script_json=lambda v: Markup(script_json(v)))
+    env.globals.update(assets_url=assets.url, is_link=is_link, kind=kind)
+    return templates
+
+
+_TEMPLATES = functools.cache(environment)
+
+
+def render(name: str, **context: Any) -> str:
+    """A page from its template."""
+    context.setdefault("map_data", None)  # no map on the page: no Leaflet, no script
+    context.setdefault("links", [])
+    return _TEMPLATES().get_template(name).render(**context, style=STYLE)
+
+
+def respond(name: str, headers: Mapping[str, str] | None = None, **context: Any) -> HTMLResponse:
+    """A page from its template as a response."""
+    return HTMLResponse(render(name, **context), headers=dict(headers or {}))
+
+
+def feature_body(feature: Mapping[str, Any], wkt: str | None = None,
+                 titles: Mapping[str, str] | None = None) -> str:
+    """One feature's fields as a description list, and its geometry as WKT (`wkt`; None: none)."""
+    return _TEMPLATES().get_template("fields.html").render(
+        fields=fields(feature["properties"], titles), wkt=wkt,
+        geometry_type=(feature.get("geometry") or {}).get("type"))
+
+
+def map_feature(fid: object, geometry: object, properties: Mapping[str, Any], link: str) -> dict[str, Any]:
+    """A feature for the page's map (geo/static/app/views.js): its CRS84 geometry, name, status, link."""
+    return {"type": "Feature", "id": fid, "geometry": geometry,
+            "properties": {"name": str(properties.get("name") or fid), "status": properties.get("status"),
+                           "href": link}}
+
+
+def map_data(features: list[dict[str, Any]], bbox: list[float] | None = None) -> dict[str, Any]:
+    """The page's map data block: its features and, for a collection's page, the extent to outline."""
+    return {"features": {"type": "FeatureCollection", "features": features}, "bbox": bbox,
+            "colours": dict(STATUS_COLOURS)}

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from html import escape
 from typing import Annotated, Any
-from urllib.parse import unquote_plus, urlencode
+from urllib.parse import quote, unquote_plus, urlencode
 
+import orjson
 import shapely
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
-from geo import html
+from geo import html, stats
 from geo.catalogue import Catalogue, Collection, Page
 from geo.crs import CONTENT_CRS_HEADER, URIS, CrsParam, feature_bytes, features_page, to_crs
 from geo.crs import parse as parse_crs
@@ -240,18 +240,15 @@ async def items(
                     else table.features[i] for i in chosen]
         wkts = [None if w is None else str(w)
                 for w in shapely.to_wkt(to_crs(table.geometries[chosen], target), rounding_precision=-1)]
-        nav = "".join(f'<a href="{html.safe_href(ln["href"])}">{escape(ln["rel"])}</a> ' for ln in links[3:])
-        first = page.offset + 1 if len(chosen) else 0
-        body = (f"<p>{page.matched} features match; showing {len(chosen)} from {first}.</p><p>{nav}</p>"
-                + html.features_table(features, f"{base}{request.url.path}", wkts)
-                + html.link_list(links))
-        return HTMLResponse(html.page(f"{coll.title}: items", body), headers=headers)
+        shapes = table.geometries[chosen]
+        return html.respond("items.html", headers, **_items_view(request, coll, page, features, wkts, shapes,
+                                                                   base, links))
     extra = {"numberMatched": page.matched, "numberReturned": len(chosen), "links": links}
     return GeoJSONResponse(features_page(table, chosen, extra, filters.properties, target), headers=headers)
 
 
 @router.get("/", summary="Landing page", responses={**HTML_OR_JSON, **problem_responses(304, 400)})
-async def landing(request: Request, f: FormatParam = None) -> Response:
+async def landing(request: Request, catalogue: CatalogueDep, f: FormatParam = None) -> Response:
     """The landing page: what this service is and where to go next."""
     base = base_url(request)
     links = [
@@ -270,9 +267,8 @@ async def landing(request: Request, f: FormatParam = None) -> Response:
     description = ("Provinces, the Salang Pass tunnels and proposed infrastructure projects in "
                    "Afghanistan, served as OGC API - Features and as a web map.")
     if html.wants_html(request, f):
-        body = (f"<p>{escape(description)}</p><p><a href=\"{base}/map\">Open the web map</a></p>"
-                + html.link_list(links))
-        return HTMLResponse(html.page(title, body))
+        return html.respond("landing.html", title=title, description=description, base=base, links=links,
+                            **_landing_view(catalogue))
     return JSONResponse({"title": title, "description": description, "links": links})
 
 
@@ -281,8 +277,11 @@ async def landing(request: Request, f: FormatParam = None) -> Response:
 async def conformance(request: Request, f: FormatParam = None) -> Response:
     """The conformance classes this service implements (and tests)."""
     if html.wants_html(request, f):
-        items = "".join(f"<li><code>{escape(c)}</code></li>" for c in CONFORMANCE)
-        return HTMLResponse(html.page("Conformance", f"<ul>{items}</ul>"))
+        base = base_url(request)
+        links = [{"href": f"{base}/conformance", "rel": "alternate", "type": "application/json",
+                  "title": "This document as JSON"}]
+        return html.respond("conformance.html", title="Conformance", base=base, classes=CONFORMANCE,
+                            links=links)
     return JSONResponse({"conformsTo": CONFORMANCE})
 
 
@@ -409,8 +408,9 @@ async def collections(request: Request, catalogue: CatalogueDep, f: FormatParam 
         links = [{"href": f"{base}/collections", "rel": "self", "type": "application/json",
                   "title": "The collections"}, _alternate(f"{base}/collections")]
         if as_html:
-            return HTMLResponse(html.page("Collections", html.collections_body(
-                docs, f"{base}/collections", links)))
+            views = [_collection_view(doc, tables[doc["id"]]) for doc in docs]
+            return html.respond("collections.html", title="Collections", base=base, links=links,
+                                collections=views, formats=list(MEDIA_TYPES))
         return JSONResponse({
             "links": links,
             "crs": list(URIS),
@@ -432,8 +432,11 @@ async def collection(request: Request, coll: CollectionDep, f: FormatParam = Non
     def make() -> Response:
         doc = collection_doc(coll, base, table)
         if as_html:
-            body = html.collection_body(doc, f"{base}/collections/{coll.id}")
-            return HTMLResponse(html.page(coll.title, body))
+            view = _collection_view(doc, table)
+            queryables = coll.queryables_of(table) if table is not None else ()
+            return html.respond("collection.html", title=coll.title, base=base, c=view, links=doc["links"],
+                                queryables=queryables, formats=list(MEDIA_TYPES),
+                                map_data=html.map_data([], doc["extent"]["spatial"]["bbox"][0]))
         return JSONResponse(doc)
     return _answer(request, etag, None if table is None else table.modified, make)
 
@@ -472,10 +475,124 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
             shape = to_crs(table.geometries[[index]], target)[0]
             wkt = None if shape is None else str(shapely.to_wkt(shape, rounding_precision=-1))
             page_links = [*_self_and_alternate(request, base, True, "This feature"), links[2]]
-            page = html.feature_body(feature, wkt) + html.link_list(page_links)
-            return HTMLResponse(html.page(str(feature["properties"].get("name") or feature_id), page))
+            return html.respond("item.html", **_item_view(coll, feature, table.geometries[[index]], wkt, base,
+                                                          page_links))
         # Splice the links into the cached encoding rather than re-serialising the feature.
         body = feature_bytes(table, index, target)[:-1] + b',"links":' + JSONResponse(links).body + b"}"
         return GeoJSONResponse(body, headers={"Content-Crs": target.header})
     return _answer(request, etag, table.modified, make)
 
+
+
+# ---------------------------------------------------------------- the HTML views' contents
+
+# The page sizes the items page offers (and the current one, when it is another).
+PAGE_SIZES = (10, 25, 50, 100, 500)
+
+
+def _titles(coll: Collection) -> dict[str, str]:
+    """Property name -> title, from the collection's declared schema (none for inferred ones)."""
+    return {p.name: p.title for p in coll.schema.properties if p.title} if coll.schema is not None else {}
+
+
+def _geojson(geometries: Any) -> list[Any]:
+    """CRS84 shapes as GeoJSON geometries (None stays None), for the page's map."""
+    return [None if g is None else orjson.loads(g) for g in shapely.to_geojson(geometries)]
+
+
+def _selects(request: Request, coll: Collection) -> list[dict[str, Any]]:
+    """The filter form's drop-downs: one per filter field of the schema, with its vocabulary."""
+    if coll.schema is None:
+        return []
+    out = []
+    for prop in coll.schema.filters():
+        if prop.filterable is not None and prop.filterable.values_of == "provinces":
+            names = request.app.state.catalogue.province_names()
+            options = [{"value": code, "label": f"{name} ({code})"}
+                       for code, name in sorted(names.items(), key=lambda kv: kv[1])]
+        else:
+            options = [{"value": v, "label": v.replace("_", " ").capitalize()} for v in prop.enum]
+        current = request.query_params.get(prop.name, "")
+        if current and current not in {o["value"] for o in options}:
+            options.insert(0, {"value": current, "label": current})  # a list (a,b) as it was asked
+        out.append({"name": prop.name, "label": prop.title or prop.name, "options": options,
+                    "current": current})
+    return out
+
+
+def _items_view(request: Request, coll: Collection, page: Page, features: list[dict[str, Any]],
+                wkts: list[str | None], shapes: Any, base: str,
+                links: list[dict[str, Any]]) -> dict[str, Any]:
+    """What items.html shows: the map, the filter form, the paging links and the table."""
+    path = f"{base}{request.url.path}"
+    titles = _titles(coll)
+    names: list[str] = []
+    for feature in features:
+        names += [key for key in feature["properties"] if key not in names]
+    hrefs = [f"{path}/{quote(str(f['id']), safe='')}?f=html" for f in features]
+    rows = [{"id": f["id"], "href": link, "wkt": wkt, "geometry_type": (f.get("geometry") or {}).get("type"),
+             "cells": [html.field(n, f["properties"].get(n)) for n in names]}
+            for f, wkt, link in zip(features, wkts, hrefs, strict=True)]
+    selects = _selects(request, coll)
+    in_form = {"f", "offset", "limit", "bbox", *(s["name"] for s in selects)}
+    others = _without_paging(request.url.query)
+    prefix = f"{path}?" + (others + "&" if others else "")
+    by_rel = {ln["rel"]: ln["href"] for ln in links}
+    sizes = sorted({*PAGE_SIZES, page.limit})
+    map_features = [html.map_feature(f["id"], g, f["properties"], link)
+                    for f, g, link in zip(features, _geojson(shapes), hrefs, strict=True)]
+    return {
+        "title": f"{coll.title}: items", "base": base, "coll": coll, "links": links,
+        "matched": page.matched, "returned": len(features), "first": page.offset + 1, "limit": page.limit,
+        "action": path, "selects": selects, "bbox": request.query_params.get("bbox", ""), "sizes": sizes,
+        "hidden": [(k, v) for k, v in request.query_params.multi_items() if k not in in_form],
+        "nav": {"first": f"{prefix}offset=0&limit={page.limit}" if page.offset > 0 else None,
+                "prev": by_rel.get("prev"), "next": by_rel.get("next")},
+        "columns": [{"name": n, "label": html.label(n, titles)} for n in names], "rows": rows,
+        "map_data": html.map_data(map_features),
+    }
+
+
+def _landing_view(catalogue: Catalogue) -> dict[str, Any]:
+    """What landing.html shows: each layer with its count, projects by status, the latest changes."""
+    tables = _tables(catalogue)
+    layers = [{"id": cid, "title": c.title, "description": c.description,
+               "count": None if tables[cid] is None else len(tables[cid] or ())}
+              for cid, c in catalogue.collections.items()]
+    projects = tables.get("projects")
+    statuses: list[dict[str, Any]] = []
+    latest: list[dict[str, Any]] = []
+    if projects is not None:
+        figures, _ = stats.collect(catalogue, Filters())
+        statuses = [{"status": name, "count": f["count"]} for name, f in figures["by_status"].items()]
+        # The most recently changed first: ISO 8601 UTC timestamps sort as text.
+        order = sorted(range(len(projects)), reverse=True,
+                       key=lambda i: str(projects.features[i]["properties"].get("updated_at") or ""))
+        latest = [{"id": projects.ids[i], **projects.features[i]["properties"]} for i in order[:5]]
+    return {"layers": layers, "statuses": statuses, "latest": latest, "formats": list(MEDIA_TYPES)}
+
+
+def _collection_view(doc: dict[str, Any], table: FeatureTable | None) -> dict[str, Any]:
+    """One collection's facts for collections.html and collection.html."""
+    west, south, east, north = doc["extent"]["spatial"]["bbox"][0]
+    interval = doc["extent"].get("temporal", {}).get("interval", [[None, None]])[0]
+    modified = table.modified.isoformat() if table is not None and table.modified is not None else None
+    return {"doc": doc, "count": None if table is None else len(table), "modified": modified,
+            "extent_text": f"{west:.4f}° to {east:.4f}° east, {south:.4f}° to {north:.4f}° north",
+            "interval": " to ".join(v or "open" for v in interval) if any(interval) else ""}
+
+
+def _item_view(coll: Collection, feature: dict[str, Any], shapes: Any, wkt: str | None, base: str,
+               links: list[dict[str, Any]]) -> dict[str, Any]:
+    """What item.html shows: the map, every field by label, the alternative names, the downloads."""
+    props = feature["properties"]
+    fid = str(feature["id"])
+    href = f"{base}/collections/{coll.id}/items/{quote(fid, safe='')}"
+    fields = html.fields(props, _titles(coll))
+    return {
+        "title": str(props.get("name") or fid), "base": base, "coll": coll, "links": links,
+        "fields": fields, "names": [f for f in fields if f["kind"] == "rtl"], "wkt": wkt,
+        "geometry_type": (feature.get("geometry") or {}).get("type"), "formats": list(MEDIA_TYPES),
+        "json_href": f"{href}?f=json", "map_href": f"{base}/map?{urlencode({'focus': fid})}",
+        "map_data": html.map_data([html.map_feature(fid, _geojson(shapes)[0], props, f"{href}?f=html")]),
+    }

@@ -8,11 +8,10 @@ derived from the pydantic models for projects (geo/models.py), inferred from the
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
 from geo import html
 from geo.catalogue import Collection
@@ -46,18 +45,6 @@ def _answer(request: Request, etag: str, table: FeatureTable, make: Callable[[],
     return response
 
 
-def _schema_html(doc: dict[str, Any]) -> str:
-    """The schema as a table: one row per property with its type, format, role and whether it is read-only."""
-    rows = "".join(
-        f"<tr><td><code>{escape(name)}</code></td><td>{escape(str(p.get('title', '')))}</td>"
-        f"<td>{escape(str(p.get('type', '')))}</td><td>{escape(str(p.get('format', '')))}</td>"
-        f"<td>{escape(str(p.get('x-ogc-role', '')))}</td><td>{'yes' if p.get('readOnly') else ''}</td></tr>"
-        for name, p in doc["properties"].items())
-    head = "".join(f"<th>{h}</th>" for h in ("property", "title", "type", "format", "role", "read-only"))
-    return (f"<p>{escape(doc['description'])}</p><table><tr>{head}</tr>{rows}</table>"
-            f'<p><a href="{escape(doc["$id"])}?f=json">This schema as JSON Schema</a></p>')
-
-
 @router.get("/collections/{collection_id}/schema", summary="The schema of a collection's features",
             responses={200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}},
                                          "text/html": {"schema": {"type": "string"}}}},
@@ -74,7 +61,8 @@ async def schema(request: Request, coll: CollectionDep, f: FormatParam = None) -
         doc = schema_document(coll.title, coll.description, schema_of(coll, table), href,
                               temporal=coll.temporal, editable=coll.editable)
         if as_html:
-            return HTMLResponse(html.page(f"{coll.title}: schema", _schema_html(doc)))
+            base = base_url(request)
+            return html.respond("schema.html", title=f"{coll.title}: schema", base=base, doc=doc, links=[])
         return JSONResponse(doc, media_type=SCHEMA_JSON)
     return _answer(request, etag, table, make)
 
