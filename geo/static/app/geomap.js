@@ -302,6 +302,21 @@
     });
   };
 
+  // `/map?focus=<id>` (the link on an item's HTML page): that project's card, or that Salang tunnel or
+  // province framed.
+  GeoMapView.prototype.focus = function () {
+    var id = new URLSearchParams(window.location.search).get("focus"), map = this.map;
+    if (!id || this.openProject(id)) return;
+    [this.salangLayer, this.provinceLayer].forEach(function (group) {
+      if (group) group.eachLayer(function (layer) {
+        if (id && layer.feature && String(layer.feature.id) === id && layer.getBounds) {
+          map.fitBounds(layer.getBounds(), {padding: [40, 40], maxZoom: 12});
+          id = null;
+        }
+      });
+    });
+  };
+
   GeoMapView.prototype.openProject = function (id) {
     var layer = this.markers[String(id)], map = this.map;
     if (!layer) return false;
@@ -736,7 +751,7 @@
       this.source.provinces().then(function (f) { self.showProvinces(f); }),
       this.source.salang().then(function (f) { self.showSalang(f); })
     ]).then(function () { self.state.layers = true; }).catch(function (error) { self.fail(error); });
-    return Promise.all([base, this.reload()]);
+    return Promise.all([base, this.reload()]).then(function () { self.focus(); });
   };
 
   window.GeoMap = {
