@@ -57,8 +57,10 @@ M_PER_DEG_LAT = 110_932.0
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[TestClient]:
-    """One app for the many transition cases (each makes its own project, of its own name)."""
-    settings = workspace(tmp_path_factory.mktemp("workflow"), provinces_cache, api_keys=KEY)
+    """One app for the many transition cases (each makes its own project, of its own name); they write
+    faster than the default rate per key (bursts of 100), so without one."""
+    settings = workspace(tmp_path_factory.mktemp("workflow"), provinces_cache, api_keys=KEY,
+                         write_rate_per_key=0)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
