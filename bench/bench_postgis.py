@@ -54,6 +54,8 @@ from bench.synth import bench_settings, synthetic_projects, write_store  # noqa:
 from tests.pg import database_url, with_schema  # noqa: E402
 
 ITEMS = "/collections/projects/items"
+# Every POST sends the same body: `duplicate=allow` says it is meant (geo/duplicates.py's guard).
+POSTS_TO = f"{ITEMS}?duplicate=allow"
 POSTS, BATCHES = 1000, 10
 WRK_TURNS, WRK_TURN_S, READ_S = 2, 3, 3
 VISIBILITY_WRITES = 200
@@ -112,7 +114,7 @@ def wrk_posts(ports: list[int], seconds: int, connections: int) -> float:
         script.write(WRK_POST % (BODY.decode(), KEY))
         script.flush()
         runs = [subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name,
-                                  f"http://127.0.0.1:{port}{ITEMS}"], stdout=subprocess.PIPE, text=True)
+                                  f"http://127.0.0.1:{port}{POSTS_TO}"], stdout=subprocess.PIPE, text=True)
                 for port in ports]
         outs = [run.communicate()[0] for run in runs]
     total = 0.0
@@ -130,7 +132,7 @@ def measure(ports: dict[str, int]) -> dict[str, dict[str, float]]:
     latencies: dict[str, list[float]] = {name: [] for name in ports}
     for _ in range(BATCHES):
         for name, port in ports.items():
-            latencies[name] += post_latencies(port, ITEMS, POSTS // BATCHES)
+            latencies[name] += post_latencies(port, POSTS_TO, POSTS // BATCHES)
     rates: dict[str, list[float]] = {name: [] for name in ports}
     reads: dict[str, list[float]] = {name: [] for name in ports}
     for _ in range(WRK_TURNS):
@@ -150,7 +152,7 @@ def visibility(a: int, b: int, count: int) -> list[float]:
     delays: list[float] = []
     try:
         for _ in range(count):
-            post.request("POST", ITEMS, body=BODY, headers=HEADERS)
+            post.request("POST", POSTS_TO, body=BODY, headers=HEADERS)
             response = post.getresponse()
             created = response.read()
             acknowledged = time.perf_counter()
