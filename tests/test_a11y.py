@@ -40,6 +40,14 @@ OUTLINE = """() => ({
     .map(h => h.getAttribute('aria-level') ? Number(h.getAttribute('aria-level')) : Number(h.tagName[1])),
 })"""
 
+# The controls in the map's top left corner (zoom, search, measure, editor...) that the filter panel
+# (top right) overlaps.
+COVERED = """() => { const p = document.getElementById('geo-panel').getBoundingClientRect();
+  return Array.from(document.querySelectorAll('.leaflet-top.leaflet-left > .leaflet-control'))
+    .filter(c => { const r = c.getBoundingClientRect();
+      return r.right > p.left && r.left < p.right && r.bottom > p.top && r.top < p.bottom; })
+    .map(c => c.className); }"""
+
 
 def _axe_script() -> str:
     try:
@@ -153,6 +161,14 @@ def test_map_is_accessible_and_fits_a_phone(site: str, page: Any) -> None:
     _check(page, "/map")
     extra = _at_phone_width(page, f"{site}/map", MAP_READY)
     assert extra <= 0, f"/map: {extra} px wider than a {PHONE_WIDTH} px screen"
+    # On the phone the filter panel starts closed, so it covers none of the controls on the left (open,
+    # it covers the search box and the editor); one tap opens it.
+    toggle = page.locator(".geo-panel-toggle")
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert page.evaluate(COVERED) == []
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true" and page.locator(".geo-panel-body").is_visible()
+    assert page.evaluate(COVERED) != []  # what closing it on a phone avoids
     assert page.errors == [] and page.evaluate("() => window.__violations") == []
 
 

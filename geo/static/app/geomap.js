@@ -569,9 +569,13 @@
       options: {position: "topright"},
       onAdd: function () {
         var panel = el("div", {class: "geo-panel leaflet-bar", id: "geo-panel"});
+        // On a phone the open panel would cover the left-hand controls (the editor's among them): it
+        // starts closed there, one tap from open.
+        var narrow = window.matchMedia("(max-width: 480px)").matches;
         var toggle = el("button", {type: "button", class: "geo-panel-toggle", text: "Filters & downloads",
-                                   "aria-expanded": "true"});
+                                   "aria-expanded": String(!narrow)});
         var body = el("div", {class: "geo-panel-body"});
+        body.hidden = narrow;
         toggle.addEventListener("click", function () {
           var open = body.hidden;
           body.hidden = !open;
