@@ -1,4 +1,4 @@
-"""Read a JSON request body within the size limit and the time limit."""
+"""Read a request body within the size limit and the time limit (as bytes, or as JSON)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from geo.validation import parse_json
 JSON_TYPES = ("application/json", "application/geo+json", "application/merge-patch+json")
 
 
-async def read_json(request: Request, limit: int, timeout_s: float | None = None) -> Any:
-    """The parsed body; 413 past `limit` bytes (checked while streaming), 415 if not JSON, and 408 when
-    the whole body has not arrived within `timeout_s` (default: the app's GEO_BODY_TIMEOUT_S)."""
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media not in JSON_TYPES:
-        raise UnsupportedMediaType(f"Send the feature as JSON ({', '.join(JSON_TYPES)}), not {media!r}.")
+async def read_bytes(request: Request, limit: int, timeout_s: float | None = None, *, what: str = "body",
+                     setting: str = "") -> bytes:
+    """The body's bytes; 413 past `limit` bytes (checked while streaming, and first on a declared length),
+    and 408 when the whole body has not arrived within `timeout_s` (default: the app's GEO_BODY_TIMEOUT_S).
+
+    `what` names the body in the messages ("body", "file"); `setting`, the setting that sets the limit.
+    """
     declared = request.headers.get("content-length")
-    too_big = f"The body is larger than the limit of {limit:,} bytes."
+    too_big = f"The {what} is larger than the limit of {limit:,} bytes{f' ({setting})' if setting else ''}."
     if declared and declared.isascii() and declared.isdigit() and (
             len(declared) > 18 or int(declared) > limit):
         raise PayloadTooLarge(too_big)
@@ -40,9 +41,18 @@ async def read_json(request: Request, limit: int, timeout_s: float | None = None
                 chunks.append(chunk)
         except ClientDisconnect:
             # Nobody is left to answer; a problem (not a logged traceback) ends the request quietly.
-            raise InvalidInput("The client closed the connection before sending the whole body.") from None
+            raise InvalidInput(f"The client closed the connection before sending the whole {what}.") from None
     if deadline.cancelled_caught:
         # The rest of the body may still come: close the connection rather than read it as a request.
-        raise RequestTimeout(f"The request body did not arrive within {timeout_s:g} seconds.",
+        raise RequestTimeout(f"The request {what} did not arrive within {timeout_s:g} seconds.",
                              headers={"Connection": "close"})
-    return parse_json(b"".join(chunks))
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int, timeout_s: float | None = None) -> Any:
+    """The parsed body; 413 past `limit` bytes (checked while streaming), 415 if not JSON, and 408 when
+    the whole body has not arrived within `timeout_s` (default: the app's GEO_BODY_TIMEOUT_S)."""
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media not in JSON_TYPES:
+        raise UnsupportedMediaType(f"Send the feature as JSON ({', '.join(JSON_TYPES)}), not {media!r}.")
+    return parse_json(await read_bytes(request, limit, timeout_s))
