@@ -147,11 +147,14 @@ def test_html_view_is_accessible_and_fits_a_phone(site: str, page: Any, path: st
     headings in order, and does not scroll sideways at 375 px."""
     answer = page.goto(site + path)
     assert answer.status == 200 and "text/html" in answer.headers["content-type"]
+    # axe-core runs under the page's own policy (injected through DevTools, not a <script>).
+    assert "script-src" in answer.headers["content-security-policy"]
     page.wait_for_load_state("load")
     _check(page, path)
     extra = _at_phone_width(page, site + path)
     assert extra <= 0, f"{path}: {extra} px wider than a {PHONE_WIDTH} px screen"
-    assert page.errors == [] and page.evaluate("() => window.__violations") == []
+    assert page.errors == [], f"{path}: script errors {page.errors}"
+    assert page.evaluate("() => window.__violations") == [], f"{path}: refused by the page's CSP"
 
 
 def test_map_is_accessible_and_fits_a_phone(site: str, page: Any) -> None:
