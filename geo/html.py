@@ -188,7 +188,8 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+
 
 
 def kind(name: str, value: object) -> str:
-    """How a value is shown: money, date, link, rtl, history, sources, list, object, number or text."""
+    """How a value is shown: money, date, link, rtl, status, history, sources, records, list, object,
+    number or text."""
     if value is None:
         return "none"
     if name == "status_history" and isinstance(value, list):
@@ -205,6 +206,8 @@ def kind(name: str, value: object) -> str:
         return "money" if name.endswith("_usd") else "number"
     if name in RTL:
         return "rtl"
+    if name == "status" and isinstance(value, str):
+        return "status"
     if is_link(value):
         return "link"
     if isinstance(value, str) and _ISO_DATE.fullmatch(value):
@@ -265,7 +268,9 @@ def map_feature(fid: object, geometry: object, properties: Mapping[str, Any], li
                            "href": link}}
 
 
-def map_data(features: list[dict[str, Any]], bbox: list[float] | None = None) -> dict[str, Any]:
-    """The page's map data block: its features and, for a collection's page, the extent to outline."""
+def map_data(features: list[dict[str, Any]], bbox: list[float] | None = None,
+             outlines: list[Any] | None = None) -> dict[str, Any]:
+    """The page's map data block: its features, for a collection's page the extent to outline, and the
+    provinces' outlines to draw underneath (the pages have no basemap)."""
     return {"features": {"type": "FeatureCollection", "features": features}, "bbox": bbox,
-            "colours": dict(STATUS_COLOURS)}
+            "outlines": outlines or [], "colours": dict(STATUS_COLOURS)}

@@ -436,7 +436,8 @@ async def collection(request: Request, coll: CollectionDep, f: FormatParam = Non
             queryables = coll.queryables_of(table) if table is not None else ()
             return html.respond("collection.html", title=coll.title, base=base, c=view, links=doc["links"],
                                 queryables=queryables, formats=list(MEDIA_TYPES),
-                                map_data=html.map_data([], doc["extent"]["spatial"]["bbox"][0]))
+                                map_data=html.map_data([], doc["extent"]["spatial"]["bbox"][0],
+                                                       _outlines(request)))
         return JSONResponse(doc)
     return _answer(request, etag, None if table is None else table.modified, make)
 
@@ -475,8 +476,8 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
             shape = to_crs(table.geometries[[index]], target)[0]
             wkt = None if shape is None else str(shapely.to_wkt(shape, rounding_precision=-1))
             page_links = [*_self_and_alternate(request, base, True, "This feature"), links[2]]
-            return html.respond("item.html", **_item_view(coll, feature, table.geometries[[index]], wkt, base,
-                                                          page_links))
+            view = _item_view(request, coll, feature, table.geometries[[index]], wkt, base, page_links)
+            return html.respond("item.html", **view)
         # Splice the links into the cached encoding rather than re-serialising the feature.
         body = feature_bytes(table, index, target)[:-1] + b',"links":' + JSONResponse(links).body + b"}"
         return GeoJSONResponse(body, headers={"Content-Crs": target.header})
@@ -498,6 +499,22 @@ def _titles(coll: Collection) -> dict[str, str]:
 def _geojson(geometries: Any) -> list[Any]:
     """CRS84 shapes as GeoJSON geometries (None stays None), for the page's map."""
     return [None if g is None else orjson.loads(g) for g in shapely.to_geojson(geometries)]
+
+
+def _outlines(request: Request) -> list[Any]:
+    """The provinces' outlines, simplified to about 23 kB (kept per version of the layer), drawn under
+    the pages' maps in place of a basemap; none when the layer is unavailable."""
+    try:
+        table = request.app.state.catalogue.get("provinces").table()
+    except (LayerUnavailable, NotFound):
+        return []
+
+    def simplified() -> list[Any]:
+        # 0.02 degrees (about 2 km) is finer than a page's map shows the whole country at.
+        shapes = shapely.simplify(table.geometries, 0.02, preserve_topology=True)
+        return _geojson(shapely.set_precision(shapes, 0.001))
+    outlines: list[Any] = table.derived("html outlines", simplified)
+    return outlines
 
 
 def _selects(request: Request, coll: Collection) -> list[dict[str, Any]]:
@@ -549,7 +566,9 @@ def _items_view(request: Request, coll: Collection, page: Page, features: list[d
         "nav": {"first": f"{prefix}offset=0&limit={page.limit}" if page.offset > 0 else None,
                 "prev": by_rel.get("prev"), "next": by_rel.get("next")},
         "columns": [{"name": n, "label": html.label(n, titles)} for n in names], "rows": rows,
-        "map_data": html.map_data(map_features),
+        # The provinces' own page draws the provinces: no outlines under them.
+        "map_data": html.map_data(map_features,
+                                  outlines=None if coll.id == "provinces" else _outlines(request)),
     }
 
 
@@ -582,8 +601,8 @@ def _collection_view(doc: dict[str, Any], table: FeatureTable | None) -> dict[st
             "interval": " to ".join(v or "open" for v in interval) if any(interval) else ""}
 
 
-def _item_view(coll: Collection, feature: dict[str, Any], shapes: Any, wkt: str | None, base: str,
-               links: list[dict[str, Any]]) -> dict[str, Any]:
+def _item_view(request: Request, coll: Collection, feature: dict[str, Any], shapes: Any, wkt: str | None,
+               base: str, links: list[dict[str, Any]]) -> dict[str, Any]:
     """What item.html shows: the map, every field by label, the alternative names, the downloads."""
     props = feature["properties"]
     fid = str(feature["id"])
@@ -594,5 +613,6 @@ def _item_view(coll: Collection, feature: dict[str, Any], shapes: Any, wkt: str 
         "fields": fields, "names": [f for f in fields if f["kind"] == "rtl"], "wkt": wkt,
         "geometry_type": (feature.get("geometry") or {}).get("type"), "formats": list(MEDIA_TYPES),
         "json_href": f"{href}?f=json", "map_href": f"{base}/map?{urlencode({'focus': fid})}",
-        "map_data": html.map_data([html.map_feature(fid, _geojson(shapes)[0], props, f"{href}?f=html")]),
+        "map_data": html.map_data([html.map_feature(fid, _geojson(shapes)[0], props, f"{href}?f=html")],
+                                  outlines=_outlines(request)),
     }

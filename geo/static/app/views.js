@@ -3,6 +3,8 @@
 (function () {
   "use strict";
 
+  var AFGHANISTAN = [[29.3, 60.5], [38.5, 74.9]];
+
   function data() {
     var element = document.getElementById("view-data");
     return element ? JSON.parse(element.textContent) : null;
@@ -17,7 +19,16 @@
 
   function draw(container, info) {
     var map = L.map(container, {preferCanvas: true, attributionControl: false, minZoom: 3, maxZoom: 18});
+    // A view before any layer: Leaflet cannot place a shape on a map with none. Afghanistan, which is also
+    // what a page with nothing to show keeps.
+    map.fitBounds(AFGHANISTAN);
     var colours = info.colours || {};
+    // The provinces' outlines stand in for a basemap: drawn first, under the features, not clickable.
+    if (info.outlines && info.outlines.length) {
+      L.geoJSON({type: "GeometryCollection", geometries: info.outlines.filter(Boolean)}, {
+        interactive: false, style: {color: "#8796a5", weight: 1, fillColor: "#fbfcfd", fillOpacity: 1}
+      }).addTo(map);
+    }
     var layer = L.geoJSON(info.features, {
       style: function (feature) {
         var colour = colours[feature.properties.status] || "#1f6fa8";
@@ -41,8 +52,8 @@
       L.rectangle(box, {color: "#0a58b5", weight: 2, fillOpacity: 0.08}).addTo(map);
       bounds = bounds.isValid() ? bounds.extend(box) : box;
     }
-    if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20], maxZoom: 12});
-    else map.fitBounds([[29.3, 60.5], [38.5, 74.9]]);  // Afghanistan, for a page with nothing to show
+    // A lone point is shown with its surroundings (zoom 9), not at street level.
+    if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20], maxZoom: 9});
     return {map: map, layer: layer};
   }
 
