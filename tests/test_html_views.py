@@ -311,8 +311,7 @@ def test_pages_fit_a_375_pixel_screen(site: str, browser: Any, kind: str) -> Non
     context = browser.new_context(viewport={"width": 375, "height": 740})
     try:
         page = context.new_page()
-        page.goto(site + KINDS[kind][0])
-        page.wait_for_load_state("load")
+        _open(page, site + KINDS[kind][0])
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
         if kind == "items":  # the wide table scrolls inside its own box
             assert page.evaluate("() => { const w = document.querySelector('.table-wrap');"

@@ -598,7 +598,8 @@ def _collection_view(doc: dict[str, Any], table: FeatureTable | None) -> dict[st
     modified = table.modified.isoformat() if table is not None and table.modified is not None else None
     return {"doc": doc, "count": None if table is None else len(table), "modified": modified,
             "extent_text": f"{west:.4f}° to {east:.4f}° east, {south:.4f}° to {north:.4f}° north",
-            "interval": " to ".join(v or "open" for v in interval) if any(interval) else ""}
+            "interval": " to ".join(html.date_text(v) if v else "open" for v in interval)
+                        if any(interval) else ""}
 
 
 def _item_view(request: Request, coll: Collection, feature: dict[str, Any], shapes: Any, wkt: str | None,

@@ -53,7 +53,7 @@
       bounds = bounds.isValid() ? bounds.extend(box) : box;
     }
     // A lone point is shown with its surroundings (zoom 9), not at street level.
-    if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20], maxZoom: 9});
+    if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20], maxZoom: 9, animate: false});
     return {map: map, layer: layer};
   }
 
