@@ -189,6 +189,18 @@ def test_map_editor_add_form_is_accessible(site: str, page: Any) -> None:
     assert page.errors == [] and page.evaluate("() => window.__violations") == []
 
 
+def test_map_measure_panel_is_accessible(site: str, page: Any) -> None:
+    """leaflet-measure's panel, open (the pointer over it), passes axe-core: its link is in a list item
+    and its title a level-2 heading (both patched, geo/web/vendorpatch.py)."""
+    page.goto(f"{site}/map")
+    page.wait_for_function(MAP_READY, timeout=20_000)
+    # The panel opens under the pointer and hides the toggle: no wait for the toggle to be clickable.
+    page.locator(".leaflet-control-measure-toggle").hover(force=True)
+    page.locator(".leaflet-control-measure .js-start").wait_for()
+    assert page.evaluate(OUTLINE)["levels"] == [1, 2]
+    _check(page, "/map, measure panel")
+
+
 def test_map_project_card_is_accessible(site: str, page: Any) -> None:
     """The card of the shipped Second Salang Tunnel, open on the map, passes axe-core and is a level-2
     heading under the page's h1."""

@@ -7,7 +7,8 @@ file starts with PATCHED and is left alone). Why (see geo/static/vendor/README.m
 - leaflet-measure 2.1.7 compiles its five underscore templates in the browser with `new Function`,
   which a Content-Security-Policy without 'unsafe-eval' forbids: they are compiled here instead. It also
   hides its panels with a style attribute, which a policy without 'unsafe-inline' styles ignores: it
-  sets the style property instead.
+  sets the style property instead. For axe-core (tests/test_a11y.py), its start prompt's link gets the
+  list item its list lacked, and its h3 titles are level-2 headings (the map's h1 has no h2 before them).
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ SEARCH_NOTE = ("/* PATCHED for this service (see ../../README.md): _createTip an
 MEASURE_NOTE = ("/* PATCHED for this service (see ../../README.md and geo/web/vendorpatch.py): the "
                 "five\n * underscore templates are precompiled functions, so the plugin needs no "
                 "'unsafe-eval', and panels\n * are hidden through the style property, not a style "
-                "attribute. */\n")
-MEASURE_FIXES = (('a.setAttribute("style","display:none;")', 'a.style.display="none"'),)
+                "attribute. For accessibility, the start prompt's link is in a list\n * item and the "
+                "titles (h3) are level-2 headings. */\n")
+# The last two (accessibility, axe-core's rule `list`, serious): the start prompt's link sits in its
+# list without a list item.
+MEASURE_FIXES = (('a.setAttribute("style","display:none;")', 'a.style.display="none"'),
+                 ('<ul class=\\"tasks\\">\\n      <a href=', '<ul class=\\"tasks\\">\\n      <li><a href='),
+                 ('</a>\\n    </ul>\\n  </div>\\n  <div class=\\"js-measuringprompt',
+                  '</a></li>\\n    </ul>\\n  </div>\\n  <div class=\\"js-measuringprompt'))
+# Its panels' and popups' titles are h3 elements: level-2 headings under the page's h1 (axe-core:
+# heading-order), with the tag, so the plugin's styles, kept.
+MEASURE_HEADING = ("<h3>", '<h3 aria-level=\\"2\\">', 5)
 SEARCH_FIXES = (('d=a.DomUtil.create("li",""),d.innerHTML=b', 'd=a.DomUtil.create("li",""),d.textContent=b'),
                 ("this._alert.innerHTML=a", "this._alert.textContent=a"))
 
@@ -98,7 +108,11 @@ def patch_measure(source: str, call: str = "c.template(") -> str:
         at = end + 1
     if not pieces:
         raise ValueError("no template call found")
-    return MEASURE_NOTE + _replace_once("".join(pieces) + source[at:], MEASURE_FIXES)
+    patched = _replace_once("".join(pieces) + source[at:], MEASURE_FIXES)
+    old, new, times = MEASURE_HEADING
+    if patched.count(old) != times:
+        raise ValueError(f"expected {old!r} {times} times")
+    return MEASURE_NOTE + patched.replace(old, new)
 
 
 def _replace_once(source: str, fixes: tuple[tuple[str, str], ...]) -> str:
