@@ -364,3 +364,23 @@ def test_hostile_text_stays_text(site: str, browser: Any) -> None:
             assert HOSTILE in page.locator("main").inner_text()
             assert page.locator("main img, a[href^='javascript' i], [onerror]").count() == 0
             _clean(page)
+
+
+@pytest.mark.parametrize(("fid", "kind"), [("html-views-1", "project"), ("salang-tunnel", "salang")])
+def test_item_page_links_to_the_map_centred_on_it(site: str, browser: Any, fid: str, kind: str) -> None:
+    collection = "projects" if kind == "project" else "salang"
+    with recording_page(browser) as page:
+        _open(page, f"{site}/collections/{collection}/items/{fid}?f=html")
+        page.locator("a", has_text="Show on the web map").click()
+        page.wait_for_load_state("load")
+        assert urlsplit(page.url).path == "/map"
+        page.wait_for_function("() => window.GeoMap && GeoMap.started")
+        page.evaluate("() => GeoMap.started")
+        view = "GeoMap.view.map"
+        if kind == "project":  # the project's card opens
+            page.wait_for_selector(".leaflet-popup", state="visible")
+            assert "Clinic" in page.locator(".leaflet-popup").inner_text()
+        else:  # the tunnel is framed: its centre in view, closer than the whole country
+            page.wait_for_function(f"() => {view}.getZoom() >= 10")
+            assert page.evaluate(f"() => {view}.getBounds().contains([35.322, 69.027])")
+        assert page.errors == []

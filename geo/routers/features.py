@@ -584,10 +584,15 @@ def _landing_view(catalogue: Catalogue) -> dict[str, Any]:
     if projects is not None:
         figures, _ = stats.collect(catalogue, Filters())
         statuses = [{"status": name, "count": f["count"]} for name, f in figures["by_status"].items()]
-        # The most recently changed first: ISO 8601 UTC timestamps sort as text.
-        order = sorted(range(len(projects)), reverse=True,
-                       key=lambda i: str(projects.features[i]["properties"].get("updated_at") or ""))
-        latest = [{"id": projects.ids[i], **projects.features[i]["properties"]} for i in order[:5]]
+        table = projects
+
+        def newest() -> list[dict[str, Any]]:
+            # The most recently changed first: ISO 8601 UTC timestamps sort as text. Kept per version:
+            # this decodes every project.
+            order = sorted(range(len(table)), reverse=True,
+                           key=lambda i: str(table.features[i]["properties"].get("updated_at") or ""))
+            return [{"id": table.ids[i], **table.features[i]["properties"]} for i in order[:5]]
+        latest = projects.derived("html latest", newest)
     return {"layers": layers, "statuses": statuses, "latest": latest, "formats": list(MEDIA_TYPES)}
 
 

@@ -304,9 +304,16 @@
 
   // `/map?focus=<id>` (the link on an item's HTML page): that project's card, or that Salang tunnel or
   // province framed.
-  GeoMapView.prototype.focus = function () {
-    var id = new URLSearchParams(window.location.search).get("focus"), map = this.map;
-    if (!id || this.openProject(id)) return;
+  GeoMapView.prototype.focus = function (id) {
+    var self = this, map = this.map;
+    if (!id) return;
+    // The country's framing (fitCountry) may still be panning: a card opened now would close when the
+    // clusters redraw at its end. Leaflet has no public "moving" flag; _panAnim is its pan animation.
+    if (map._panAnim && map._panAnim._inProgress) {
+      map.once("moveend", function () { self.focus(id); });
+      return;
+    }
+    if (this.openProject(id)) return;
     [this.salangLayer, this.provinceLayer].forEach(function (group) {
       if (group) group.eachLayer(function (layer) {
         if (id && layer.feature && String(layer.feature.id) === id && layer.getBounds) {
@@ -755,7 +762,9 @@
       this.source.provinces().then(function (f) { self.showProvinces(f); }),
       this.source.salang().then(function (f) { self.showSalang(f); })
     ]).then(function () { self.state.layers = true; }).catch(function (error) { self.fail(error); });
-    return Promise.all([base, this.reload()]).then(function () { self.focus(); });
+    // Read before the first load, which rewrites the address with the filters (see reload).
+    var focus = new URLSearchParams(window.location.search).get("focus");
+    return Promise.all([base, this.reload()]).then(function () { self.focus(focus); });
   };
 
   window.GeoMap = {
