@@ -10,6 +10,7 @@ headings that never skip a level, and no horizontal scrolling on a 375-pixel-wid
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 import pytest
 
 from tests.browser import chromium, recording_page
-from tests.conftest import KEY, require, workspace
+from tests.conftest import KEY, ROOT, require, workspace
 from tests.server import live_server
 
 PHONE_WIDTH = 375
+# Screenshots of each page at phone width (ignored by git), for people to look at.
+ARTIFACTS = ROOT / "test-artifacts" / "a11y"
 BLOCKING = ("serious", "critical")
 MAP_READY = ("() => window.GeoMap && GeoMap.state && GeoMap.state.ready && GeoMap.state.layers "
              "&& GeoMap.state.errors.length === 0")
@@ -29,7 +32,10 @@ MAP_READY = ("() => window.GeoMap && GeoMap.state && GeoMap.state.ready && GeoMa
 PAGES = ("/?f=html", "/collections?f=html", "/collections/projects?f=html",
          "/collections/projects/items?f=html", "/collections/projects/items/salang-tunnel-2?f=html",
          "/collections/salang/items/salang-tunnel?f=html", "/collections/provinces/items",
-         "/conformance?f=html")
+         "/conformance?f=html",
+         # Beyond the brief's list: a filtered second page (paging links), a province, a schema.
+         "/collections/projects/items?f=html&status=proposed,under_construction&limit=1&offset=1",
+         "/collections/provinces/items/AF-BAL?f=html", "/collections/projects/schema?f=html")
 # The rendered headings' levels in document order (aria-level overrides the tag's), and what the page
 # says its language is. Headings not rendered (display: none, hidden, as in closed panels) are not in
 # the accessibility tree, so not in the outline a screen reader reads.
@@ -138,6 +144,10 @@ def _at_phone_width(page: Any, url: str, ready: str | None = None) -> int:
     if ready:
         page.wait_for_function(ready, timeout=20_000)
     assert page.evaluate("() => window.innerWidth") == PHONE_WIDTH
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = url.split("//", 1)[1].split("/", 1)[1].replace("f=html", "")
+    name = re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-") or "landing"
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{PHONE_WIDTH}.png"), full_page=True)
     return overflow(page)
 
 
