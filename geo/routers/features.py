@@ -501,6 +501,13 @@ def _geojson(geometries: Any) -> list[Any]:
     return [None if g is None else orjson.loads(g) for g in shapely.to_geojson(geometries)]
 
 
+def _for_display(shapes: Any) -> Any:
+    """Shapes for a page's small map: about 100 m of detail (0.001 degrees), which the map cannot show
+    finer at the zoom a page of features is framed at; it halves the provinces' page. The table's WKT
+    keeps every vertex."""
+    return shapely.set_precision(shapely.simplify(shapes, 0.001, preserve_topology=True), 1e-5)
+
+
 def _outlines(request: Request) -> list[Any]:
     """The provinces' outlines, simplified to about 23 kB (kept per version of the layer), drawn under
     the pages' maps in place of a basemap; none when the layer is unavailable."""
@@ -557,7 +564,7 @@ def _items_view(request: Request, coll: Collection, page: Page, features: list[d
     by_rel = {ln["rel"]: ln["href"] for ln in links}
     sizes = sorted({*PAGE_SIZES, page.limit})
     map_features = [html.map_feature(f["id"], g, f["properties"], link)
-                    for f, g, link in zip(features, _geojson(shapes), hrefs, strict=True)]
+                    for f, g, link in zip(features, _geojson(_for_display(shapes)), hrefs, strict=True)]
     return {
         "title": f"{coll.title}: items", "base": base, "coll": coll, "links": links,
         "matched": page.matched, "returned": len(features), "first": page.offset + 1, "limit": page.limit,
