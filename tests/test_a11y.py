@@ -185,8 +185,9 @@ def test_map_is_accessible_and_fits_a_phone(site: str, page: Any) -> None:
     assert page.errors == [] and page.evaluate("() => window.__violations") == []
 
 
-def test_map_editor_add_form_is_accessible(site: str, page: Any) -> None:
-    """Signed in with a key and with the add form open, the map still passes axe-core."""
+def test_map_editor_dialogs_are_accessible(site: str, page: Any) -> None:
+    """Signed in with a key, the editor's dialogs pass axe-core: the key dialog, the add form, the
+    import dialog, and a project card with its actions and its status dialog."""
     page.goto(f"{site}/map")
     page.wait_for_function(MAP_READY + " && window.GeoEditor && GeoEditor.state", timeout=20_000)
     page.locator(".geo-edit-start").click()
@@ -196,6 +197,15 @@ def test_map_editor_add_form_is_accessible(site: str, page: Any) -> None:
     page.locator(".geo-edit-add").click()
     page.locator("#geo-project-form").wait_for()
     _check(page, "/map, add form")
+    page.keyboard.press("Escape")
+    page.locator(".geo-edit-import").click()
+    page.locator("dialog[open] input[type=file]").wait_for()
+    _check(page, "/map, import dialog")
+    page.keyboard.press("Escape")
+    _open_card(page, "salang-tunnel-2")
+    page.locator(".geo-act-status").click()
+    page.locator("dialog[open] select").first.wait_for()
+    _check(page, "/map, status dialog")
     assert page.errors == [] and page.evaluate("() => window.__violations") == []
 
 
@@ -211,18 +221,21 @@ def test_map_measure_panel_is_accessible(site: str, page: Any) -> None:
     _check(page, "/map, measure panel")
 
 
+def _open_card(page: Any, fid: str) -> None:
+    # The map is put at the project without animation first, as tests/test_map_editing.py does.
+    page.evaluate("""(id) => { const view = GeoMap.view, layer = view.markers[id];
+        const at = layer.getLatLng ? layer.getLatLng() : layer.getBounds().getCenter();
+        view.map.closePopup(); view.map.setView(at, 16, {animate: false}); view.openProject(id); }""", fid)
+    page.locator(".leaflet-popup-content .geo-card h4").wait_for()
+
+
 def test_map_project_card_is_accessible(site: str, page: Any) -> None:
     """The card of the shipped Second Salang Tunnel, open on the map, passes axe-core and is a level-2
     heading under the page's h1."""
     page.goto(f"{site}/map")
     page.wait_for_function(MAP_READY, timeout=20_000)
-    # Put the map at the project without animation first, as tests/test_map_editing.py does.
-    page.evaluate("""(id) => { const view = GeoMap.view, layer = view.markers[id];
-        const at = layer.getLatLng ? layer.getLatLng() : layer.getBounds().getCenter();
-        view.map.setView(at, 16, {animate: false}); view.openProject(id); }""", "salang-tunnel-2")
-    title = page.locator(".leaflet-popup-content .geo-card h4")
-    title.wait_for()
-    assert title.inner_text() == "Second Salang Tunnel"
+    _open_card(page, "salang-tunnel-2")
+    assert page.locator(".leaflet-popup-content .geo-card h4").inner_text() == "Second Salang Tunnel"
     assert page.evaluate(OUTLINE)["levels"][:2] == [1, 2]
     _check(page, "/map, project card")
 
