@@ -6,8 +6,10 @@ allows exactly the inline scripts and styles the page was rendered with, by thei
 rather than a per-response nonce, because those pages are cached (ETag, the page cache): a hash is the
 same for every copy of the page, a nonce would have to change the page on every response. Those pages
 carry no user text (the map fetches its data as JSON and shows it as text), so nothing a visitor sends
-can become one of the hashed scripts. Every other HTML page (geo/html.py) gets `HTML_POLICY`: no script
-at all, and only that module's one style element.
+can become one of the hashed scripts. Every other HTML page (geo/html.py and its templates) gets
+`HTML_POLICY`: scripts only from the service's own files (Leaflet, geo/static/app/views.js; no inline
+script: a page's map data sits in a JSON data block, which is not run), and only that module's one style
+element.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def page_policy(page: str, map_tiles: str = "none") -> str:
     return policy(scripts=scripts, styles=styles, images=[tiles] if tiles else [], connect=True)
 
 
-# Every other HTML page: geo/html.py's pages, which have one style element and no script.
+# Every other HTML page: geo/html.py's pages, which have one style element and no inline script.
 HTML_POLICY = policy(styles=[source_hash(html.STYLE)])
 
 
