@@ -747,12 +747,27 @@ class GeoJSONFileStore:
         never the new file with changes made to the old one (which would stop the next start).
         """
         j = s.journal
+        following = None
+        if j is not None and j.end > j.start:
+            following = Header(base=version, file=_stamp(st), gen=journal.new_gen(), continues=None,
+                               lineage=journal.new_gen(), shift=0).encode()
+        self._rename_pair(tmp, following)
+        if j is not None:
+            self._remove_journal()
+
+    def _rename_pair(self, tmp: Path, following: bytes | None) -> None:
+        """Under the write lock: rename the new store file `tmp` into place, with the journal that
+        continues it (`following`, its bytes; None: none).
+
+        The journal is written aside as `.journal.next` first, then the file is renamed, then the folder
+        is fsynced (which orders the two renames on disk), then `.journal.next` becomes the journal. A crash
+        between the renames leaves the new file with `.journal.next`, which the next holder of the lock
+        puts in place (see _reconcile); a failed rename of the file leaves the old file and no
+        `.journal.next`.
+        """
         nxt = journal.next_path(self._target)
-        moved = j is not None and j.end > j.start
-        if moved:
-            header = Header(base=version, file=_stamp(st), gen=journal.new_gen(), continues=None,
-                            lineage=journal.new_gen(), shift=0)
-            ntmp, _ = write_temporary(self._target, header.encode(), like=self.journal_path)
+        if following is not None:
+            ntmp, _ = write_temporary(self._target, following, like=self.journal_path)
             try:
                 os.replace(ntmp, nxt)
             except BaseException:
@@ -764,10 +779,8 @@ class GeoJSONFileStore:
             nxt.unlink(missing_ok=True)
             raise
         fsync_dir(self._target.parent)
-        if moved:
+        if following is not None:
             durable_rename(nxt, self.journal_path)
-        if j is not None:
-            self._remove_journal()
 
     # --- compaction ---
 
@@ -842,22 +855,7 @@ class GeoJSONFileStore:
                         continues=(j.header.gen, cut), lineage=j.header.lineage,
                         shift=j.header.shift + cut - j.start)
         head = header.encode()
-        nxt = journal.next_path(self._target)
-        ntmp, _ = write_temporary(self._target, head + tail, like=self.journal_path)
-        try:
-            os.replace(ntmp, nxt)
-        except BaseException:
-            ntmp.unlink(missing_ok=True)
-            raise
-        try:
-            os.replace(tmp, self._target)
-        except BaseException:
-            nxt.unlink(missing_ok=True)
-            raise
-        # From here the new file is in place: a crash leaves it with `nxt`, which the next holder of the
-        # lock renames (see _reconcile); the folder's fsync orders the two renames on disk.
-        fsync_dir(self._target.parent)
-        durable_rename(nxt, self.journal_path)
+        self._rename_pair(tmp, head + tail)
         opened = self._open_journal()
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         base_file = _Open(fd)
