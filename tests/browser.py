@@ -54,3 +54,17 @@ def recording_page(browser: Any, *, bypass_csp: bool = False, console_errors: bo
         yield page
     finally:
         context.close()
+
+
+@contextmanager
+def keyed_site(folder: Path, provinces_cache: Path) -> Iterator[str]:
+    """A real server in `folder` with one API key (so /map has its editor) and no basemap tiles (no
+    network), on a copy of the shipped store; yields its base URL, and fails on a traceback in its log."""
+    from tests.conftest import KEY, workspace
+    from tests.server import live_server
+
+    settings = workspace(folder, provinces_cache, api_keys=KEY, map_tiles="none")
+    log = folder / "server.log"
+    with live_server(settings, log=log) as url:
+        yield url
+    assert "Traceback" not in log.read_text()

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, recording_page
-from tests.conftest import KEY, ROOT, require, workspace
-from tests.server import live_server
+from tests.browser import chromium, keyed_site, recording_page
+from tests.conftest import KEY, ROOT, require
 
 PHONE_WIDTH = 375
 # Screenshots of each page at phone width (ignored by git), for people to look at.
@@ -66,13 +65,9 @@ def _axe_script() -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[str]:
-    """A real server with one API key (so /map has its editor) and no basemap tiles (no network)."""
-    folder = tmp_path_factory.mktemp("a11y")
-    settings = workspace(folder, provinces_cache, api_keys=KEY, map_tiles="none")
-    log = folder / "server.log"
-    with live_server(settings, log=log) as url:
+    """A real server with one API key and no basemap tiles (tests/browser.py keyed_site)."""
+    with keyed_site(tmp_path_factory.mktemp("a11y"), provinces_cache) as url:
         yield url
-    assert "Traceback" not in log.read_text()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 
 from geo.schema import PROJECT_SCHEMA
 from geo.web.page import MapOptions, edit_config, render_page
-from tests.browser import chromium, recording_page
+from tests.browser import chromium, keyed_site, recording_page
 from tests.conftest import AUTH, KEY, ROOT, point_feature, workspace
 from tests.server import live_server
 
@@ -74,13 +74,9 @@ def test_a_read_only_service_offers_no_editor(tmp_path: Path, provinces_cache: P
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[str]:
-    """A real server (no basemap tiles) with one API key, on a copy of the shipped store."""
-    folder = tmp_path_factory.mktemp("editing")
-    settings = workspace(folder, provinces_cache, api_keys=KEY, map_tiles="none")
-    log = folder / "server.log"
-    with live_server(settings, log=log) as url:
+    """A real server with one API key and no basemap tiles (tests/browser.py keyed_site)."""
+    with keyed_site(tmp_path_factory.mktemp("editing"), provinces_cache) as url:
         yield url
-    assert "Traceback" not in log.read_text()
 
 
 @pytest.fixture(scope="module")
