@@ -1969,7 +1969,8 @@ def _resource_endpoint(api: Api) -> None:
         path = f"/collections/projects/items/{fid}"
         assert api.send("PATCH", path, {"properties": {"status": "planned"}},
                         content_type=MERGE).status_code in (200, 204)
-        assert api.send("PUT", path, point_feature(name="Listed")).status_code in (200, 204)
+        # The status stays `planned`: going back to `proposed` is not an allowed transition (geo/workflow.py).
+        assert api.send("PUT", path, point_feature(name="Listed", status="planned")).status_code in (200, 204)
 
 
 def _province_of(api: Api, path: str) -> str:
