@@ -8,6 +8,7 @@ error and asked nothing of any host but the server.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from collections.abc import Iterator
@@ -355,8 +356,13 @@ def test_change_status_with_a_note_from_the_popup_appears_in_the_timeline(site: 
     timeline = _card(page).locator(".geo-timeline li")
     assert timeline.count() == 2
     assert "approved" in timeline.nth(1).inner_text()
-    note = timeline.nth(1).locator(".geo-note").inner_text()
+    note = timeline.nth(1).locator(".geo-note").first.inner_text()
     assert note == "Approved by the provincial council " + HOSTILE
+    # Who made it: the key's name (GEO_API_KEYS keys are env-key-<first 6 hex of its SHA-256>), never the key.
+    who = timeline.nth(1).locator(".geo-by").inner_text()
+    assert who.strip() == "by env-key-" + hashlib.sha256(KEY.encode()).hexdigest()[:6]
+    assert KEY not in timeline.nth(1).inner_text()
+    assert timeline.nth(1).locator("a").get_attribute("href") == "https://example.org/decision-42"
     assert page.locator("img[src=x]").count() == 0
     _clean(page, site)
 

@@ -245,7 +245,11 @@
         var item = el("li", {}, [swatch(cfg.statuses[step.status] || "#34495e", "geo-dot"),
                                  el("time", {text: String(step.at || "").slice(0, 10), datetime: step.at}),
                                  el("strong", {text: " " + label(step.status)})]);
+        // Who made the change (the key's name, never the key), why, and on what source.
+        if (step.by) item.appendChild(el("span", {class: "geo-by", text: " by " + step.by}));
         if (step.note) item.appendChild(el("div", {class: "geo-note", dir: "auto", text: step.note}));
+        var evidence = safeUrl(step.source);
+        if (evidence) item.appendChild(el("div", {class: "geo-note"}, [link(evidence, "Source of this change")]));
         return item;
       })));
     }
