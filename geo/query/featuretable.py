@@ -79,7 +79,7 @@ RECENT_OVERHEAD = 112
 _ABSENT = object()
 
 
-def _to_day(value: Any, end: bool = False) -> np.datetime64:
+def to_day(value: Any, end: bool = False) -> np.datetime64:
     """Parse a date or datetime property into a numpy instant; missing or bad values are NaT.
 
     A bare date stands for its first second, or for its last one when it ends an interval
@@ -111,7 +111,7 @@ def _typed(value: Any, kind: ScalarType) -> Any:
     if not isinstance(value, str):
         return None
     if kind == "date":
-        day = _to_day(value)
+        day = to_day(value)
         return None if np.isnat(day) else day.astype("datetime64[D]")
     try:
         stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -738,7 +738,7 @@ def _codes(vocabulary: Vocabulary, name: str, features: list[Feature]) -> npt.ND
 
 def _days(name: str, end: bool, features: list[Feature]) -> npt.NDArray[np.datetime64]:
     """Each feature's `name` as an instant (NaT: missing or unreadable)."""
-    return np.array([_to_day(f["properties"].get(name), end) for f in features], dtype="datetime64[s]")
+    return np.array([to_day(f["properties"].get(name), end) for f in features], dtype="datetime64[s]")
 
 
 def _renumbered(pending: dict[Hashable, _Pending], renumber: IntArray) -> dict[Hashable, _Pending]:

@@ -51,7 +51,7 @@ from geo.errors import (
     StoreUnavailable,
     StoreWriteFailed,
 )
-from geo.query.featuretable import FeatureTable
+from geo.query.featuretable import FeatureTable, to_day
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.store import migrate
 from geo.store.base import RETRY_AFTER_S, Feature, check_write
@@ -98,13 +98,10 @@ def _text(value: object) -> str | None:
 
 
 def _day(value: object) -> date | None:
-    """A date property's day (a datetime's date part); None when it is missing or not a date."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
+    """A date property's day as the service reads it for `datetime` filters (geo.query.featuretable
+    to_day: a datetime's UTC day); None when it is missing or not a date."""
+    day: date | None = to_day(value).astype("datetime64[D]").item()
+    return day
 
 
 def _typed(feature: Feature) -> list[object]:
