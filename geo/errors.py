@@ -148,3 +148,21 @@ class StoreCorrupt(Exception):
 
 class StoreUnavailable(Exception):
     """The configured store cannot be opened; the service refuses to start."""
+
+
+class Gone(GeoError):
+    """The project was deleted: its id is kept (never reused) and its history stays readable."""
+
+    status, title, type_slug = 410, "Gone", "gone"
+
+
+class Conflict(GeoError):
+    """The request conflicts with the project's state (a restore of a project that is not deleted)."""
+
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class IdempotencyKeyReused(GeoError):
+    """An Idempotency-Key came again with a different request body (draft-ietf-httpapi-idempotency-key)."""
+
+    status, title, type_slug = 422, "Idempotency key reused", "idempotency-key-reused"

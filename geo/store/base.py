@@ -24,6 +24,11 @@ guarantee:
 - **Ids are kept.** `add` and `add_many` never overwrite an existing id; `replace` never changes a
   feature's id; none of them reorders the other features. New ids come from the caller
   (geo.projects.new_id, random), so a store need not remember the ids of deleted features.
+- **Every change is kept** (geo.store.changes): each write records, in the same atomic, durable step,
+  one `Change` per project it touched, numbered in commit order, with the key's name (`meta.by`). The
+  record outlives compaction and is the source of `history`, `changes` (the feed), soft delete and
+  idempotent adds. A deleted project leaves the features but not the record: `deleted` finds it,
+  `restore` brings it back, and its id is never used again (`add` refuses an id the record knows).
 - **The same errors.** StoreBusy (503, Retry-After) when the write lock is not had in time;
   StoreWriteFailed (503) when the store cannot be read or written; NotFound and PreconditionFailed as
   `check_write` decides. All are geo.errors problems: a route lets them through unchanged.
@@ -32,6 +37,7 @@ guarantee:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -39,6 +45,7 @@ import orjson
 from geo.errors import NotFound, PreconditionFailed
 from geo.http.conditional import check_if_match, feature_etag
 from geo.query.featuretable import FeatureTable
+from geo.store.changes import Change, WriteMeta
 
 # A GeoJSON Feature as parsed JSON (its members' values are any JSON value).
 Feature = dict[str, Any]
@@ -93,39 +100,68 @@ class ProjectStore(Protocol):
         """Bring the snapshot up to date (blocking I/O: call it from a thread) and return it."""
         ...
 
-    def add(self, feature: Feature) -> Feature:
+    def add(self, feature: Feature, meta: WriteMeta | None = None) -> Feature:
         """Store a new feature, its `id` already set, after the others; return it as stored.
 
-        Raises StoreBusy (lock not had in time), StoreWriteFailed (store unreadable or unwritable), or
-        ValueError when the id exists (a caller's bug: ids come from geo.projects.new_id).
+        When `meta.idempotency_key` was recorded for the same `meta.by` within IDEMPOTENCY_WINDOW_S,
+        nothing is written and Replayed names the project the first add made (checked under the lock:
+        two concurrent adds with one key store one project). Raises StoreBusy (lock not had in time),
+        StoreWriteFailed (store unreadable or unwritable), or ValueError when the id exists or existed
+        (a caller's bug: ids come from geo.projects.new_id and are never reused).
         """
         ...
 
-    def add_many(self, features: Sequence[Feature]) -> list[Feature]:
+    def add_many(self, features: Sequence[Feature], meta: WriteMeta | None = None) -> list[Feature]:
         """Store new features, their `id`s already set and unique, after the others and in order, in ONE
         atomic, durable write: all of them are stored or none (after a crash at any moment too), and
         other store objects see them appear together, as one new version. Return them as stored.
 
-        An empty list writes nothing. Raises ValueError when an id exists, repeats, or an item is not a
-        feature (nothing stored), StoreBusy, StoreWriteFailed (DatabaseUnavailable is one) as `add` does.
+        An empty list writes nothing. Raises ValueError when an id exists, existed, repeats, or an item is
+        not a feature (nothing stored), StoreBusy, StoreWriteFailed (DatabaseUnavailable is one) as `add`
+        does. `meta.idempotency_key` is not used here.
         """
         ...
 
-    def replace(self, fid: str, feature: Feature, if_match: str | None = None) -> Feature:
+    def replace(self, fid: str, feature: Feature, if_match: str | None = None,
+                meta: WriteMeta | None = None) -> Feature:
         """Make `feature` (whose `id` is `fid`) the stored version of `fid`; return it as stored.
 
         `if_match` is an If-Match value (entity tags, or `*`), compared under the lock with the current
         ETag. Raises NotFound (no such feature, no If-Match), PreconditionFailed (If-Match given and
         the feature is missing or has another ETag), StoreBusy, StoreWriteFailed, or ValueError when
-        `feature["id"]` is not `fid`.
+        `feature["id"]` is not `fid`. The change is recorded as `status` when the status changed.
         """
         ...
 
-    def delete(self, fid: str, if_match: str | None = None) -> None:
-        """Remove feature `fid`.
+    def delete(self, fid: str, if_match: str | None = None, meta: WriteMeta | None = None) -> None:
+        """Remove feature `fid` from the features; the record keeps it (soft delete: see `restore`).
 
         Raises NotFound, PreconditionFailed, StoreBusy or StoreWriteFailed, as `replace` does.
         """
+        ...
+
+    def restore(self, fid: str, meta: WriteMeta | None = None) -> Feature:
+        """Bring deleted `fid` back, as it was when deleted, after the others; return it.
+
+        Raises NotFound (never existed), geo.errors.Conflict (it exists now), StoreBusy, StoreWriteFailed.
+        """
+        ...
+
+    def changes(self, since: int = 0, limit: int = 100) -> list[Change]:
+        """Up to `limit` recorded changes with `seq > since`, in order (blocking I/O: call from a thread)."""
+        ...
+
+    def seq_before(self, at: datetime) -> int:
+        """The last seq recorded before time `at` (0 when none): `changes(since=...)` from it lists the
+        changes made at or after `at`."""
+        ...
+
+    def history(self, fid: str) -> list[Change]:
+        """Every recorded change of `fid`, in order (empty when it never existed)."""
+        ...
+
+    def deleted(self, fid: str) -> Change | None:
+        """The change that deleted `fid` when it is deleted now, else None."""
         ...
 
     def load(self, features: Iterable[Feature]) -> int:
