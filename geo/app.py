@@ -23,7 +23,19 @@ from geo.http.securityheaders import SecurityHeaders
 from geo.lru import PageCache
 from geo.ratelimit import WriteRateLimit
 from geo.responses import OPENAPI, JSONResponse
-from geo.routers import downloads, features, imports, map, schemas, static, stats, transactions, workflow
+from geo.routers import (
+    changes,
+    downloads,
+    features,
+    imports,
+    lifecycle,
+    map,
+    schemas,
+    static,
+    stats,
+    transactions,
+    workflow,
+)
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
 from geo.web.apidocs import swagger_page
@@ -99,7 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # route on the app's own router, ahead of all: geo.routers.features.add_items_route); the API
     # document after them.
     features.add_items_route(app)
-    for module in (features, schemas, transactions, workflow, imports, downloads, map, stats, static):
+    for module in (features, schemas, transactions, lifecycle, workflow, changes, imports, downloads, map,
+                   stats, static):
         app.include_router(module.router)
 
     @app.get("/api", include_in_schema=False)

@@ -52,12 +52,16 @@ REASONS = {
     408: "The request body did not arrive in time.",
     409: "Conflict: the status change is not one the workflow allows (`errors[0].allowed` lists those that "
          "are: GET /collections/projects/workflow), or a new project duplicates a stored one "
-         "(`errors[0].duplicate_of` names it; `?duplicate=allow` adds it anyway).",
+         "(`errors[0].duplicate_of` names it; `?duplicate=allow` adds it anyway), or a restore of a project "
+         "that is not deleted.",
+    410: "Gone: the project was deleted; `Link` (rel `history`) and `errors[0].history` name its history, "
+         "and an admin may restore it.",
     412: "Precondition failed: `If-Match` does not match the feature's current ETag, or the feature does "
          "not exist.",
     413: "The body is larger than the limit.",
     415: "The body is not in a media type this operation reads (for PATCH, `Accept-Patch` lists them).",
-    422: "The feature breaks the project rules (`errors` names the fields).",
+    422: "The feature breaks the project rules (`errors` names the fields), or an `Idempotency-Key` came "
+         "again with another body.",
     429: "Too many writes with this key: wait the `Retry-After` seconds (GEO_WRITE_RATE_PER_KEY).",
     503: "Unavailable: a layer's source data cannot be had yet, the store cannot be written now, or the "
          "API keys cannot be read (`Retry-After` when a retry soon may succeed).",

@@ -23,11 +23,13 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_HEADERS = "Accept, Accept-Language, If-None-Match, If-Modified-Since"
 # X-Filename: the import endpoint reads a file's format from its name when the type does not say.
-WRITE_HEADERS = f"{READ_HEADERS}, Authorization, Content-Type, Content-Crs, If-Match, X-Filename"
+# Idempotency-Key: a POST's retry key (geo/idempotency.py).
+WRITE_HEADERS = (f"{READ_HEADERS}, Authorization, Content-Type, Content-Crs, If-Match, Idempotency-Key, "
+                 "X-Filename")
 # What a web client on another origin may read: validators, where a new feature is, the CRS, the file
 # name, and what to do next after a refusal (Allow, Accept-Patch/Post, Retry-After, WWW-Authenticate).
 EXPOSED = ("ETag, Last-Modified, Location, Content-Crs, Content-Disposition, "
-           "Allow, Accept-Patch, Accept-Post, Retry-After, WWW-Authenticate")
+           "Allow, Accept-Patch, Accept-Post, Retry-After, WWW-Authenticate, Link, Idempotent-Replayed")
 EXPOSED_B = EXPOSED.encode("ascii")
 MAX_AGE = "600"
 

@@ -28,8 +28,10 @@ from geo.openapi import problem_responses
 from geo.query.featuretable import FeatureTable
 from geo.query.params import CRS84, Filters, LimitParam, OffsetParam, filters_dependency, single_valued
 from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
+from geo.routers.changes import CHANGES_REL
 from geo.routers.deps import CatalogueDep, CollectionDep, base_url
 from geo.routers.direct import direct_get
+from geo.routers.lifecycle import history_link, raise_missing
 from geo.routers.workflow import link as workflow_link
 from geo.spatial import AFGHANISTAN_BBOX
 
@@ -262,6 +264,8 @@ async def landing(request: Request, catalogue: CatalogueDep, f: FormatParam = No
         {"href": f"{base}/collections", "rel": "data", "type": "application/json",
          "title": "The collections"},
         {"href": f"{base}/map", "rel": "alternate", "type": "text/html", "title": "The web map"},
+        {"href": f"{base}/changes", "rel": CHANGES_REL, "type": "application/json",
+         "title": "Every change to the projects, in order, to follow or sync"},
     ]
     title = "Afghanistan infrastructure & project mapper"
     description = ("Provinces, the Salang Pass tunnels and proposed infrastructure projects in "
@@ -456,7 +460,8 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
     table = coll.table()
     index = table.position.get(feature_id)
     if index is None:
-        raise NotFound(f"There is no feature {feature_id!r} in {coll.id}.")
+        await raise_missing(request, coll.id, feature_id)  # 404, or 410 for a deleted project
+        raise AssertionError("raise_missing returned")
     as_html = html.wants_html(request, f)
     # The ETag is the feature's content: a write to another feature does not change it.
     etag = feature_etag(table.encoded[index])
@@ -469,6 +474,8 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
     links = [{"href": f"{href}/items/{feature_id}", "rel": "self", "type": GEOJSON, "title": "This feature"},
              _alternate(f"{href}/items/{feature_id}"),
              {"href": href, "rel": "collection", "type": "application/json", "title": coll.title}]
+    if coll.id == "projects":
+        links.append(history_link(base, feature_id))
 
     def make() -> Response:
         if as_html:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from geo import idempotency
 from geo.auth import require_admin, require_key, writes_configured
 from geo.catalogue import Catalogue, Collection
 from geo.crs import geometry_to_crs84
@@ -42,8 +43,10 @@ from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
 from geo.routers.direct import direct_route
+from geo.routers.lifecycle import missing, raise_missing
 from geo.settings import Settings
 from geo.store.base import RETRY_AFTER_S, Feature, check_write, etag_of
+from geo.store.changes import Replayed, WriteMeta
 from geo.validation import CheckedFeature, check_feature
 from geo.workflow import CHANGE_MEMBER, StatusChangeRequest, take_change
 
@@ -60,6 +63,13 @@ CHANGE_SCHEMA = {CHANGE_MEMBER: StatusChangeRequest.model_json_schema()}
 FEATURE_BODY = {"requestBody": {"required": True, "content": {
     "application/geo+json": {"schema": {"allOf": [{"$ref": "#/components/schemas/Feature"}, {
         "type": "object", "properties": CHANGE_SCHEMA}]}, "example": EXAMPLE}}}}
+# POST's retry key (geo/idempotency.py), declared here because the route reads its headers itself.
+POST_EXTRA = {**FEATURE_BODY, "parameters": [{
+    "name": idempotency.HEADER, "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_LENGTH},
+    "description": "A key of the client's choosing (a UUID), the same on every retry of this POST: however "
+                   "many arrive, within 24 hours, across restarts, one project is made and every retry gets "
+                   "it (201, `Location`, `Idempotent-Replayed: true`). The key with another body: 422."}]}
 # The patch formats PATCH takes (JSON merge patch, RFC 7396; plain JSON read the same way), and the
 # feature formats POST and PUT take: what Accept-Patch and Accept-Post name.
 PATCH_TYPES = ("application/merge-patch+json", "application/json")
@@ -162,7 +172,7 @@ async def item_options(coll: CollectionDep, settings: SettingsDep, feature_id: s
 # per request is the key and the collection; the plan does that without re-reading the declarations
 # (a POST took 1,031 us in-process with FastAPI's resolution, 887 us this way).
 @direct_route(router, "/collections/{collection_id}/items", methods=["POST"], status_code=201,
-              summary="Add a project", response_class=GeoJSONResponse, openapi_extra=FEATURE_BODY,
+              summary="Add a project", response_class=GeoJSONResponse, openapi_extra=POST_EXTRA,
               responses={201: {"description": "Created; `Location` names the new feature.",
                                "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}}},
                          **WRITE_ERRORS})
@@ -175,15 +185,24 @@ async def create_item(
     duplicate: Duplicate = None,
 ) -> GeoJSONResponse:
     """Add a project from a GeoJSON Feature; the server sets id, province and timestamps. A project of
-    the same name and category within 100 m of a stored one is refused (409) unless `duplicate=allow`."""
+    the same name and category within 100 m of a stored one is refused (409) unless `duplicate=allow`.
+    With `Idempotency-Key`, a retry gets the project the first request made (geo/idempotency.py)."""
     _require_editable(coll)
-    body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
+    key = idempotency.key_of(request)
+    raw = await read_json(request, settings.max_body_bytes)
+    meta = WriteMeta(by=key_name(request), idempotency_key=key,
+                     request_hash=None if key is None else idempotency.request_hash(raw))
+    body, change = take_change(_body_in_crs84(request, raw))
     checked = check_feature(body, catalogue.place)
-    feature = new_project(checked, catalogue.province_names(), by=key_name(request), change=change)
+    feature = new_project(checked, catalogue.province_names(), by=meta.by, change=change)
     items = f"{base_url(request)}/collections/{coll.id}/items"
     # The duplicate check reads the store's snapshot and the write fsyncs: both off the event loop.
-    stored = await run_in_threadpool(_add, catalogue, feature, checked, duplicate != ALLOW, items)
-    return _written(request, coll, stored, 201)
+    stored, replayed = await run_in_threadpool(_add, catalogue, feature, checked, duplicate != ALLOW, items,
+                                               meta)
+    response = _written(request, coll, stored, 201)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def key_name(request: Request) -> str | None:
@@ -193,16 +212,29 @@ def key_name(request: Request) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard: bool, items: str) -> Feature:
-    """Store a new project, first refusing (409) a duplicate of a stored one when `guard` is on.
+def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard: bool, items: str,
+         meta: WriteMeta) -> tuple[Feature, bool]:
+    """Store a new project, first refusing (409) a duplicate of a stored one when `guard` is on; return it
+    and whether it is an earlier request's project (a retry with its Idempotency-Key: nothing written).
     Blocking: run it in a worker thread."""
-    if guard:
-        name, category = checked.properties["name"], checked.properties["category"]
-        match = find_duplicate(catalogue.store.snapshot(), name, category,
-                               shapely.geometry.shape(checked.geometry))
-        if match is not None:
-            raise refuse(match, name, f"{items}/{match.of}")
-    return catalogue.store.add(feature)
+    store = catalogue.store
+    try:
+        if meta.idempotency_key is not None:
+            earlier = store.idempotent(meta)  # before the guard: the retry's own project is no duplicate
+            if earlier is not None:
+                raise earlier
+        if guard:
+            name, category = checked.properties["name"], checked.properties["category"]
+            match = find_duplicate(store.snapshot(), name, category, shapely.geometry.shape(checked.geometry))
+            if match is not None:
+                raise refuse(match, name, f"{items}/{match.of}")
+        return store.add(feature, meta), False
+    except Replayed as replayed:
+        fid = idempotency.check_replay(replayed, meta.request_hash)
+        current = store.snapshot().get(fid)
+        if current is None:
+            raise missing(catalogue, "projects", fid, items.rsplit("/collections/", 1)[0]) from None
+        return current, True
 
 
 # How many times PUT or PATCH rebuilds its new version when the feature changed under it (see _rewrite).
@@ -210,7 +242,8 @@ WRITE_ATTEMPTS = 3
 
 
 def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: object, *,
-             patch: bool, by: str | None = None, change: StatusChangeRequest | None = None) -> Feature:
+             patch: bool, by: str | None = None, change: StatusChangeRequest | None = None,
+             base: str = "") -> Feature:
     """PUT (`body` is the whole client feature) and PATCH (`body` is a merge patch): build the next
     version of the stored feature, check it, and store it. Blocking: run it in a worker thread.
 
@@ -228,12 +261,15 @@ def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: 
     for _attempt in range(WRITE_ATTEMPTS):
         # Off the event loop, snapshot() first re-reads a file another process changed; after a collision
         # the store has already installed the version it collided with.
-        current = check_write(feature_id, store.snapshot().get(feature_id), if_match)
+        found = store.snapshot().get(feature_id)
+        if found is None and if_match is None:
+            raise missing(catalogue, "projects", feature_id, base)  # 404, or 410 for a deleted project
+        current = check_write(feature_id, found, if_match)
         client_feature = _patched(body, current) if patch else body
         new = replace_project(current, check_feature(client_feature, catalogue.place),
                               catalogue.province_names(), by=by, change=change)
         try:
-            return store.replace(feature_id, new, if_match=etag_of(current))
+            return store.replace(feature_id, new, if_match=etag_of(current), meta=WriteMeta(by=by))
         except PreconditionFailed:
             continue  # changed since `current` was read: nothing was written; read and build again
     raise StoreBusy(f"Project {feature_id!r} was changed by other writes {WRITE_ATTEMPTS} times while this "
@@ -252,7 +288,7 @@ async def replace_item(
     _require_editable(coll)
     body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
     new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=False,
-                                  by=key_name(request), change=change)
+                                  by=key_name(request), change=change, base=base_url(request))
     return _written(request, coll, new)
 
 
@@ -312,7 +348,7 @@ async def update_item(
     _check_patch_type(request)
     body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
     new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=True,
-                                  by=key_name(request), change=change)
+                                  by=key_name(request), change=change, base=base_url(request))
     return _written(request, coll, new)
 
 
@@ -321,10 +357,15 @@ async def update_item(
                responses={204: {"description": "Deleted."},
                           **problem_responses(400, 401, 403, 404, 405, 412, 429, 503)})
 async def delete_item(
-    coll: CollectionDep, catalogue: CatalogueDep, feature_id: str,
-    _key: Annotated[str, Depends(require_admin)], if_match: IfMatch = None,
+    request: Request, coll: CollectionDep, catalogue: CatalogueDep, feature_id: str,
+    by: Annotated[str, Depends(require_admin)], if_match: IfMatch = None,
 ) -> Response:
-    """Remove a project (admin keys only)."""
+    """Delete a project (admin keys only): it leaves the items, the map, the stats and the downloads, and
+    keeps its history; an admin can restore it (POST .../restore)."""
     _require_editable(coll)
-    await run_in_threadpool(catalogue.store.delete, feature_id, if_match)
+    try:
+        await run_in_threadpool(catalogue.store.delete, feature_id, if_match, WriteMeta(by=by))
+    except NotFound:
+        await raise_missing(request, coll.id, feature_id)  # 410 when it was deleted before
+        raise
     return Response(status_code=204)

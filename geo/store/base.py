@@ -45,7 +45,7 @@ import orjson
 from geo.errors import NotFound, PreconditionFailed
 from geo.http.conditional import check_if_match, feature_etag
 from geo.query.featuretable import FeatureTable
-from geo.store.changes import Change, WriteMeta
+from geo.store.changes import Change, Replayed, WriteMeta
 
 # A GeoJSON Feature as parsed JSON (its members' values are any JSON value).
 Feature = dict[str, Any]
@@ -120,6 +120,12 @@ class ProjectStore(Protocol):
         not a feature (nothing stored), StoreBusy, StoreWriteFailed (DatabaseUnavailable is one) as `add`
         does. `meta.idempotency_key` is not used here.
         """
+        ...
+
+    def idempotent(self, meta: WriteMeta) -> Replayed | None:
+        """What an `add` with `meta` would raise as Replayed now (its Idempotency-Key was seen for the same
+        `by` within the window), else None: a read, without the lock, so a retry is answered before the
+        duplicate guard (whose 409 it would otherwise meet). Blocking: call it from a thread."""
         ...
 
     def replace(self, fid: str, feature: Feature, if_match: str | None = None,
