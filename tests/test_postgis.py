@@ -82,6 +82,9 @@ def test_the_migration_makes_the_tables_indexes_and_typed_columns_of_the_schema(
         log = dict(conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'project_changes'").fetchall())
+        log_indexes = [d for (d,) in conn.execute(
+            "SELECT indexdef FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename = 'project_changes'").fetchall()]
     # The typed columns are geo.schema's: the name, each filter field as text, the temporal pair as dates.
     typed = {"name": "text", **dict.fromkeys(PROJECT_FILTERS, "text"),
              **dict.fromkeys(PROJECT_TEMPORAL or (), "date")}
@@ -93,8 +96,12 @@ def test_the_migration_makes_the_tables_indexes_and_typed_columns_of_the_schema(
     assert any("USING gist (geom)" in d for d in defs)
     for column in PROJECT_FILTERS:
         assert any(f"USING btree ({column})" in d for d in defs), column
+    # Migration 0002: who, what kind, and an add's Idempotency-Key with its request hash.
     assert log == {"seq": "bigint", "at": "timestamp with time zone", "op": "text", "fid": "text",
-                   "doc": "json"}
+                   "doc": "json", "by": "text", "kind": "text", "idem": "text", "request_hash": "text"}
+    assert any("USING btree (fid, seq)" in d for d in log_indexes)
+    assert any("USING btree (at, seq)" in d for d in log_indexes)
+    assert any("USING btree (idem, at) WHERE (idem IS NOT NULL)" in d for d in log_indexes)
 
 
 def test_geo_db_init_then_migrate_twice_is_idempotent(pg_url: str,

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import psycopg
@@ -43,6 +43,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from geo.errors import (
+    Conflict,
     DatabaseUnavailable,
     NotFound,
     PreconditionFailed,
@@ -55,6 +56,7 @@ from geo.query.featuretable import FeatureTable, to_day
 from geo.schema import PROJECT_FILTERS, PROJECT_TEMPORAL
 from geo.store import migrate
 from geo.store.base import RETRY_AFTER_S, Feature, check_write
+from geo.store.changes import IDEMPOTENCY_WINDOW_S, OPS, Change, Op, Replayed, WriteMeta, op_of, scoped_key
 from geo.store.journal import checked, feature_fault
 from geo.store.storefile import no_gc, project_table
 
@@ -83,14 +85,38 @@ _INSERT = sql.SQL(
     "VALUES (%s, (SELECT coalesce(max(position), 0) + 1 FROM projects), %s::json, {geom}, {values}) "
     "ON CONFLICT (id) DO NOTHING RETURNING 1").format(names=_NAMES, values=_VALUES,
                                                       geom=_GEOM.format(sql.Placeholder()))
+# An add in one statement (one round trip): the Idempotency-Key looked up within the window (`seen`), and
+# the row inserted only when the key was not seen and the id is neither a project nor in the change log
+# (ids are never reused). Answers the project the key made (and its request hash), and whether it inserted.
+_ADD = sql.SQL(
+    "WITH seen AS (SELECT fid, request_hash FROM project_changes WHERE idem = %s "
+    "AND at >= now() - make_interval(secs => %s) ORDER BY at DESC LIMIT 1), "
+    "ins AS (INSERT INTO projects (id, position, doc, geom, {names}) "
+    "SELECT %s, (SELECT coalesce(max(position), 0) + 1 FROM projects), %s::json, {geom}, {values} "
+    "WHERE NOT EXISTS (SELECT 1 FROM seen) "
+    "AND NOT EXISTS (SELECT 1 FROM project_changes WHERE fid = %s) "
+    "ON CONFLICT (id) DO NOTHING RETURNING 1) "
+    "SELECT (SELECT fid FROM seen), (SELECT request_hash FROM seen), EXISTS (SELECT 1 FROM ins)"
+).format(names=_NAMES, values=_VALUES, geom=_GEOM.format(sql.Placeholder()))
+_SEEN = ("SELECT fid, request_hash FROM project_changes WHERE idem = %s "
+         "AND at >= now() - make_interval(secs => %s) ORDER BY at DESC LIMIT 1")
 _UPDATE = sql.SQL(
     "UPDATE projects SET doc = %s::json, geom = {geom}, {sets}, row_version = row_version + 1, "
     "updated_at = clock_timestamp() WHERE id = %s").format(sets=_SETS, geom=_GEOM.format(sql.Placeholder()))
 # The change-log row and its notification in one statement (one round trip).
 _LOG = sql.SQL(
-    "WITH c AS (INSERT INTO project_changes (op, fid, doc) VALUES (%s, %s, %s::json) RETURNING seq, at) "
+    "WITH c AS (INSERT INTO project_changes (op, fid, doc, by, kind, idem, request_hash) "
+    "VALUES (%s, %s, %s::json, %s, %s, %s, %s) RETURNING seq, at) "
     "SELECT seq, at, pg_notify(%s, seq::text) FROM c")
 _CHANGES = "SELECT seq, at, fid, doc::text FROM project_changes WHERE seq > %s ORDER BY seq"
+# A change's kind (geo.store.changes.Op). Rows written before migration 0002 have none: it is derived from
+# `op`, a replace being a `status` change when the status differs from the fid's change before it (what
+# op_of decides for new rows; a correlated lookup on the (fid, seq) index, for old rows only).
+_KIND = ("coalesce(c.kind, CASE c.op WHEN 'add' THEN 'create' WHEN 'delete' THEN 'delete' "
+         "ELSE CASE WHEN (SELECT p.doc->'properties'->>'status' FROM project_changes p "
+         "WHERE p.fid = c.fid AND p.seq < c.seq ORDER BY p.seq DESC LIMIT 1) "
+         "IS DISTINCT FROM c.doc->'properties'->>'status' THEN 'status' ELSE 'update' END END)")
+_RECORD = f"SELECT c.seq, c.at, {_KIND}, c.fid, c.by, c.doc::text FROM project_changes c"
 
 
 def _text(value: object) -> str | None:
@@ -139,6 +165,28 @@ class _State:
 
     table: FeatureTable
     applied: int
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """What a write logs: the replay op (add, replace, delete), the change's kind (geo.store.changes.Op),
+    the document, the feature as stored, and an add's Idempotency-Key (scoped) with its request hash."""
+
+    op: str
+    kind: Op
+    doc: str | None
+    feature: Feature | None
+    idem: str | None = None
+    request_hash: str | None = None
+
+
+def _change(row: tuple[Any, ...], where: str) -> Change:
+    """A change-log row of `_RECORD` as a Change; StoreCorrupt when its kind or document is not one."""
+    seq, at, kind, fid, by, doc = row
+    if kind not in OPS:
+        raise StoreCorrupt(f"{where}: change {seq} has the kind {kind!r}")
+    feature = None if doc is None else _parsed(doc, f"{where}: change {seq}")
+    return Change(int(seq), at.astimezone(UTC), cast(Op, kind), str(fid), _text(by), feature)
 
 
 class PostGISStore:
@@ -245,14 +293,20 @@ class PostGISStore:
                          "nothing was changed. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S})
 
     @contextmanager
-    def _connection(self) -> Iterator[Conn]:
-        """A pooled connection; the database's failures as the store's errors (503s)."""
+    def _connection(self, reading: bool = False) -> Iterator[Conn]:
+        """A pooled connection; the database's failures as the store's errors (503s). `reading`: for a
+        read of the change log (the messages do not speak of a write)."""
         try:
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.errors.LockNotAvailable as exc:  # an OperationalError: first
             raise self._busy() from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed) as exc:
+            if reading:
+                raise DatabaseUnavailable(
+                    f"The project database cannot be reached ({_reason(exc, self.url)}), so the record of "
+                    "changes cannot be read. Try again shortly.", headers={"Retry-After": RETRY_AFTER_S}
+                ) from exc
             raise self._unavailable(exc) from exc
         except psycopg.Error as exc:
             # The database refused a statement (a geometry PostGIS will not read?): the service's bug or
@@ -392,86 +446,143 @@ class PostGISStore:
 
     # --- writing ---
 
-    def _write(self, op: str, fid: str, feature: Feature | None,
-               check: Callable[[Conn, str | None], None]) -> None:
-        """One transaction: the lock, `check` (which also writes the row), the log row and its NOTIFY;
-        then this server's table brought up to it.
+    def _write(self, fid: str, write: Callable[[Conn], _Logged], meta: WriteMeta | None) -> _Logged:
+        """One transaction: the lock, `write` (which checks, writes the row and says what to log), the
+        log row (with `meta.by`) and its NOTIFY; then this server's table brought up to it.
 
         In pipeline mode: statements go out without waiting for each other's answers, so a write costs
-        two round trips (the lock with the row's first statement, whose answer `check` needs; the rest
+        two round trips (the lock with the row's first statement, whose answer `write` needs; the rest
         with the COMMIT), not one per statement (a bare three-statement transaction on loopback took
         0.7 ms so, 2.4 ms without).
         """
-        doc = None if feature is None else orjson.dumps(feature).decode()
         with self._connection() as conn:
             committing = False
             try:
                 with conn.pipeline(), conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
-                    check(conn, doc)
-                    logged = conn.execute(_LOG, (op, fid, doc, self.channel))
+                    done = write(conn)
+                    logged = conn.execute(_LOG, (done.op, fid, done.doc, meta.by if meta else None, done.kind,
+                                                 done.idem, done.request_hash, self.channel))
                     committing = True
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if committing:  # the COMMIT went out: the database may have done it before it went away
                     raise self._uncertain(exc) from exc
                 raise
-            except (PreconditionFailed, NotFound, ValueError):
+            except (PreconditionFailed, NotFound, Conflict, Replayed, ValueError):
                 # As the file store does: the version this write collided with is installed before the
-                # error goes up, so a caller that reads again (the PUT/PATCH route's retry) builds on it
-                # instead of on the same stale snapshot.
+                # error goes up, so a caller that reads again (the PUT/PATCH route's retry; a replayed
+                # POST reading the project another server made) builds on it, not on a stale snapshot.
                 self._quietly_catch_up(conn)
                 raise
             row = logged.fetchone()  # answered with the COMMIT
             assert row is not None
-            self._own_change(conn, int(row[0]), row[1], (fid, feature))
+            self._own_change(conn, int(row[0]), row[1], (fid, done.feature))
+        return done
 
     def _columns(self, feature: Feature) -> list[object]:
         return [orjson.dumps(feature["geometry"]).decode(), *_typed(feature)]
 
-    def add(self, feature: Feature) -> Feature:
-        """Append a new feature (see `ProjectStore.add`: StoreBusy, StoreWriteFailed, ValueError)."""
+    def add(self, feature: Feature, meta: WriteMeta | None = None) -> Feature:
+        """Append a new feature (see `ProjectStore.add`: Replayed, StoreBusy, StoreWriteFailed, ValueError).
+
+        The Idempotency-Key lookup, the known-id test and the insert are one statement under the lock:
+        two servers adding with one key at once store one project (the second finds the first's row).
+        """
         fid = feature["id"]
+        doc = orjson.dumps(feature).decode()
+        idem = scoped_key(meta)
+        request_hash = meta.request_hash if meta is not None and idem is not None else None
 
-        def insert(conn: Conn, doc: str | None) -> None:
-            if conn.execute(_INSERT, (fid, doc, *self._columns(feature))).fetchone() is None:
-                raise ValueError(f"id {fid!r} exists")
+        def insert(conn: Conn) -> _Logged:
+            row = conn.execute(_ADD, (idem, IDEMPOTENCY_WINDOW_S, fid, doc, *self._columns(feature), fid)
+                               ).fetchone()
+            assert row is not None
+            if row[0] is not None:
+                raise Replayed(str(row[0]), _text(row[1]))
+            if not row[2]:
+                raise ValueError(f"id {fid!r} exists or existed (ids are never reused)")
+            return _Logged("add", "create", doc, feature, idem, request_hash)
 
-        self._write("add", fid, feature, insert)
+        self._write(fid, insert, meta)
         return feature
+
+    def idempotent(self, meta: WriteMeta) -> Replayed | None:
+        """What `add` with `meta` would raise as Replayed now, else None (a read, without the lock)."""
+        idem = scoped_key(meta)
+        if idem is None:
+            return None
+        with self._connection(reading=True) as conn:
+            row = conn.execute(_SEEN, (idem, IDEMPOTENCY_WINDOW_S)).fetchone()
+        return None if row is None else Replayed(str(row[0]), _text(row[1]))
 
     def _current(self, conn: Conn, fid: str) -> Feature | None:
         """The row of `fid` as it is now, locked until the transaction ends (None: there is none)."""
         row = conn.execute("SELECT doc::text FROM projects WHERE id = %s FOR UPDATE", (fid,)).fetchone()
         if row is None:
             return None
+        return self._writable(row[0], f"{self.where}: projects row {fid!r}")
+
+    @staticmethod
+    def _writable(doc: str, where: str) -> Feature:
+        """`doc` parsed; a StoreWriteFailed when it is not a feature (the write is refused)."""
         try:
-            return _parsed(row[0], f"{self.where}: projects row {fid!r}")
+            return _parsed(doc, where)
         except StoreCorrupt as exc:
             log.error("a write was refused: %s", exc)  # which row and why, for the operator only
             raise StoreWriteFailed("The project's row in the database is not a feature, so it was not "
                                    "overwritten. Nothing was changed; tell the operator.") from exc
 
-    def replace(self, fid: str, feature: Feature, if_match: str | None = None) -> Feature:
+    def replace(self, fid: str, feature: Feature, if_match: str | None = None,
+                meta: WriteMeta | None = None) -> Feature:
         """Replace one feature in place (see `ProjectStore.replace`); If-Match is compared with the row
-        as it is inside the transaction, locked."""
+        as it is inside the transaction, locked, and the change's kind (`status` or `update`) decided
+        from that row."""
         if feature.get("id") != fid:
             raise ValueError(f"a replacement for {fid!r} has the id {feature.get('id')!r}")
+        doc = orjson.dumps(feature).decode()
 
-        def update(conn: Conn, doc: str | None) -> None:
-            check_write(fid, self._current(conn, fid), if_match)
+        def update(conn: Conn) -> _Logged:
+            before = check_write(fid, self._current(conn, fid), if_match)
             conn.execute(_UPDATE, (doc, *self._columns(feature), fid))
+            return _Logged("replace", op_of(before, feature), doc, feature)
 
-        self._write("replace", fid, feature, update)
+        self._write(fid, update, meta)
         return feature
 
-    def delete(self, fid: str, if_match: str | None = None) -> None:
-        """Remove one feature (see `ProjectStore.delete`); If-Match compared inside the transaction."""
+    def delete(self, fid: str, if_match: str | None = None, meta: WriteMeta | None = None) -> None:
+        """Remove one feature (see `ProjectStore.delete`); If-Match compared inside the transaction. The
+        change log keeps it: `deleted`, `history` and `restore` read it there."""
 
-        def remove(conn: Conn, _doc: str | None) -> None:
+        def remove(conn: Conn) -> _Logged:
             check_write(fid, self._current(conn, fid), if_match)
             conn.execute("DELETE FROM projects WHERE id = %s", (fid,))
+            return _Logged("delete", "delete", None, None)
 
-        self._write("delete", fid, None, remove)
+        self._write(fid, remove, meta)
+
+    def restore(self, fid: str, meta: WriteMeta | None = None) -> Feature:
+        """Bring deleted `fid` back as its last logged version, after the others (see
+        `ProjectStore.restore`: NotFound, Conflict, StoreBusy, StoreWriteFailed); logged as an `add` (what
+        other servers replay) of kind `restore`."""
+
+        def bring_back(conn: Conn) -> _Logged:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM projects WHERE id = %s), (SELECT doc::text FROM "
+                "project_changes WHERE fid = %s AND doc IS NOT NULL ORDER BY seq DESC LIMIT 1)",
+                (fid, fid)).fetchone()
+            assert row is not None
+            if row[0]:
+                raise Conflict(f"Project {fid!r} is not deleted, so there is nothing to restore.")
+            if row[1] is None:
+                raise NotFound(f"There is no project {fid!r}, and there never was.")
+            doc = str(row[1])
+            feature = self._writable(doc, f"{self.where}: the last change of {fid!r}")
+            conn.execute(_INSERT, (fid, doc, *self._columns(feature)))
+            return _Logged("add", "restore", doc, feature)
+
+        done = self._write(fid, bring_back, meta)
+        assert done.feature is not None
+        return done.feature
 
     def _stage(self, conn: Conn, features: Iterable[Feature]) -> int:
         """In the caller's transaction: `features` COPYed, checked as they go (ValueError: an item is no
@@ -492,9 +603,10 @@ class PostGISStore:
 
     def load(self, features: Iterable[Feature]) -> int:
         """Store `features` (ids and order kept) into this EMPTY store in one transaction; return how
-        many. Raises ValueError when the store is not empty, an id repeats or an item is no feature
-        (then nothing is stored). COPY into a staging table, then one INSERT..SELECT, and one change-log
-        `add` per feature, so that the log replays to the table."""
+        many. Raises ValueError when the store is not empty, an id repeats, an id is in the change log
+        (a deleted project's: ids are never reused) or an item is no feature (then nothing is stored).
+        COPY into a staging table, then one INSERT..SELECT, and one change-log `create` per feature, so
+        that the log replays to the table and each project's history starts."""
         with self._connection() as conn:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
@@ -502,18 +614,31 @@ class PostGISStore:
                     raise ValueError(f"the PostGIS store {self.where} is not empty: a load fills an empty "
                                      "one")
                 count = self._stage(conn, features)
+                self._refuse_known(conn)
                 conn.execute(sql.SQL("INSERT INTO projects (id, position, doc, geom, {names}) SELECT id, "
                                      "position, doc::json, {geom}, {names} FROM geo_load ORDER BY position"
                                      ).format(names=_NAMES, geom=_GEOM.format(sql.Identifier("geojson"))))
-                conn.execute("INSERT INTO project_changes (op, fid, doc) "
-                             "SELECT 'add', id, doc::json FROM geo_load ORDER BY position")
+                conn.execute("INSERT INTO project_changes (op, fid, doc, kind) "
+                             "SELECT 'add', id, doc::json, 'create' FROM geo_load ORDER BY position")
                 conn.execute("SELECT pg_notify(%s, 'load')", (self.channel,))
             self._quietly_catch_up(conn)  # the load is committed: a failure here is the listener's to mend
         return count
 
-    def add_many(self, features: Sequence[Feature]) -> list[Feature]:
+    @staticmethod
+    def _refuse_known(conn: Conn) -> None:
+        """ValueError when an id staged in `geo_load` is a project's or is in the change log (a deleted
+        project's id is never used again)."""
+        taken = conn.execute(
+            "SELECT g.id FROM geo_load g WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = g.id) "
+            "OR EXISTS (SELECT 1 FROM project_changes c WHERE c.fid = g.id) ORDER BY g.position LIMIT 1"
+        ).fetchone()
+        if taken is not None:
+            raise ValueError(f"id {taken[0]!r} exists or existed (ids are never reused)")
+
+    def add_many(self, features: Sequence[Feature], meta: WriteMeta | None = None) -> list[Feature]:
         """Append new features, in order, in one transaction (see `ProjectStore.add_many`: all or none;
-        StoreBusy, DatabaseUnavailable, StoreWriteFailed, ValueError when an id exists or repeats).
+        StoreBusy, DatabaseUnavailable, StoreWriteFailed, ValueError when an id exists, existed or
+        repeats); each logged as a `create` by `meta.by`.
 
         The advisory lock, the rows COPYed into a staging table and inserted after the others, one
         change-log `add` per feature and one NOTIFY; committed together, so another server reads the
@@ -528,21 +653,18 @@ class PostGISStore:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
                     self._stage(conn, batch)
-                    taken = conn.execute("SELECT g.id FROM geo_load g JOIN projects p USING (id) "
-                                         "ORDER BY g.position LIMIT 1").fetchone()
-                    if taken is not None:
-                        raise ValueError(f"id {taken[0]!r} exists")
+                    self._refuse_known(conn)
                     conn.execute(sql.SQL(
                         "INSERT INTO projects (id, position, doc, geom, {names}) SELECT id, position + "
                         "(SELECT coalesce(max(position), 0) FROM projects), doc::json, {geom}, {names} "
                         "FROM geo_load ORDER BY position"
                     ).format(names=_NAMES, geom=_GEOM.format(sql.Identifier("geojson"))))
                     logged = conn.execute(
-                        "WITH c AS (INSERT INTO project_changes (op, fid, doc) SELECT 'add', id, doc::json "
-                        "FROM geo_load ORDER BY position RETURNING seq, at) "
+                        "WITH c AS (INSERT INTO project_changes (op, fid, doc, by, kind) SELECT 'add', id, "
+                        "doc::json, %s, 'create' FROM geo_load ORDER BY position RETURNING seq, at) "
                         "SELECT min(seq), max(seq), (array_agg(at ORDER BY seq DESC))[1], "
                         "pg_notify(%s, max(seq)::text) FROM c",
-                        (self.channel,)).fetchone()
+                        (meta.by if meta else None, self.channel)).fetchone()
                     committing = True
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if committing:  # the COMMIT went out: the database may have done it (all of it)
@@ -555,6 +677,36 @@ class PostGISStore:
             first, last, at = int(logged[0]), int(logged[1]), logged[2]
             self._own_changes(conn, first, last, at, [(f["id"], f) for f in batch])
         return batch
+
+    # --- the record of changes ---
+
+    def _record(self, query: str, params: tuple[object, ...]) -> list[Change]:
+        """The changes `_RECORD` + `query` selects, on a pooled connection (DatabaseUnavailable: 503)."""
+        with self._connection(reading=True) as conn:
+            rows = conn.execute(f"{_RECORD} {query}".encode(), params).fetchall()
+        return [_change(row, self.where) for row in rows]
+
+    def changes(self, since: int = 0, limit: int = 100) -> list[Change]:
+        """Up to `limit` changes with `seq > since`, in order (see `ProjectStore.changes`)."""
+        return self._record("WHERE c.seq > %s ORDER BY c.seq LIMIT %s", (since, limit))
+
+    def seq_before(self, at: datetime) -> int:
+        """The last seq logged before `at`, 0 when none (see `ProjectStore.seq_before`). Writers log under
+        the advisory lock with the clock's time, so `at` grows with `seq`: one probe of the (at, seq)
+        index."""
+        with self._connection(reading=True) as conn:
+            row = conn.execute("SELECT seq FROM project_changes WHERE at < %s ORDER BY at DESC, seq DESC "
+                               "LIMIT 1", (at,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def history(self, fid: str) -> list[Change]:
+        """Every logged change of `fid`, in order; empty when it never existed."""
+        return self._record("WHERE c.fid = %s ORDER BY c.seq", (fid,))
+
+    def deleted(self, fid: str) -> Change | None:
+        """The change that deleted `fid` when its last change is a delete, else None."""
+        last = self._record("WHERE c.fid = %s ORDER BY c.seq DESC LIMIT 1", (fid,))
+        return last[0] if last and last[0].op == "delete" else None
 
     def close(self) -> None:
         """Stop the listener and close the pool (idempotent)."""
