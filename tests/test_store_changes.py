@@ -215,7 +215,7 @@ def test_restore_brings_back_the_project_as_deleted_after_the_others(backend: Ba
                                             (4, "delete", "a", None), (5, "restore", "a", "admin")]
     assert store.history("a")[-1].feature == last
     # It can be changed and deleted again like any other.
-    store.replace("a", _feature("a", "after"))
+    store.replace("a", _feature("a", "after", status="approved"))
     store.delete("a")
     assert [c.op for c in store.history("a")][-2:] == ["update", "delete"]
 

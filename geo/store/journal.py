@@ -31,6 +31,11 @@ the order the changes were made:
   whole, like any torn line. It can be megabytes long; nothing here limits a line's length.
 - `add` of an id that exists, `replace` or `delete` of one that does not, are corruption too: the writer
   checked them, so a journal that says otherwise was not written by this store over this file.
+- Lines carry what the ledger (geo.store.ledger) records of them, after `at`: `seq` (a batch's first;
+  its features take the next ones in order), and when set `by`, `as` (the ledger's op when the journal's
+  does not tell it: `update` or `status` for a replace, `restore` for an add), `idem` (the scoped
+  Idempotency-Key) and `rh` (the request's digest). A crash after the line and before the ledger insert
+  is caught up from these. Lines written before the ledger existed have none of them and still read.
 """
 
 from __future__ import annotations
@@ -122,18 +127,41 @@ def read_header(data: bytes, path: Path) -> tuple[Header, int]:
     return header, end + 1
 
 
-def encode_change(op: str, fid: str, feature: Feature | None, at_ms: int) -> bytes:
+@dataclass(frozen=True)
+class Meta:
+    """What a change line holds for the ledger besides the change (see the module's docstring)."""
+
+    seq: int
+    by: str | None = None
+    as_op: str | None = None
+    idem: str | None = None
+    rh: str | None = None
+
+    def encode(self) -> bytes:
+        """The members, each with its leading comma (only those that are set, but `seq`)."""
+        out = b',"seq":' + str(self.seq).encode()
+        for name, value in (("by", self.by), ("as", self.as_op), ("idem", self.idem), ("rh", self.rh)):
+            if value is not None:
+                out += b',"' + name.encode() + b'":' + orjson.dumps(value)
+        return out
+
+
+def encode_change(op: str, fid: str, feature: Feature | None, at_ms: int, meta: Meta | None = None) -> bytes:
     """One change line, newline included (op and id first, so a torn line still says what it was)."""
     head = b'{"op":"' + op.encode() + b'","id":' + orjson.dumps(fid) + b',"at":' + str(at_ms).encode()
+    if meta is not None:
+        head += meta.encode()
     if feature is None:
         return head + b"}\n"
     return head + b',"feature":' + orjson.dumps(feature) + b"}\n"
 
 
-def encode_batch(features: Sequence[Feature], at_ms: int) -> bytes:
+def encode_batch(features: Sequence[Feature], at_ms: int, meta: Meta | None = None) -> bytes:
     """One line holding the adds of `features`, in order, newline included (op and count first, so a
     torn batch still says what it was)."""
     head = b'{"op":"batch","n":' + str(len(features)).encode() + b',"at":' + str(at_ms).encode()
+    if meta is not None:
+        head += meta.encode()
     return head + b',"features":' + orjson.dumps(list(features)) + b"}\n"
 
 
@@ -172,6 +200,7 @@ class Record:
     feature: Feature | None
     at_ms: int
     line: int
+    meta: Meta | None = None  # None on a line written before the ledger existed
 
 
 def _records(raw: bytes, line: int) -> list[Record]:
@@ -185,7 +214,8 @@ def _records(raw: bytes, line: int) -> list[Record]:
         raise ValueError("not a JSON object")
     op, fid, feature, at = doc.get("op"), doc.get("id"), doc.get("feature"), doc.get("at")
     if op == BATCH:
-        return _batch(doc, line)
+        return _batch(doc, line, _meta(doc))
+    meta = _meta(doc)
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}")
     if not isinstance(fid, str) or not fid:
@@ -195,16 +225,30 @@ def _records(raw: bytes, line: int) -> list[Record]:
     if op == "delete":
         if feature is not None:
             raise ValueError("a delete holds a feature")
-        return [Record(op, fid, None, at, line)]
+        return [Record(op, fid, None, at, line, meta)]
     fault = feature_fault(feature)
     if fault is not None or not isinstance(feature, dict):
         raise ValueError(f"its feature {fault}")
     if feature["id"] != fid:
         raise ValueError(f"its feature has the id {feature['id']!r}, not {fid!r}")
-    return [Record(op, fid, feature, at, line)]
+    return [Record(op, fid, feature, at, line, meta)]
 
 
-def _batch(doc: dict[str, Any], line: int) -> list[Record]:
+def _meta(doc: dict[str, Any]) -> Meta | None:
+    """The ledger's members of a line (None when it has no `seq`: written before the ledger)."""
+    seq = doc.get("seq")
+    if seq is None:
+        return None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise ValueError(f"'seq' {seq!r} is not a positive integer")
+    texts = [doc.get(name) for name in ("by", "as", "idem", "rh")]
+    if any(t is not None and not isinstance(t, str) for t in texts):
+        raise ValueError("'by', 'as', 'idem' or 'rh' is not a string")
+    by, as_op, idem, rh = texts
+    return Meta(seq, by, as_op, idem, rh)
+
+
+def _batch(doc: dict[str, Any], line: int, meta: Meta | None) -> list[Record]:
     """The adds of a batch line (its JSON object), checked as single adds are."""
     n, at, features = doc.get("n"), doc.get("at"), doc.get("features")
     if not isinstance(at, int) or isinstance(at, bool):
@@ -218,7 +262,9 @@ def _batch(doc: dict[str, Any], line: int) -> list[Record]:
         fault = feature_fault(feature)
         if fault is not None:
             raise ValueError(f"its feature [{k}] {fault}")
-        records.append(Record("add", feature["id"], feature, at, line))
+        # Each feature of a batch is its own change in the ledger: the seqs that follow the line's.
+        own = None if meta is None else Meta(meta.seq + k, meta.by)
+        records.append(Record("add", feature["id"], feature, at, line, own))
     return records
 
 
