@@ -89,7 +89,8 @@ class Backend:
         with psycopg.connect(self.where, autocommit=True) as conn:
             rows = conn.execute("SELECT id, position, doc::text, row_version FROM projects ORDER BY position"
                                 ).fetchall()
-            log = conn.execute("SELECT seq, op, fid, doc::text FROM project_changes ORDER BY seq").fetchall()
+            log = conn.execute("SELECT seq, at, op, fid, doc::text, by, kind, idem, request_hash "
+                               "FROM project_changes ORDER BY seq").fetchall()
         return rows, log
 
     @contextmanager
