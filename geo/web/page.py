@@ -88,6 +88,8 @@ class MapOptions:
     # The editor (geo/static/app/editor.js, Leaflet.draw): on the served map only; an exported file has
     # no API to write to. It shows no control until someone enters an API key.
     editing: bool = False
+    # How often the served map asks the changes feed (/changes, follow.js) what changed, in seconds.
+    follow_s: float = 2.5
 
 
 # The fields of the editor's form, in its order; titles, kinds and vocabularies come from the schema.
@@ -184,7 +186,9 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
         "basemap": basemap is not None,
         "embedded": embedded is not None,
         "urls": {"items": "/collections/{id}/items", "item": "/collections/{id}/items/{fid}",
-                 "stats": "/stats", "layers": "/layers/{id}.{format}"},
+                 "stats": "/stats", "layers": "/layers/{id}.{format}",
+                 "changes": "/changes" if embedded is None else None},
+        "follow_s": options.follow_s,
         "limit": options.limit,
         "filter_fields": filter_fields(PROJECT_SCHEMA),
         "filters": {k: list(v) for k, v in options.filters.items()},
@@ -202,6 +206,9 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
     root.html.add_child(Element(f'<header><h1 class="geo-sr-only">{esc(options.title)}</h1></header>'),
                         name="geo_title", index=0)
     root.header.add_child(JavascriptLink(assets.url("app", "geomap.js")), name="geomap_js")
+    if embedded is None:
+        # The served map follows the changes feed; an exported file has none to follow.
+        root.header.add_child(JavascriptLink(assets.url("app", "follow.js")), name="follow_js")
     if options.editing:
         # editor.js first: the other two extend what it defines.
         for name in ("editor.js", "editor-form.js", "editor-import.js"):

@@ -165,6 +165,7 @@
     this.filters = {};
     this.selects = {};  // the filters shown as lists, by name
     this.cardHooks = [];  // functions (feature, card) called on each project card built
+    this.loadHooks = [];  // functions (ticket) called when the projects of load number `ticket` are shown
     var self = this;
     filterNames(cfg).forEach(function (key) { self.filters[key] = (cfg.filters[key] || []).slice(); });
     this.state = {ready: false, layers: false, loads: 0, projects: 0, markers: 0, shapes: 0, provinces: 0, salang: 0,
@@ -266,32 +267,36 @@
     return card;
   };
 
+  // One project's layer: a clustered marker for a point, a styled shape (not clustered) otherwise. Its
+  // popup and tooltip read `layer.feature` when shown, so an update in place (putProject) shows the new
+  // values without a new layer.
+  GeoMapView.prototype.projectLayer = function (feature) {
+    var self = this, props = feature.properties || {}, layer;
+    var popup = function () { return self.card(layer.feature); };
+    if (feature.geometry.type === "Point") {
+      var xy = feature.geometry.coordinates;
+      layer = L.marker([xy[1], xy[0]], {icon: this.icon(props), title: String(props.name || ""), alt: ""});
+    } else {
+      var colour = this.cfg.statuses[props.status] || "#34495e";
+      layer = L.geoJSON(feature, {style: {color: colour, weight: 4, fillColor: colour, fillOpacity: 0.35}});
+      layer.bindTooltip(function () { return el("span", {text: String(layer.feature.properties.name || ""), dir: "auto"}); });
+    }
+    layer.feature = feature;  // leaflet-search reads feature.properties.name
+    layer.bindPopup(popup, {maxWidth: 340, className: "geo-popup"});
+    return layer;
+  };
+
   GeoMapView.prototype.showProjects = function (features) {
     var self = this, markers = [], byId = {};
     this.cluster.clearLayers();
     this.shapes.clearLayers();
     var shapeCount = 0;
     features.forEach(function (feature) {
-      var geom = feature.geometry, props = feature.properties || {};
-      if (!geom) return;
-      var popup = function () { return self.card(feature); };
-      if (geom.type === "Point") {
-        var marker = L.marker([geom.coordinates[1], geom.coordinates[0]],
-                              {icon: self.icon(props), title: String(props.name || ""), alt: ""});
-        marker.feature = feature;  // leaflet-search reads feature.properties.name
-        marker.bindPopup(popup, {maxWidth: 340, className: "geo-popup"});
-        markers.push(marker);
-        byId[String(feature.id)] = marker;
-      } else {
-        var colour = self.cfg.statuses[props.status] || "#34495e";
-        var shape = L.geoJSON(feature, {style: {color: colour, weight: 4, fillColor: colour, fillOpacity: 0.35}});
-        shape.feature = feature;
-        shape.bindPopup(popup, {maxWidth: 340, className: "geo-popup"});
-        shape.bindTooltip(el("span", {text: String(props.name || ""), dir: "auto"}));
-        self.shapes.addLayer(shape);
-        byId[String(feature.id)] = shape;
-        shapeCount += 1;
-      }
+      if (!feature.geometry) return;
+      var layer = self.projectLayer(feature);
+      if (layer.getLatLng) markers.push(layer);
+      else { self.shapes.addLayer(layer); shapeCount += 1; }
+      byId[String(feature.id)] = layer;
     });
     this.markers = byId;
     this.state.projects = features.length;
@@ -304,6 +309,75 @@
       };
       self.cluster.addLayers(markers);
     });
+  };
+
+  /* ---------- one project at a time (the changes feed, follow.js) ---------- */
+
+  // Whether the page's filters keep this project. Only the filter fields are judged here; a page whose
+  // address carries other item parameters (bbox, datetime, a CQL2 filter) reloads instead (needsReload).
+  GeoMapView.prototype.keeps = function (feature) {
+    var p = feature.properties || {}, self = this;
+    if (!feature.geometry || this.selectsNothing()) return false;
+    return filterNames(this.cfg).every(function (key) {
+      var chosen = self.filters[key];
+      return !chosen.length || chosen.indexOf(String(p[key])) >= 0;
+    });
+  };
+
+  GeoMapView.prototype.needsReload = function () {
+    return Object.keys(this.cfg.query).length > 0;
+  };
+
+  // Shows `feature` as it now is (added, or its layer updated or replaced), or removes it when the
+  // filters no longer keep it. Applying the same feature twice changes nothing.
+  GeoMapView.prototype.putProject = function (feature) {
+    var id = String(feature.id), old = this.markers[id];
+    if (!this.keeps(feature)) { this.removeProject(id); return; }
+    var point = feature.geometry.type === "Point";
+    if (old && point && old.getLatLng) {
+      // In place: the marker keeps its cluster and an open popup stays open, with the new card.
+      var xy = feature.geometry.coordinates, props = feature.properties || {};
+      old.feature = feature;
+      old.options.title = String(props.name || "");
+      old.setIcon(this.icon(props));
+      if (old.getLatLng().lat !== xy[1] || old.getLatLng().lng !== xy[0]) old.setLatLng([xy[1], xy[0]]);
+      if (old.isPopupOpen()) old.getPopup().update();
+      return;
+    }
+    var wasOpen = !!old && old.isPopupOpen();
+    if (old) this.removeProject(id);
+    var layer = this.projectLayer(feature);
+    if (point) { this.cluster.addLayer(layer); this.state.markers += 1; }
+    else { this.shapes.addLayer(layer); this.state.shapes += 1; }
+    this.markers[id] = layer;
+    this.state.projects += 1;
+    if (wasOpen) layer.openPopup();
+  };
+
+  GeoMapView.prototype.removeProject = function (id) {
+    var layer = this.markers[String(id)];
+    if (!layer) return;
+    if (layer.getLatLng) { this.cluster.removeLayer(layer); this.state.markers -= 1; }
+    else { this.shapes.removeLayer(layer); this.state.shapes -= 1; }
+    delete this.markers[String(id)];
+    this.state.projects -= 1;
+  };
+
+  // After single projects changed: the figures (legend, choropleth, the count) asked for again.
+  GeoMapView.prototype.refreshStats = function () {
+    var self = this, ticket = this.state.loads;
+    this.showCount();
+    if (this.selectsNothing()) return Promise.resolve();
+    return this.source.stats(this.params()).then(function (stats) {
+      if (ticket !== self.state.loads) return;  // a reload brings its own
+      self.stats = stats;
+      self.restyle();
+    }).catch(function (error) { if (window.console) console.warn("geomap:", error); });
+  };
+
+  GeoMapView.prototype.showCount = function () {
+    var n = this.state.projects;
+    if (this.summary) this.summary.textContent = n + (n === 1 ? " project shown" : " projects shown");
   };
 
   // `/map?focus=<id>` (the link on an item's HTML page): that project's card, or that Salang tunnel or
@@ -729,9 +803,9 @@
       self.restyle();
       return self.showProjects(got[0]).then(function () {
         if (ticket !== self.state.loads) return;
-        var n = got[0].length;
-        if (self.summary) self.summary.textContent = n + (n === 1 ? " project shown" : " projects shown");
+        self.showCount();
         self.state.ready = true;
+        self.loadHooks.forEach(function (hook) { hook(ticket); });
       });
     }).catch(function (error) { self.fail(error); });
   };
@@ -781,6 +855,8 @@
       window.GeoMap.view = view;
       window.GeoMap.state = view.state;
       window.GeoMap.started = view.start();
+      // The served map follows the changes feed (follow.js); an exported file has no feed to follow.
+      if (window.GeoFollow && !cfg.embedded && cfg.urls.changes) window.GeoMap.follow = GeoFollow.start(view);
       return view;
     }
   };
