@@ -22,7 +22,8 @@ from geo.settings import Settings
 from geo.store import GeoJSONFileStore, geojson_file
 from geo.store.geojson_file import encode_store
 
-FOLDER_FILES = ["p.geojson"]
+# The store file and its ledger of changes (geo.store.ledger), which is kept for ever.
+FOLDER_FILES = ["p.geojson", "p.geojson.ledger.sqlite"]
 
 
 def _feature(fid: str, name: str | None = None) -> dict[str, object]:
@@ -232,7 +233,7 @@ def test_a_compaction_stopped_at_any_step_loses_nothing(path: Path, step: str,
     # A restart reads everything, whatever step it was stopped at, and leaves the usual files.
     restarted = GeoJSONFileStore(path)
     assert _ids(restarted) == ["a", "c", "d"]
-    assert sorted(_files(path.parent)) == [".p.geojson.journal", "p.geojson"]
+    assert sorted(_files(path.parent)) == [".p.geojson.journal", *FOLDER_FILES]
     # The first store (still running) goes on too: its next write takes up what was left.
     store.add(_feature("e"))
     assert _ids(store) == _ids(restarted) == ["a", "c", "d", "e"]
@@ -332,13 +333,15 @@ def test_a_store_file_laid_out_by_hand_reads_the_same(path: Path, layout: str) -
 
 def test_replaying_the_journal_keeps_the_order_the_writes_made(path: Path) -> None:
     """Replayed on start, the journal gives what the writes gave as they were made: a replaced feature
-    keeps its place, a deleted one goes, one added (or deleted and added again) comes last."""
+    keeps its place, a deleted one goes, one added (or deleted and restored) comes last."""
     store = GeoJSONFileStore(path)  # a, b in the file
-    steps = [("add", "c"), ("delete", "a"), ("add", "a"), ("replace", "b"), ("add", "d"), ("delete", "c"),
-             ("replace", "a"), ("add", "c"), ("delete", "d")]
+    steps = [("add", "c"), ("delete", "a"), ("restore", "a"), ("replace", "b"), ("add", "d"), ("delete", "c"),
+             ("replace", "a"), ("restore", "c"), ("delete", "d")]
     for n, (op, fid) in enumerate(steps):
         if op == "delete":
             store.delete(fid)
+        elif op == "restore":
+            store.restore(fid)  # as it was when deleted (a deleted id is never added again)
         elif op == "add":
             store.add(_feature(fid, f"step {n}"))
         else:
@@ -348,7 +351,7 @@ def test_replaying_the_journal_keeps_the_order_the_writes_made(path: Path) -> No
     replayed = GeoJSONFileStore(path).snapshot()
     assert [replayed.get(fid) for fid in replayed.ids] == [written.get(fid) for fid in written.ids]
     names = [replayed.get(fid)["properties"]["name"] for fid in replayed.ids]  # type: ignore[index]
-    assert names == ["step 3", "step 6", "step 7"]
+    assert names == ["step 3", "step 6", "step 0"]
 
 
 # --- batches (add_many): one line, all or none ---

@@ -63,9 +63,10 @@ def test_write_then_reopen(tmp_path: Path) -> None:
     assert _on_disk(path) == ["a", "b"]
     store.close()  # folds the journal into the file
     assert [f["id"] for f in orjson.loads(path.read_bytes())["features"]] == ["a", "b"]
-    # Human-readable: one feature per line; no journal, temporary or lock file left behind.
+    # Human-readable: one feature per line; no journal, temporary or lock file left behind (the ledger of
+    # changes is kept for ever).
     assert path.read_text().count("\n") >= 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == AT_REST
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -205,6 +206,8 @@ def test_orphaned_temporary_files_are_swept_and_others_left(tmp_path: Path) -> N
 # --- The three writes on the store: the errors only a file has (the others: test_store_contract.py) ---
 
 WRITES = ("add", "replace", "delete")
+# The files of a store at rest: the store file and its ledger of changes (geo.store.ledger, kept for ever).
+AT_REST = ["p.geojson", "p.geojson.ledger.sqlite"]
 
 
 def _renamed(fid: str, name: str) -> dict[str, object]:
@@ -326,9 +329,9 @@ def test_no_temporary_or_lock_file_is_left_after_writes_or_a_failed_write(
     store.replace("a", _feature("a"))
     store.add(_feature("c"))
     store.delete("c")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal", "p.geojson.ledger.sqlite"]
     assert store.compact()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal", "p.geojson"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal", *AT_REST]
     before = _files(tmp_path)
 
     def disk_full(fd: int, old: os.stat_result) -> None:
@@ -344,10 +347,10 @@ def test_no_temporary_or_lock_file_is_left_after_writes_or_a_failed_write(
     with pytest.raises(StoreWriteFailed, match="No space left on device"):
         store.add(_feature("b"))
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal", "p.geojson"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.geojson.journal", *AT_REST]
     assert _files(tmp_path)["p.geojson"] == before["p.geojson"] and _ids(store) == ["a", "d"]
     store.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == AT_REST
 
 
 def test_a_failed_folder_fsync_after_the_rename_is_reported_as_the_success_it_is(
