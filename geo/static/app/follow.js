@@ -31,6 +31,7 @@
     this.timer = null;
     this.busy = false;
     this.failures = 0;
+    this.dirty = false;  // changes applied whose figures were not asked for yet
     // Changes received, each with the map's load number at the time (see replay).
     this.log = [];
     this.notice = null;
@@ -86,7 +87,7 @@
       .then(function (doc) {
         self.busy = false;
         self.failures = 0;
-        self.take(doc.changes || []);
+        self.take(doc.changes || [], !!doc.more);
         if (doc.cursor !== undefined && doc.cursor !== null) self.state.cursor = String(doc.cursor);
         self.say();
         self.schedule(doc.more ? 0 : self.every);
@@ -110,27 +111,30 @@
     }
   };
 
-  Follower.prototype.take = function (changes) {
-    var self = this, view = this.view, ticket = view.state.loads, touched = false;
+  // `more`: another page follows at once; the figures (or the whole layer) are asked for after the last.
+  Follower.prototype.take = function (changes, more) {
+    var self = this, view = this.view, ticket = view.state.loads;
     changes.forEach(function (change) {
       if (change.collection !== "projects") return;
       self.state.changes += 1;
       if (Date.parse(change.at) >= self.openedOnServer - 1000) self.state.since_opened += 1;
       self.log.push({change: change, ticket: ticket});
-      touched = true;
+      self.dirty = true;
     });
     // Entries received before the current load began are in that load's answer: no longer needed.
     this.log = this.log.filter(function (entry) { return entry.ticket >= view.state.loads; });
-    if (!touched || !view.state.ready) return;  // a load in progress: replay() applies them after it
+    if (!view.state.ready) return;  // a load in progress: replay() applies them after it
+    if (!view.needsReload()) changes.forEach(function (change) { self.apply(change); });
+    if (more || !this.dirty) return;
+    this.dirty = false;
     if (view.needsReload()) {
       // The page's address filters by more than the panel's fields (bbox, datetime, CQL2): the server
       // decides what it keeps.
       this.state.reloads += 1;
       view.reload();
-      return;
+    } else {
+      view.refreshStats();
     }
-    changes.forEach(function (change) { self.apply(change); });
-    view.refreshStats();
   };
 
   Follower.prototype.apply = function (change) {
@@ -142,8 +146,11 @@
   Follower.prototype.replay = function (ticket) {
     var self = this, again = this.log.filter(function (entry) { return entry.ticket >= ticket; });
     this.log = again;
+    // A page that reloads instead (needsReload) keeps `dirty`: the next answer reloads it once more,
+    // since this load may have asked before those changes were made.
     if (!again.length || this.view.needsReload()) return;
     again.forEach(function (entry) { self.apply(entry.change); });
+    this.dirty = false;
     this.view.refreshStats();
   };
 
