@@ -1,10 +1,16 @@
-"""`geo store copy SRC DST`: every project of one store copied into another, empty one, losing nothing.
+"""`geo store copy SRC DST`: every current project of one store copied into another, empty one, exactly.
 
 Either end is a GeoJSON store file (a path) or a PostGIS database (a `postgresql://` or `postgres://`
 URL). The source's snapshot is read in order and handed to the destination's `load` (one atomic, durable
 write into an empty store: geo.store.base.ProjectStore.load), so ids, order, timestamps, status histories
 and every property arrive as they were: each feature is passed on as the bytes the source serves, and the
 destination's copy is compared with them before the copy is reported done.
+
+Only the current projects are copied, not the record of changes (geo.store.changes): the destination's
+record starts with one `create` per project, made at the time of the copy, by nobody. The source's
+history (field changes, status notes, who made them), its deleted projects (which the destination will
+not know, so it cannot restore them nor refuse their ids) and its Idempotency-Keys stay behind; a
+destination whose record knows a copied id refuses the copy. Keep the source to keep its history.
 
 There is no `--replace`: a copy never overwrites a store. To replace one, move its file aside (or use a new
 database) and copy into that.

@@ -17,6 +17,15 @@
   listener thread LISTENs on its own connection and reads the log past the last seq applied when
   notified, and every `poll_s` when no notification comes (a missed notification costs at most that).
   The version is `<store id>.<last seq>`: the same on every server for the same state.
+- **The record of changes** (geo.store.changes) is the same change log, kept for ever: each row also
+  holds who (`by`, the key's name), its `kind` (create, update, status, delete, restore; rows from before
+  migration 0002 have none and get theirs from `op` when read), and an add's Idempotency-Key (`idem`,
+  scoped by the key's name) with its `request_hash`. `history`, `deleted`, `changes` and `seq_before`
+  read it on a pooled connection (indexes on (fid, seq) and (at, seq)). A delete removes the row from
+  `projects` only; `restore` re-inserts the fid's last logged document after the others, logged as an
+  `add` (what other servers replay) of kind `restore`. `add` looks the key up (a partial index, the
+  last IDEMPOTENCY_WINDOW_S of the database's clock) and refuses an id the log knows in the same
+  statement as its insert, under the lock: two servers adding with one key store one project.
 - **Outages.** A write that cannot reach the database is a DatabaseUnavailable (503, Retry-After);
   reads go on from the last snapshot. The pool checks a connection before lending it and replaces
   broken ones; the listener reconnects with a backoff and then reads every change it missed. At
@@ -691,9 +700,11 @@ class PostGISStore:
         return self._record("WHERE c.seq > %s ORDER BY c.seq LIMIT %s", (since, limit))
 
     def seq_before(self, at: datetime) -> int:
-        """The last seq logged before `at`, 0 when none (see `ProjectStore.seq_before`). Writers log under
-        the advisory lock with the clock's time, so `at` grows with `seq`: one probe of the (at, seq)
-        index."""
+        """The last seq logged before `at` (naive: UTC), 0 when none (see `ProjectStore.seq_before`).
+        Writers log under the advisory lock with the clock's time, so `at` grows with `seq`: one probe
+        of the (at, seq) index."""
+        if at.tzinfo is None:  # else the session's time zone would be assumed
+            at = at.replace(tzinfo=UTC)
         with self._connection(reading=True) as conn:
             row = conn.execute("SELECT seq FROM project_changes WHERE at < %s ORDER BY at DESC, seq DESC "
                                "LIMIT 1", (at,)).fetchone()
