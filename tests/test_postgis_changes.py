@@ -19,9 +19,10 @@ import pytest
 from geo.errors import DatabaseUnavailable
 from geo.store.base import etag_of
 from geo.store.changes import Replayed, WriteMeta
+from geo.store.copy import copy
 from geo.store.migrate import migrations
 from geo.store.postgis import PostGISStore
-from tests.pg import Outage, schema_of
+from tests.pg import Outage, pg_schema, schema_of
 
 
 def _feature(fid: str, name: str | None = None, status: str = "planned") -> dict[str, object]:
@@ -206,6 +207,23 @@ def test_a_load_refuses_an_id_the_record_knows(stores: Callable[..., PostGISStor
     with pytest.raises(ValueError, match="'a' exists or existed"):
         store.load([_feature("z"), _feature("a")])
     assert list(store.snapshot().ids) == [] and [c.op for c in store.changes()] == ["create", "delete"]
+
+
+def test_a_copy_carries_the_current_projects_not_their_record(stores: Callable[..., PostGISStore]) -> None:
+    """`geo store copy` (geo/store/copy.py): the destination's record starts with a create per project."""
+    src = stores()
+    src.add(_feature("a"), WriteMeta(by="alice"))
+    src.replace("a", _feature("a", status="approved"), meta=WriteMeta(by="bob"))
+    src.add(_feature("gone"))
+    src.delete("gone")
+    with pg_schema() as other:
+        dst = stores(other)
+        assert copy(src, dst) == 1
+        assert list(dst.snapshot().ids) == ["a"]
+        assert dst.snapshot().get("a") == _feature("a", status="approved")
+        assert [(c.seq, c.op, c.fid, c.by) for c in dst.changes()] == [(1, "create", "a", None)]
+        assert dst.history("gone") == [] and dst.deleted("gone") is None
+        dst.close()
 
 
 # --- outages ---
