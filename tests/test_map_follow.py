@@ -193,7 +193,7 @@ def _post(site: str, feature: dict[str, Any]) -> str:
 
 def test_a_hidden_tab_stops_asking_and_catches_up_when_shown(site: str, page_a: Any) -> None:
     """While the tab is hidden no request is made and no timer waits; shown again, it asks at once and
-    shows what changed meanwhile."""
+    shows what changed meanwhile. Then a deletion and a restore show as they happen."""
     page_a.evaluate("""() => { Object.defineProperty(document, 'visibilityState', {value: 'hidden',
         configurable: true}); document.dispatchEvent(new Event('visibilitychange')); }""")
     page_a.wait_for_function("() => GeoMap.follow.state.paused && GeoMap.follow.timer === null"
@@ -207,6 +207,14 @@ def test_a_hidden_tab_stops_asking_and_catches_up_when_shown(site: str, page_a: 
     page_a.evaluate("""() => { Object.defineProperty(document, 'visibilityState', {value: 'visible',
         configurable: true}); document.dispatchEvent(new Event('visibilitychange')); }""")
     page_a.wait_for_function(SHOWN, arg=fid, timeout=SOON_MS)
+    # A deletion and a restore (the project back as it was) follow too.
+    assert httpx.delete(f"{site}/collections/projects/items/{fid}", headers=AUTH).status_code == 204
+    page_a.wait_for_function(GONE, arg=fid, timeout=SOON_MS)
+    back = httpx.post(f"{site}/collections/projects/items/{fid}/restore", headers=AUTH)
+    assert back.status_code == 200, back.text
+    page_a.wait_for_function(SHOWN, arg=fid, timeout=SOON_MS)
+    name = page_a.evaluate("(id) => GeoMap.view.markers[id].feature.properties.name", fid)
+    assert name == "Made while hidden"
     _clean(page_a)
 
 
