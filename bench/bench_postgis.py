@@ -21,12 +21,22 @@ which the file store shares between processes) and, for each kind:
 - visibility delay: from a 201 on A to the item answering 200 on B (B polled without pause), p50/p95
   over 200 writes.
 Ratios are PostGIS against the embedded store measured in the same run (and two servers against one).
+
+`--record` measures the store object itself, in process, without HTTP (issue 14's record of changes):
+the latency of `add` (with a key's name and an Idempotency-Key: the key lookup and the known-id test),
+`replace` (a status change) and `delete` on a store of 1,000 projects, then, once the change log holds
+`--changes` rows (10,000 by default), `changes(since, 100)` at its start, middle and end, `history` of a
+project with many changes and of one with one, `deleted`, `seq_before` and `idempotent`. Run from an
+older checkout (one whose store takes no `meta`), it measures the writes only: the before and after of
+the write path.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import inspect
+import itertools
 import json
 import re
 import secrets
@@ -36,8 +46,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +101,92 @@ def load_postgis(url: str, features: list[dict[str, Any]]) -> float:
     finally:
         store.close()
     return time.perf_counter() - began
+
+
+# --- the store in process (--record) ---
+
+def timed(call: Callable[[], object], count: int) -> list[float]:
+    """Seconds each of `count` calls of `call` took."""
+    times = []
+    for _ in range(count):
+        began = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def line(name: str, times: list[float]) -> str:
+    """A table row: the name, then p50, p95 and mean in milliseconds."""
+    return (f"{name:36} {statistics.median(times) * 1000:7.2f} {percentile(times, 0.95) * 1000:7.2f} "
+            f"{statistics.mean(times) * 1000:8.2f}")
+
+
+def record(url: str, settings_work: Path, writes: int, changes: int) -> None:
+    """The store's write latency and its record's reads (see the module docstring); prints a table."""
+    from geo.store.changes import WriteMeta  # the older checkouts measured (before/after) have it too
+    from geo.store.postgis import PostGISStore
+
+    features = synthetic_projects(1_000 + writes, bench_settings(settings_work))
+    with bench_schema(url) as schema_url:
+        store = PostGISStore(schema_url)
+        try:
+            has_record = "meta" in inspect.signature(store.add).parameters
+            store.load(features[:1_000])
+            rows: list[tuple[str, list[float]]] = []
+            fresh = iter(features[1_000:])
+            if has_record:
+                keys = iter(range(writes))
+                rows.append(("add (by, Idempotency-Key)", timed(lambda: store.add(
+                    next(fresh), WriteMeta(by="bench", idempotency_key=f"k{next(keys)}",
+                                           request_hash="h")), writes)))  # type: ignore[call-arg]
+            else:
+                rows.append(("add", timed(lambda: store.add(next(fresh)), writes)))
+            target = features[0]
+            statuses = itertools.cycle(["planned", "approved"])
+
+            def status_change() -> None:
+                changed = {**target, "properties": {**target["properties"], "status": next(statuses)}}
+                store.replace(str(target["id"]), changed)
+
+            rows.append(("replace (a status change)", timed(status_change, writes)))
+            doomed = iter(f["id"] for f in features[1:1_000])
+            rows.append(("delete", timed(lambda: store.delete(str(next(doomed))), min(writes, 900))))
+            print(f"\n{'store write, 1,000 projects':36} {'p50 ms':>7} {'p95 ms':>7} {'mean ms':>8}")
+            for name, times in rows:
+                print(line(name, times))
+            if not has_record:
+                return
+            with psycopg.connect(schema_url, autocommit=True) as conn:
+                logged = int((conn.execute("SELECT count(*) FROM project_changes").fetchone() or (0,))[0])
+            middle_at = datetime.now(UTC)
+            for n in range(changes - logged):  # more status changes of one project, to reach `changes`
+                if n == (changes - logged) // 2:
+                    middle_at = datetime.now(UTC)  # for seq_before: a time halfway through the log
+                status_change()
+            with psycopg.connect(schema_url, autocommit=True) as conn:
+                last = int((conn.execute("SELECT max(seq) FROM project_changes").fetchone() or (0,))[0])
+            busy = str(target["id"])
+            usual = features[999]  # a project with a history of a usual length: 20 status changes
+            for n in range(20):
+                props = {**usual["properties"], "status": "approved" if n % 2 else "planned"}
+                store.replace(str(usual["id"]), {**usual, "properties": props})
+            seen = WriteMeta(by="bench", idempotency_key="k1")
+            reads = [
+                ("changes(0, 100)", lambda: store.changes(0, 100)),
+                (f"changes({last // 2}, 100)", lambda: store.changes(last // 2, 100)),
+                (f"changes({last - 100}, 100)", lambda: store.changes(last - 100, 100)),
+                (f"history: {len(store.history(busy)):,} changes", lambda: store.history(busy)),
+                ("history: 21 changes", lambda: store.history(str(usual["id"]))),
+                ("history: 1 change", lambda: store.history(str(features[-1]["id"]))),
+                ("deleted (a deleted id)", lambda: store.deleted(str(features[1]["id"]))),
+                ("seq_before(a time)", lambda: store.seq_before(middle_at)),
+                ("idempotent (a key seen)", lambda: store.idempotent(seen)),
+            ]
+            print(f"\n{f'record reads, {last:,} changes':36} {'p50 ms':>7} {'p95 ms':>7} {'mean ms':>8}")
+            for name, read in reads:
+                print(line(name, timed(read, 50)))
+        finally:
+            store.close()
 
 
 # --- servers ---
@@ -195,7 +292,18 @@ def main() -> None:
     parser.add_argument("--url", default=database_url(),
                         help="a PostgreSQL database with the postgis extension (default: %(default)s)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--record", action="store_true",
+                        help="measure the store in process: write latency and the record's reads")
+    parser.add_argument("--writes", type=int, default=500, help="--record: writes of each kind")
+    parser.add_argument("--changes", type=int, default=10_000, help="--record: change-log rows to read")
     args = parser.parse_args()
+    if args.record:
+        work = Path(tempfile.mkdtemp(prefix="bench-record-"))
+        try:
+            record(args.url, work, args.writes, args.changes)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("install wrk (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="bench-postgis-"))
