@@ -37,6 +37,8 @@ from tests.conftest import AUTH, point_feature
 from tests.server import live_server, server_pid
 
 ITEMS = "/collections/projects/items"
+# The store's ledger of changes (geo.store.ledger): beside the file, kept for ever.
+LEDGER = "p.geojson.ledger.sqlite"
 Feature = dict[str, Any]
 # What a writer reports: ("begin" | "ack", op, id, feature or None).
 Event = tuple[str, str, str, Feature | None]
@@ -214,7 +216,7 @@ def test_a_writer_killed_at_any_point_loses_no_acknowledged_write(tmp_path: Path
         assert state in (acked, with_in_flight), (point, seed)
         assert list(state) in (list(acked), list(with_in_flight))  # the order too
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) in (
-            [".p.geojson.journal", "p.geojson"], ["p.geojson"]), (point, sorted(left))
+            [".p.geojson.journal", "p.geojson", LEDGER], ["p.geojson", LEDGER]), (point, sorted(left))
     # Killed with a compaction's files about: the temporary new file, or the next journal.
     assert kills_in_compaction >= 4
 
@@ -277,10 +279,11 @@ def test_a_large_batch_killed_at_any_point_is_stored_whole_or_not_at_all(tmp_pat
         assert {"none": start, "all": whole}.get(expect, state) == state, point
         found.append("all" if state == whole else "none")
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) in (
-            [".p.geojson.journal", "p.geojson"], ["p.geojson"]), point
+            [".p.geojson.journal", "p.geojson", LEDGER], ["p.geojson", LEDGER]), point
         if state == whole:  # back to the start for the next round
             path.write_bytes(encode_store(list(start.values())))
             (tmp_path / ".p.geojson.journal").unlink(missing_ok=True)
+            (tmp_path / LEDGER).unlink()  # which would refuse the batch's ids, never to be reused
     assert found[:3] == ["none", "none", "all"]
 
 

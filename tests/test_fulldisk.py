@@ -140,8 +140,8 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_loses_nothing(volume: Path, 
         assert _until(lambda: "compaction of the project store failed" in log.read_text()), log.read_text()
         assert "No space left on device" in log.read_text()
         assert store.read_bytes() == file_before
-        assert sorted(p.name for p in volume.iterdir()) == [".projects.geojson.journal", "filler",
-                                                            "projects.geojson"]
+        assert sorted(p.name for p in volume.iterdir()) == [
+            ".projects.geojson.journal", "filler", "projects.geojson", "projects.geojson.ledger.sqlite"]
         _fill(volume)
         os.kill(server_pid(base), signal.SIGKILL)  # killed while the disk is full
     # A restart on the full disk reads every acknowledged write.
@@ -153,5 +153,5 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_loses_nothing(volume: Path, 
     # Stopped with room again: the file at rest holds everything, and the journal is gone.
     at_rest = [f["id"] for f in orjson.loads(store.read_bytes())["features"]]
     assert len(at_rest) == 2 + COPIES + len(acknowledged) + 1 and set(acknowledged) <= set(at_rest)
-    assert sorted(p.name for p in volume.iterdir()) == ["projects.geojson"]
+    assert sorted(p.name for p in volume.iterdir()) == ["projects.geojson", "projects.geojson.ledger.sqlite"]
     assert "Traceback" not in log.read_text()

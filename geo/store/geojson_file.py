@@ -339,8 +339,13 @@ class GeoJSONFileStore:
                 with self._locked():
                     self._sweep()
                     s = self._load(locked=True)
-                    self._catch_up(s)
-                    self._baseline(s)
+                    try:
+                        self._catch_up(s)
+                        self._baseline(s)
+                    except sqlite3.Error as exc:
+                        # Reads go on (a full disk must not stop the service); writes catch up first.
+                        log.error("the ledger %s could not be brought up to date at start (%s); writes are "
+                                  "refused until it can", self.ledger_path, exc)
                     return s
             except (StoreBusy, StoreWriteFailed) as exc:
                 # A read-only folder or a busy lock must not stop the service from reading.
@@ -630,8 +635,14 @@ class GeoJSONFileStore:
             self._catch_up(s)
         except sqlite3.Error as exc:
             log.error("a write was refused: the ledger %s: %s", self.ledger_path, exc)
+            retry = {"Retry-After": RETRY_AFTER_S}
+            if ledger.disk_full(exc):
+                raise StoreFull("The disk of the project store is full (its ledger of changes cannot grow). "
+                                "Nothing was changed. Try again later; reads go on meanwhile.",
+                                headers=retry) from exc
             raise StoreWriteFailed("The project store's ledger of changes cannot be written; nothing was "
-                                   "changed. Try again later; if it persists, tell the operator.") from exc
+                                   "changed. Try again later; if it persists, tell the operator.",
+                                   headers=retry) from exc
         except StoreCorrupt as exc:
             log.error("a write was refused: %s", exc)  # the path and the fault, for the operator only
             raise StoreWriteFailed("The project store on disk cannot be read, so it was not overwritten. "

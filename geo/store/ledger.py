@@ -26,6 +26,7 @@ journal) inserts what it lacks.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
@@ -65,6 +66,11 @@ _INSERT = "INSERT INTO changes (seq, at_ms, op, fid, by, idem, request_hash, doc
 BUSY_TIMEOUT_S = 10.0
 # Ids asked about per query (SQLite's limit on host parameters is at least 999).
 _CHUNK = 500
+
+
+def disk_full(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed because the disk (or the quota) is full."""
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
 
 
 def ledger_path(target: Path) -> Path:
@@ -210,11 +216,10 @@ class Writer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                         check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise _corrupt(path, exc) from exc
+        # sqlite3.Error from here on is a failure to write (a full disk, a read-only folder): the caller's
+        # to report; only what `_check_schema` reads decides that the ledger is not one (StoreCorrupt).
+        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                     check_same_thread=False)
         try:
             if not _check_schema(self._conn, path):
                 self._conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
@@ -223,9 +228,6 @@ class Writer:
             if str(mode).lower() != "delete":
                 self._conn.execute("PRAGMA journal_mode = DELETE")
             self._conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise _corrupt(path, exc) from exc
         except BaseException:
             self._conn.close()
             raise
@@ -245,10 +247,14 @@ class Writer:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(_INSERT, (r.values() for r in rows))
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does that): the original error is the one
+            # to report, not a failed ROLLBACK.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def known(self, fids: Iterable[str]) -> set[str]:
         """Those of `fids` the ledger has a change of (existing or deleted: never to be reused)."""
