@@ -320,7 +320,11 @@ class PostGISStore:
         except psycopg.Error as exc:
             # The database refused a statement (a geometry PostGIS will not read?): the service's bug or
             # the database's state, not the client's; nothing was written.
-            log.error("the PostGIS database %s refused a write: %s", self.where, _reason(exc, self.url))
+            what = "a read of the record of changes" if reading else "a write"
+            log.error("the PostGIS database %s refused %s: %s", self.where, what, _reason(exc, self.url))
+            if reading:
+                raise StoreWriteFailed(f"The project database refused to read the record of changes "
+                                       f"({_reason(exc, self.url)}). Tell the operator.") from exc
             raise StoreWriteFailed(f"The project database refused the write ({_reason(exc, self.url)}); "
                                    "nothing was changed. Tell the operator.") from exc
 
