@@ -107,6 +107,49 @@ def test_migration_0002_keeps_old_rows_and_derives_their_kinds(stores: Callable[
     assert list(stores().snapshot().ids) == ["a", "h", "b"]
 
 
+# --- the feed ---
+
+def _sync(feed: PostGISStore, into: PostGISStore, since: int) -> int:
+    """Apply `feed`'s changes past `since` to `into`, 3 at a time, as a client of the feed would (the
+    change's feature is all it has); return the last seq applied."""
+    while page := feed.changes(since, limit=3):
+        for change in page:
+            if change.op == "create":
+                assert change.feature is not None
+                into.add(change.feature)
+            elif change.op in ("update", "status"):
+                assert change.feature is not None
+                into.replace(change.fid, change.feature)
+            elif change.op == "delete":
+                into.delete(change.fid)
+            else:
+                assert into.restore(change.fid) == change.feature
+        since = page[-1].seq
+    return since
+
+
+def test_a_second_store_synced_from_the_feed_alone_ends_identical(
+        stores: Callable[..., PostGISStore]) -> None:
+    source = stores()
+    source.add_many([_feature("a"), _feature("b"), _feature("c")])
+    source.replace("a", _feature("a", status="approved"))
+    source.delete("b")
+    with pg_schema() as other:
+        copy_ = stores(other)
+        cursor = _sync(source, copy_, 0)
+        assert cursor == 5
+        source.restore("b")  # after the others now
+        source.replace("c", _feature("c", "renamed"))
+        source.add(_feature("d"), _keyed("k"))
+        source.delete("a")
+        assert _sync(source, copy_, cursor) == 9
+        assert list(copy_.snapshot().encoded) == list(source.snapshot().encoded)
+        assert list(copy_.snapshot().ids) == ["c", "b", "d"]
+        assert [c.op for c in copy_.history("b")] == ["create", "delete", "restore"]
+        assert copy_.deleted("a") is not None
+        copy_.close()
+
+
 # --- the Idempotency-Key ---
 
 def test_a_key_older_than_the_window_is_forgotten(stores: Callable[..., PostGISStore], pg_url: str) -> None:
