@@ -7,9 +7,9 @@ Measures:
   one transaction) against a start whose ledger already knows them, and the ledger's size;
 - reads at N changes: `changes(since, 100)` at random cursors, `history(fid)`, `deleted(fid)`,
   `seq_before(at)`, each p50 and p99 over 200 calls (a connection per call, as the store does);
-- a write's cost with the ledger against the same store with the ledger's work stubbed out (the store as
-  it was before the ledger): `add` with an Idempotency-Key and `replace`, p50 and p99, in alternating
-  blocks (the disk's flush time drifts with whatever else runs).
+- a write's cost on that store with the ledger against the same store with the ledger's work stubbed
+  out (the store as it was before the ledger): `add` with an Idempotency-Key and `replace`, p50 and
+  p99, in alternating blocks (the disk's flush time drifts with whatever else runs).
 """
 
 from __future__ import annotations
@@ -76,17 +76,16 @@ def _feature(fid: str, name: str) -> dict[str, Any]:
             "properties": {"name": name, "category": "school", "status": "proposed"}}
 
 
-def bench_writes(work: Path, count: int) -> list[str]:
-    """add (with a key) and replace, with and without the ledger, in alternating blocks."""
+def bench_writes(path: Path, count: int) -> list[str]:
+    """add (with a key) and replace on the store `path`, with and without the ledger, in alternating
+    blocks."""
     times: dict[str, list[float]] = {"add, ledger": [], "add, no ledger": [], "replace, ledger": [],
                                      "replace, no ledger": []}
     per_block = max(1, count // BLOCKS)
     n = 0
     for block in range(BLOCKS * 2):
         with_ledger = block % 2 == 0
-        folder = work / f"writes-{block}"
-        folder.mkdir()
-        store = GeoJSONFileStore(folder / "p.geojson", journal_max_bytes=1 << 40, journal_max_age_s=1e9)
+        store = GeoJSONFileStore(path, journal_max_bytes=1 << 40, journal_max_age_s=1e9)
         label = "ledger" if with_ledger else "no ledger"
         with nullcontext() if with_ledger else _without_ledger():
             fids = []
@@ -110,7 +109,7 @@ def bench_writes(work: Path, count: int) -> list[str]:
     return lines
 
 
-def bench_store(work: Path, projects: int) -> list[str]:
+def bench_store(work: Path, projects: int) -> tuple[Path, list[str]]:
     """The baseline of a store made before the ledger, then reads at `projects` changes."""
     settings = bench_settings(work)
     print(f"generating {projects:,} synthetic projects...", file=sys.stderr)
@@ -142,7 +141,7 @@ def bench_store(work: Path, projects: int) -> list[str]:
     now = datetime.now(UTC)
     lines.append(f"    seq_before(at)       {_ms(_timed(lambda: store.seq_before(now), 200))}")
     store.close()
-    return lines
+    return path, lines
 
 
 def main() -> None:
@@ -153,8 +152,10 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
     try:
-        out = ["store start and reads:", *bench_store(work, args.projects),
-               f"writes ({args.writes} of each, in-process, one thread):", *bench_writes(work, args.writes)]
+        path, lines = bench_store(work, args.projects)
+        out = ["store start and reads:", *lines,
+               f"writes on that store ({args.writes} of each, in-process, one thread):",
+               *bench_writes(path, args.writes)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\n".join(out))
