@@ -468,7 +468,7 @@ def test_delete_asks_for_confirmation(site: str, page: Any) -> None:
     _open_card(page, fid).locator(".geo-act-delete").click()
     page.locator("#geo-delete-form button[type=submit]").click()
     page.wait_for_function("(id) => GeoEditor.state.deleted.includes(id) && GeoMap.state.ready", arg=fid)
-    assert _get(site, fid).status_code == 404
+    assert _get(site, fid).status_code == 410  # deleted: kept in its history (issue 14)
     page.wait_for_function(f"() => GeoMap.state.projects === {before - 1}")
     assert "Deleted" in page.locator("#geo-edit-notice").inner_text()
     _clean(page, site)
