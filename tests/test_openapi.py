@@ -151,7 +151,8 @@ def test_write_operations_name_a_bearer_scheme(doc: dict[str, Any]) -> None:
     secured = {(path, method) for path, item in doc["paths"].items() for method, op in item.items()
                if op.get("security")}
     writes = {(path, method) for path, item in doc["paths"].items() for method in item if method in WRITES}
-    assert secured == writes == {(ITEMS, "post"), ("/collections/projects/import", "post")} | {
+    assert secured == writes == {(ITEMS, "post"), ("/collections/projects/import", "post"),
+                                 ("/collections/projects/items/{feature_id}/restore", "post")} | {
         (f"{ITEMS}/{{feature_id}}", m) for m in ("put", "patch", "delete")}
     for path, method in secured:
         assert doc["paths"][path][method]["security"] == [{bearer[0]: []}]

@@ -227,6 +227,11 @@ def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard:
             name, category = checked.properties["name"], checked.properties["category"]
             match = find_duplicate(store.snapshot(), name, category, shapely.geometry.shape(checked.geometry))
             if match is not None:
+                # A concurrent first request with this key may have written its project since the look
+                # above: that project is this retry's, not a duplicate.
+                later = store.idempotent(meta) if meta.idempotency_key is not None else None
+                if later is not None:
+                    raise later
                 raise refuse(match, name, f"{items}/{match.of}")
         return store.add(feature, meta), False
     except Replayed as replayed:
