@@ -100,9 +100,9 @@ def _ids(client: httpx.Client) -> list[str]:
 
 
 def _name(client: httpx.Client, fid: str) -> str | None:
-    """A project's name on a server (None when the server has no such project)."""
+    """A project's name on a server (None when the server has no such project, or it was deleted)."""
     response = client.get(f"{ITEMS}/{fid}")
-    if response.status_code == 404:
+    if response.status_code in (404, 410):
         return None
     assert response.status_code == 200
     name: str = response.json()["properties"]["name"]
