@@ -661,13 +661,22 @@ class GeoJSONFileStore:
             self._writer = ledger.Writer(self.ledger_path)
         return self._writer
 
+    def _known_ledger(self) -> ledger.Writer | None:
+        """Under the write lock: the ledger's connection when the ledger exists (None: nothing recorded
+        yet). Checks read through this, so that a write refused, or a store only opened, creates no file."""
+        if self._writer is None and not self.ledger_path.exists():
+            return None
+        return self._ledger()
+
     def _catch_up(self, s: _State) -> None:
         """Under the write lock: insert into the ledger the journal's changes it lacks (a crash came
         between a journal line's flush and its ledger insert). The one place that repairs the ledger."""
         j = s.journal
+        if j is None or j.seq == 0:
+            return  # no line of the journal carries a seq: nothing for the ledger there
         w = self._ledger()
         last, _ = w.tip()
-        if j is None or j.seq <= last:
+        if j.seq <= last:
             return
         lines = journal.read_records(_pread_all(j.file.fd, j.end - j.start, j.start), j.start, 2,
                                      self.journal_path)
@@ -680,6 +689,8 @@ class GeoJSONFileStore:
         """Under the write lock, at open: record as created (by nobody, at the store file's mtime) the
         projects the ledger does not know: all of them for a store made before the ledger, those added
         to the file by hand, or by a `load` that stopped before its ledger insert."""
+        if not len(s.table):
+            return  # nothing to record: an empty store gets its ledger with its first write
         w = self._ledger()
         last, last_at = w.tip()
         known = w.all_fids() if last else set()
@@ -759,9 +770,8 @@ class GeoJSONFileStore:
                 seen = (after.st_size, after.st_mtime_ns)
             except OSError:
                 seen = (end, -1)  # not known: the next request reads the journal once more
-            since = s.since if s.since is not None else time.monotonic()
-            self._install(replace(s, table=table, since=since, journal=replace(
-                j, end=end, line=j.line + 1, seen=seen, seq=last + len(entries))))
+            # The ledger before the table: whoever sees the new table finds its changes (an Idempotency-Key
+            # above all) in the ledger too; a concurrent retry never meets its own project as a duplicate.
             try:
                 w.record(rows)
             except sqlite3.Error as exc:
@@ -769,12 +779,16 @@ class GeoJSONFileStore:
                 # a compaction, a start) records it from there before doing anything else.
                 log.error("the ledger %s could not record seq %d (%s); it is caught up from the journal",
                           self.ledger_path, last + 1, exc)
+            since = s.since if s.since is not None else time.monotonic()
+            self._install(replace(s, table=table, since=since, journal=replace(
+                j, end=end, line=j.line + 1, seen=seen, seq=last + len(entries))))
         self._schedule()
         return entries
 
     def _fresh(self, fids: Sequence[str]) -> None:
         """Under the write lock: ValueError when the ledger knows one of `fids` (ids are never reused)."""
-        known = self._ledger().known(fids)
+        w = self._known_ledger()
+        known = set() if w is None else w.known(fids)
         if known:
             raise ValueError(f"id {sorted(known)[0]!r} existed (it was deleted; ids are never reused)")
 
@@ -785,8 +799,9 @@ class GeoJSONFileStore:
         idem = scoped_key(meta)
 
         def absent(table: FeatureTable) -> list[Entry]:
-            if idem is not None:
-                seen = self._ledger().idempotent(idem, _window_start())
+            w = self._known_ledger()
+            if idem is not None and w is not None:
+                seen = w.idempotent(idem, _window_start())
                 if seen is not None:
                     raise Replayed(*seen)
             if fid in table.position:
@@ -853,7 +868,8 @@ class GeoJSONFileStore:
         def check(table: FeatureTable) -> list[Entry]:
             if fid in table.position:
                 raise Conflict(f"The project {fid!r} exists: only a deleted project can be restored.")
-            last = self._ledger().last_doc(fid)
+            w = self._known_ledger()
+            last = None if w is None else w.last_doc(fid)
             if last is None or last[1] is None:
                 raise NotFound(f"There is no project {fid!r}, and there never was.")
             return [(fid, last[1], "restore")]
@@ -930,11 +946,12 @@ class GeoJSONFileStore:
             self._install(_State(loaded, _identity(base_st), base_file, digest.hexdigest(), None, None))
             # After the file: a crash between the two leaves projects the ledger does not know, which the
             # next start records as created (`_baseline`).
-            w = self._ledger()
-            last, last_at = w.tip()
-            at_ms = max(time.time_ns() // 1_000_000, last_at)
-            w.record(ledger.Row(last + 1 + n, at_ms, "create", fid, None, None, None, loaded.get(fid))
-                     for n, fid in enumerate(loaded.ids))
+            if len(loaded):
+                w = self._ledger()
+                last, last_at = w.tip()
+                at_ms = max(time.time_ns() // 1_000_000, last_at)
+                w.record(ledger.Row(last + 1 + n, at_ms, "create", fid, None, None, None, loaded.get(fid))
+                         for n, fid in enumerate(loaded.ids))
         return len(loaded)
 
     def _put_in_place(self, s: _State, tmp: Path, st: os.stat_result, version: str) -> None:
