@@ -372,6 +372,41 @@ def test_two_adds_with_one_key_at_the_lock_together_store_one_project(
     two.close()
 
 
+def test_a_key_read_from_the_journal_before_its_ledger_insert_is_found(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second store object (another worker) reads the journal line of a keyed add while its writer is
+    held between the journal's flush and the ledger insert: it sees the project, so `idempotent` must
+    find the key too (it waits for the lock and looks again), never answer "not seen" for a project it
+    shows. Without that, a retry meets its own project as a duplicate (409)."""
+    writer, reader = GeoJSONFileStore(path, lock_timeout_s=10), GeoJSONFileStore(path, lock_timeout_s=10)
+    flushed, go = threading.Event(), threading.Event()
+    record = ledger.Writer.record
+
+    def held(self: ledger.Writer, rows: object) -> None:
+        flushed.set()
+        assert go.wait(30)
+        record(self, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger.Writer, "record", held)
+    meta = WriteMeta(by="alice", idempotency_key="retry-2", request_hash="h")
+    adding = threading.Thread(target=writer.add, args=(_feature("p-1"), meta))
+    adding.start()
+    assert flushed.wait(30)
+    assert "p-1" in reader.refresh().ids  # the journal line is read: the project shows
+    found: list[Replayed | None] = []
+    asking = threading.Thread(target=lambda: found.append(reader.idempotent(meta)))
+    asking.start()
+    asking.join(0.5)
+    waited = asking.is_alive()
+    go.set()
+    assert waited, "idempotent answered while the ledger lacked a line it had read"
+    adding.join(30)
+    asking.join(30)
+    assert len(found) == 1 and found[0] is not None and found[0].fid == "p-1"
+    writer.close()
+    reader.close()
+
+
 def test_reads_of_the_ledger_write_nothing(path: Path) -> None:
     store = GeoJSONFileStore(path)
     store.add(_feature("a"))

@@ -899,6 +899,14 @@ class GeoJSONFileStore:
         if idem is None:
             return None
         seen = self._reader.idempotent(idem, _window_start())
+        j = self._state.journal
+        if seen is None and j is not None and j.seq > self._reader.tip():
+            # This process has read a journal line whose ledger insert is still to come (its writer holds
+            # the lock between the two, or stopped there): the key may be in that line. Wait for the
+            # lock, where the ledger is caught up, and look again.
+            with self._locked():
+                self._current_locked()
+                seen = self._reader.idempotent(idem, _window_start())
         return None if seen is None else Replayed(*seen)
 
     def deleted(self, fid: str) -> Change | None:

@@ -179,6 +179,11 @@ class Reader:
                     return []  # created, not yet given its table, by a writer starting now
                 raise
 
+    def tip(self) -> int:
+        """The last seq recorded (0 when none)."""
+        rows = self._query("SELECT coalesce(max(seq), 0) FROM changes", ())
+        return int(rows[0][0]) if rows else 0
+
     def changes(self, since: int, limit: int) -> list[Change]:
         """Up to `limit` changes with seq > `since`, in order."""
         rows = self._query(f"SELECT {_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
