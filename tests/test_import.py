@@ -32,6 +32,7 @@ from geo.importing.progress import progress
 from geo.importing.run import ImportOptions, run_import
 from geo.importing.sources import MAX_ROWS
 from geo.settings import Settings
+from geo.store.geojson_file import GeoJSONFileStore
 
 KABUL = (69.1723, 34.5281)
 HERAT = (62.2, 34.35)
@@ -406,6 +407,7 @@ def _folder_state(folder: Path) -> dict[str, bytes]:
 def test_dry_run_writes_nothing_and_reports_the_same(cli_env: Settings, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     data = csv_bytes([["Good", "school", "proposed", "", *KABUL], ["Bad", "school", "nope", "", *KABUL]])
+    GeoJSONFileStore(cli_env.projects).close()  # a first open records the store's projects in its ledger
     before = _folder_state(cli_env.projects.parent)
     assert geo_import(tmp_path, "in.csv", data, "--json", "--dry-run") == 3
     dry = report_of(capsys)

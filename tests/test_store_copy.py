@@ -66,8 +66,9 @@ def test_load_fills_an_empty_store_in_order_in_one_file_without_a_journal(tmp_pa
     assert store.load(iter(features)) == 3
     assert list(store.snapshot().ids) == ["c", "a", "b"]
     store.close()
-    # One store file, nothing beside it: no journal, lock or temporary file.
-    assert list(_files(tmp_path)) == ["new.geojson"]
+    # One store file and its ledger (the loaded projects' creations), nothing else: no journal, lock or
+    # temporary file.
+    assert list(_files(tmp_path)) == ["new.geojson", "new.geojson.ledger.sqlite"]
     doc = orjson.loads(path.read_bytes())
     assert doc["type"] == "FeatureCollection" and doc["features"] == features
     assert [fid for fid, _, _ in _served_file(path)] == ["c", "a", "b"]
@@ -120,7 +121,7 @@ def test_a_store_emptied_by_its_journal_is_loaded_and_its_journal_removed(tmp_pa
     store.load([_feature("a")])
     assert not store.journal_path.exists()
     assert list(store.snapshot().ids) == ["a"]
-    assert list(_files(tmp_path)) == ["p.geojson"]
+    assert list(_files(tmp_path)) == ["p.geojson", "p.geojson.ledger.sqlite"]
     assert [fid for fid, _, _ in _served_file(path)] == ["a"]
     store.close()
 
@@ -142,7 +143,7 @@ def test_a_crash_between_the_renames_of_a_load_leaves_the_loaded_store(
         store.load([_feature("a"), _feature("b")])
     monkeypatch.undo()
     assert [fid for fid, _, _ in _served_file(path)] == ["a", "b"]
-    assert list(_files(tmp_path)) == ["p.geojson"]
+    assert list(_files(tmp_path)) == ["p.geojson", "p.geojson.ledger.sqlite"]
 
 
 # --- copy between file stores ---------------------------------------------------------------------
@@ -168,6 +169,7 @@ def test_copy_into_a_store_that_is_not_empty_is_refused_and_changes_nothing(sett
     dst_path = tmp_path / "other" / "projects.geojson"
     dst_path.parent.mkdir()
     write_store(dst_path, [_feature("mine")])
+    GeoJSONFileStore(dst_path).close()  # a first open records the store's projects in its ledger
     before = _files(dst_path.parent)
     src = open_target(str(settings.projects), settings, source=True)
     dst = open_target(str(dst_path), settings)
@@ -274,6 +276,7 @@ def test_the_command_refuses_a_missing_source_and_a_full_destination(settings: S
     assert missing.returncode == 2
     assert "nowhere.geojson does not exist" in missing.stderr
     assert not (tmp_path / "d.geojson").exists()
+    GeoJSONFileStore(settings.projects).close()  # a first open records the store's projects in its ledger
     before = _files(settings.projects.parent)
     full = subprocess.run([sys.executable, "-m", "geo.cli", "store", "copy", str(settings.projects),
                            str(settings.projects)], capture_output=True, text=True, timeout=120,
