@@ -208,6 +208,11 @@ def _example(schema: dict[str, Any], example: Any) -> Any:
     return [float(p) for p in parts] if schema["items"]["type"] == "number" else parts
 
 
+# Paths whose query parameters are their own, not the standards' namesakes (the feed's `limit` counts
+# changes, with its own bounds).
+OWN_PARAMETERS = frozenset({"/changes"})
+
+
 def _parameters(doc: dict[str, Any], settings: Settings) -> None:
     """Declare the standard query parameters as the standards do, wherever they occur.
 
@@ -216,7 +221,9 @@ def _parameters(doc: dict[str, Any], settings: Settings) -> None:
     form, which is what `style: form, explode: false` means.
     """
     defined = ogc_parameters(settings)
-    for path_item in doc.get("paths", {}).values():
+    for path, path_item in doc.get("paths", {}).items():
+        if path in OWN_PARAMETERS:
+            continue
         for operation in path_item.values():
             for param in operation.get("parameters", []):
                 fragment = defined.get(param.get("name", "")) if param.get("in") == "query" else None

@@ -1916,7 +1916,11 @@ def _delete(api: Api) -> None:
     response = api.send("POST", "/collections/projects/items", point_feature())
     path = _path(response.headers["location"])
     assert api.send("DELETE", path).status_code in (200, 204)
-    assert api.get(path).status_code == 404
+    # The feature is no longer served. This service keeps deleted projects' history (issue 14), so it
+    # answers 410 Gone, RFC 9110's code for a resource known to be gone for good, rather than 404.
+    assert api.get(path).status_code == 410
+    fid = path.rsplit("/", 1)[1]
+    assert fid not in [f["id"] for f in api.ok("/collections/projects/items", {"limit": 1000})["features"]]
 
 
 @check("/req/create-replace-delete/options-op")

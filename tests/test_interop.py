@@ -116,7 +116,7 @@ def test_qgis_style_edit_cycle(server: str) -> None:
         assert fetched["properties"]["budget_usd"] == 50000
         assert [h["status"] for h in fetched["properties"]["status_history"]] == ["proposed", "approved"]
         assert http.delete(url).status_code == 204
-        assert http.get(url).status_code == 404
+        assert http.get(url).status_code == 410  # deleted: gone, its history kept (issue 14)
 
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,

@@ -68,7 +68,7 @@ def test_every_write_through_one_worker_is_read_by_the_other(workers: tuple[str,
         if n % 3 == 2:
             assert httpx.delete(f"{writer}{url}", headers=AUTH, timeout=30).status_code == 204
             count -= 1
-            assert httpx.get(f"{reader}{url}", timeout=30).status_code == 404
+            assert httpx.get(f"{reader}{url}", timeout=30).status_code == 410  # deleted: gone
             assert _count(reader) == count
 
 

@@ -23,6 +23,7 @@ from geo.openapi import problem_responses
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep, base_url
 from geo.store.base import ProjectStore
+from geo.store.changes import OPS
 
 router = APIRouter(tags=["Changes"])
 PATH = "/changes"
@@ -38,6 +39,21 @@ EXAMPLE: dict[str, Any] = {
                  "links": []}],
     "cursor": "58", "more": False, "links": [],
 }
+
+_LINKS = {"type": "array", "items": {"type": "object", "required": ["href", "rel"],
+                                     "properties": {"href": {"type": "string"}, "rel": {"type": "string"}}}}
+CHANGE_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["seq", "at", "op", "collection", "id", "by", "feature", "links"],
+    "properties": {
+        "seq": {"type": "integer", "minimum": 1}, "at": {"type": "string", "format": "date-time"},
+        "op": {"type": "string", "enum": list(OPS)}, "collection": {"type": "string", "enum": ["projects"]},
+        "id": {"type": "string"}, "by": {"type": "string", "nullable": True},
+        "feature": {"allOf": [{"$ref": "#/components/schemas/Feature"}], "nullable": True},
+        "links": _LINKS}}
+FEED_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["changes", "cursor", "more", "links"],
+    "properties": {"changes": {"type": "array", "items": CHANGE_SCHEMA}, "cursor": {"type": "string"},
+                   "more": {"type": "boolean"}, "links": _LINKS}}
 
 Since = Annotated[str | None, Query(
     max_length=64,
@@ -80,7 +96,7 @@ def _page(store: ProjectStore, since: str | None, limit: int) -> tuple[int, list
                                             "status changes, deletions and restores, each with the project "
                                             "after it (none for a deletion). Pass `cursor` back as `since` "
                                             "for what follows; `more` says whether to ask again at once.",
-                             "content": {"application/json": {"example": EXAMPLE}}},
+                             "content": {"application/json": {"schema": FEED_SCHEMA, "example": EXAMPLE}}},
                        **problem_responses(400, 503)})
 async def changes(request: Request, catalogue: CatalogueDep, since: Since = None,
                   limit: Limit = DEFAULT_LIMIT) -> JSONResponse:

@@ -21,7 +21,7 @@ from geo.openapi import problem_responses
 from geo.responses import GEOJSON, GeoJSONResponse, JSONResponse
 from geo.routers.deps import CatalogueDep, base_url
 from geo.store.base import etag_of
-from geo.store.changes import WriteMeta
+from geo.store.changes import OPS, WriteMeta
 
 router = APIRouter(tags=["Projects"])
 ITEMS = "/collections/projects/items"
@@ -74,12 +74,32 @@ HISTORY_EXAMPLE: dict[str, Any] = {
 }
 
 
+_FIELD = {"type": "object", "required": ["field", "before", "after"],
+          "properties": {"field": {"type": "string"}, "before": {"nullable": True},
+                         "after": {"nullable": True}}}
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["seq", "at", "op", "by"],
+    "properties": {
+        "seq": {"type": "integer", "minimum": 1}, "at": {"type": "string", "format": "date-time"},
+        "op": {"type": "string", "enum": list(OPS)}, "by": {"type": "string", "nullable": True},
+        "fields": {"type": "array", "items": _FIELD},
+        "status": {"type": "object", "properties": {
+            "from": {"type": "string", "nullable": True}, "to": {"type": "string"},
+            "note": {"type": "string"}, "source": {"type": "string"}}}}}
+HISTORY_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["id", "deleted", "events", "links"],
+    "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"},
+                   "events": {"type": "array", "items": EVENT_SCHEMA},
+                   "links": {"type": "array", "items": {"type": "object"}}}}
+
+
 @router.get(HISTORY, summary="A project's history",
             responses={200: {"description": "Every change of the project in order: creation, each field "
                                             "with its value before and after, status changes with their "
                                             "note and source, deletion and restore; `by` is the name of the "
                                             "key that made it (never the key).",
-                             "content": {"application/json": {"example": HISTORY_EXAMPLE}}},
+                             "content": {"application/json": {"schema": HISTORY_SCHEMA,
+                                                              "example": HISTORY_EXAMPLE}}},
                        **problem_responses(404, 503)})
 async def history(request: Request, catalogue: CatalogueDep, feature_id: str) -> JSONResponse:
     """The full timeline of one project, deleted ones too."""
