@@ -130,6 +130,8 @@ def test_an_item_links_to_its_history(site: Site) -> None:
     links = site.client.get(f"{ITEMS}/{fid}").json()["links"]
     history = [link for link in links if link["rel"] == "history"]
     assert [link["href"] for link in history] == [f"{site.url}{ITEMS}/{fid}/history"]
+    page = site.client.get(f"{ITEMS}/{fid}", params={"f": "html"}).text
+    assert f'<a href="{site.url}{ITEMS}/{fid}/history">' in page  # the HTML view links it too
     assert site.client.get(f"{ITEMS}/p-000000000000/history").status_code == 404
 
 

@@ -482,7 +482,7 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
             feature = table.features[index]
             shape = to_crs(table.geometries[[index]], target)[0]
             wkt = None if shape is None else str(shapely.to_wkt(shape, rounding_precision=-1))
-            page_links = [*_self_and_alternate(request, base, True, "This feature"), links[2]]
+            page_links = [*_self_and_alternate(request, base, True, "This feature"), *links[2:]]
             view = _item_view(request, coll, feature, table.geometries[[index]], wkt, base, page_links)
             return html.respond("item.html", **view)
         # Splice the links into the cached encoding rather than re-serialising the feature.
