@@ -33,6 +33,7 @@ from geo.routers import (
     schemas,
     static,
     stats,
+    tiles,
     transactions,
     workflow,
 )
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # document after them.
     features.add_items_route(app)
     for module in (features, schemas, transactions, lifecycle, workflow, changes, imports, downloads, map,
-                   stats, static):
+                   stats, tiles, static):
         app.include_router(module.router)
 
     @app.get("/api", include_in_schema=False)

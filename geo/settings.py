@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     response_cache_entries: int = Field(4096, ge=0, description="Most item pages kept in the cache.")
     page_cache_bytes: int = Field(8 << 20, ge=0, description="Memory for rendered map pages and their keys.")
     page_cache_entries: int = Field(64, ge=0, description="Most rendered map pages kept.")
+    tile_cache_bytes: int = Field(
+        32 << 20, ge=0, description="Memory for encoded vector tiles and their keys (0: no cache).")
     max_concurrent_exports: int = Field(
         2, gt=0, description="Downloads built at once in the formats that take CPU (CSV, KML, GeoPackage, "
                              "FlatGeobuf, GeoParquet, Shapefile); more wait, then get a 503.")

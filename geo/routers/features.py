@@ -32,6 +32,7 @@ from geo.routers.changes import CHANGES_REL
 from geo.routers.deps import CatalogueDep, CollectionDep, base_url
 from geo.routers.direct import direct_get
 from geo.routers.lifecycle import history_link, raise_missing
+from geo.routers.tiles import TILESETS_REL, TILING_SCHEMES_REL
 from geo.routers.workflow import link as workflow_link
 from geo.spatial import AFGHANISTAN_BBOX
 
@@ -266,6 +267,8 @@ async def landing(request: Request, catalogue: CatalogueDep, f: FormatParam = No
         {"href": f"{base}/map", "rel": "alternate", "type": "text/html", "title": "The web map"},
         {"href": f"{base}/changes", "rel": CHANGES_REL, "type": "application/json",
          "title": "Every change to the projects, in order, to follow or sync"},
+        {"href": f"{base}/tileMatrixSets", "rel": TILING_SCHEMES_REL, "type": "application/json",
+         "title": "The tiling schemes of the vector tiles"},
     ]
     title = "Afghanistan infrastructure & project mapper"
     description = ("Provinces, the Salang Pass tunnels and proposed infrastructure projects in "
@@ -370,6 +373,9 @@ def collection_doc(collection: Collection, base: str, table: FeatureTable | None
          "title": f"{collection.title}: schema"},
         {"href": f"{href}/sortables", "rel": SORTABLES_REL, "type": SCHEMA_JSON,
          "title": f"{collection.title}: sortables"},
+        # OGC API - Tiles: its vector tiles (geo/routers/tiles.py).
+        {"href": f"{href}/tiles", "rel": TILESETS_REL, "type": "application/json",
+         "title": f"{collection.title}: vector tiles"},
     ]
     if collection.id == "projects":  # the allowed status changes (geo/routers/workflow.py)
         links.append(workflow_link(base))

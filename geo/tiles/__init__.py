@@ -1,0 +1,1 @@
+"""OGC API - Tiles: vector tiles (MVT) of every collection on the WebMercatorQuad grid."""
