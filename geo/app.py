@@ -39,6 +39,7 @@ from geo.routers import (
 )
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
+from geo.tiles.responses import TileResponses
 from geo.web.apidocs import swagger_page
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost last: CORS, HEAD as GET, then the response cache of item pages (it keeps compressed
     # pages too), then gzip (level 5 trades a little size for much less CPU than the default 9).
     app.add_middleware(Compression, minimum_size=1024, level=5)
+    # The tiles' own response cache (geo/tiles/responses.py), inside the items' one.
+    app.add_middleware(TileResponses, catalogue=catalogue, max_bytes=settings.tile_cache_bytes)
     app.add_middleware(ResponseCache, catalogue=catalogue, max_bytes=settings.response_cache_bytes,
                        max_entries=settings.response_cache_entries)
     # Outside the cache: another process's write is re-read (in a thread) before it looks.

@@ -3,9 +3,9 @@ metadata, and the tile matrix set's definition.
 
 Tiles take the items' filters (`status`, `category`, `province`, `datetime`, CQL2 `filter`, queryables)
 with the items' semantics. A tile is identified by its ETag (collection version, filters, z/row/col): a
-conditional GET of a current copy is a 304, and encoded tiles are kept within GEO_TILE_CACHE_BYTES. A
-tile in which no feature lies is a 204 No Content (OGC API - Tiles /rec/core/tc-empty allows it; a client
-then draws nothing without decoding an empty tile).
+conditional GET of a current copy is a 304, and finished tile responses are kept within
+GEO_TILE_CACHE_BYTES (geo/tiles/responses.py). A tile in which no feature lies is a 204 No Content
+(OGC API - Tiles allows it for an empty tile; a client then draws nothing without decoding anything).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from geo.query.params import Filters, filters_dependency, single_valued
 from geo.responses import JSONResponse
 from geo.routers.deps import CollectionDep, base_url
 from geo.tiles.build import tile_bytes
-from geo.tiles.cache import TileCache
 from geo.tiles.encode import MEDIA_TYPE
 from geo.tiles.grid import CRS_3857, MAX_ZOOM, TMS_ID, TMS_URI, Tile, definition
 
@@ -51,15 +50,6 @@ def _integer(field: str, text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise InvalidInput.about(field, f"{text[:40]!r} is not a non-negative integer")
     return int(text)
-
-
-def tile_cache(request: Request) -> TileCache:
-    """The app's tile cache (made on first use, sized by GEO_TILE_CACHE_BYTES)."""
-    state = request.app.state
-    cache: TileCache | None = getattr(state, "tile_cache", None)
-    if cache is None:
-        cache = state.tile_cache = TileCache(state.settings.tile_cache_bytes)
-    return cache
 
 
 @router.get("/tileMatrixSets", summary="The tile matrix sets", responses=problem_responses(400))
@@ -144,11 +134,8 @@ async def tile(request: Request, coll: CollectionDep,
     cached = not_modified(request, etag, table.modified)
     if cached is not None:
         return cached
-    cache = tile_cache(request)
-    body = cache.get(etag)
-    if body is None:
-        body = tile_bytes(coll, table, filters, where)
-        cache.put(etag, body)
+    # Kept by geo.tiles.responses.TileResponses as it leaves the app, gzipped or not.
+    body = tile_bytes(coll, table, filters, where)
     headers = validators(etag, table.modified)
     if not body:
         return Response(status_code=204, headers=headers)
