@@ -616,7 +616,7 @@ class FeatureTable:
             spatial = np.zeros(len(self), dtype=bool)
             for box in boxes(bbox[0], bbox[1], bbox[2], bbox[3]):
                 if position is None:  # the tree holds exactly this version's rows
-                    spatial[index.tree.query(box, predicate="intersects")] = True
+                    spatial[index.items(box)] = True
                     continue
                 spatial[index.query(box, position)] = True
                 if len(outside):

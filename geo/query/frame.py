@@ -27,6 +27,10 @@ FloatArray = npt.NDArray[np.float64]
 # copied into one again (operations on many small chunks slow down).
 MAX_CHUNKS = 64
 BoolArray = npt.NDArray[np.bool_]
+CodeArray = npt.NDArray[np.intp]
+# A string column is coded (`Frame.codes`) when it holds at most this many distinct values, or a
+# sixteenth of its rows if more: the code lookup is a dict of them, kept with the version.
+CODED_AT_MOST = 4096
 
 
 def _column(values: list[Any], kind: ScalarType) -> pd.Series:
@@ -73,6 +77,7 @@ class Frame:
     kinds: dict[str, ScalarType]
     _ranks: dict[tuple[str, bool], FloatArray] = field(default_factory=dict, repr=False)
     _missing: dict[str, BoolArray] = field(default_factory=dict, repr=False)
+    _codes: dict[str, tuple[CodeArray, dict[str, int]] | None] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -149,3 +154,24 @@ class Frame:
             with self._lock:
                 self._missing[name] = nulls = computed
         return nulls
+
+    def codes(self, name: str) -> tuple[CodeArray, dict[str, int]] | None:
+        """A string column as integer codes (-1: missing) and value -> code, or None when the column
+        holds too many distinct values to be worth it (cached per version, as `None` too).
+
+        Comparing a pyarrow string column with a value costs about 1 ms at 100,000 rows; comparing its
+        codes, about 15 us: filters on a column of few values (status, category, province) use these."""
+        if name in self._codes:
+            return self._codes[name]
+        codes, uniques = pd.factorize(self.columns[name], use_na_sentinel=True)
+        limit = max(CODED_AT_MOST, len(codes) // 16)
+        found = None
+        if len(uniques) <= limit:
+            lookup = {str(value): code for code, value in enumerate(uniques.tolist())}
+            coded: CodeArray = np.asarray(codes, dtype=np.intp)
+            coded.flags.writeable = False  # shared by every request on this version
+            found = (coded, lookup)
+        with self._lock:
+            self._codes[name] = found
+        return found
+

@@ -50,13 +50,17 @@ class SpatialIndex:
     slots: IntArray
     # By slot: whether the tree holds that slot's geometry.
     covered: BoolArray
+    # By tree item: whether its geometry is a point, which meets a box exactly when its envelope does.
+    points: BoolArray
 
     @classmethod
     def build(cls, rows: Rows, slots: IntArray) -> SpatialIndex:
         """A tree over the rows at `slots`."""
         covered = np.zeros(rows.size, dtype=bool)
         covered[slots] = True
-        return cls(STRtree(rows.geometries(slots)), slots.copy(), covered)
+        geometries = rows.geometries(slots)
+        points = shapely.get_type_id(geometries) == shapely.GeometryType.POINT
+        return cls(STRtree(geometries), slots.copy(), covered, points)
 
     def renumbered(self, renumber: IntArray, size: int) -> SpatialIndex:
         """The same tree over a compacted storage (`renumber`: old slot -> new slot or -1, `size` slots)."""
@@ -65,7 +69,7 @@ class SpatialIndex:
         moved[ok] = renumber[self.slots[ok]]
         covered = np.zeros(size, dtype=bool)
         covered[moved[moved >= 0]] = True
-        return SpatialIndex(self.tree, moved, covered)
+        return SpatialIndex(self.tree, moved, covered, self.points)
 
     def outside(self, slots: IntArray) -> IntArray:
         """The positions of `slots` (a version's rows) whose geometry the tree does not hold."""
@@ -74,10 +78,25 @@ class SpatialIndex:
         held[inside] = self.covered[slots[inside]]
         return np.flatnonzero(~held)
 
+    def items(self, box: BaseGeometry) -> IntArray:
+        """The tree items whose geometry intersects `box` (a rectangle), in no particular order.
+
+        The tree's own `predicate="intersects"` tests every candidate with GEOS (about 150 us for
+        1,500 points at 100,000 rows); a point's test is its envelope's, which the tree has already
+        made (about 15 us), so only the other candidates are tested."""
+        candidates = self.tree.query(box)
+        shapes = ~self.points[candidates]
+        if shapes.any():
+            others = candidates[shapes]
+            keep = np.ones(len(candidates), dtype=bool)
+            keep[shapes] = shapely.intersects(self.tree.geometries[others], box)
+            candidates = candidates[keep]
+        return candidates
+
     def query(self, box: BaseGeometry, position: IntArray) -> IntArray:
         """The positions (`position`: slot -> position in a version, -1 when it lacks the slot) of the
         tree's rows whose geometry intersects `box`."""
-        hits = self.slots[self.tree.query(box, predicate="intersects")]
+        hits = self.slots[self.items(box)]
         hits = hits[(hits >= 0) & (hits < len(position))]
         found = position[hits]
         return found[found >= 0]
