@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import mapbox_vector_tile
+import numpy as np
 import pyogrio
 import pytest
 
@@ -263,3 +264,15 @@ def test_gdal_reads_a_tile_through_its_mvt_driver(server: str, tmp_path: Path) -
     kabul = frame[frame["id"] == "AF-KAB"].geometry.iloc[0]
     mx = KABUL[0] * 20037508.342789244 / 180
     assert kabul.bounds[0] < mx < kabul.bounds[2]
+
+
+def test_cluster_grid_by_hand() -> None:
+    from geo.tiles.cluster import cluster
+    # Cells are 512 pixels of 4096: (10,10) and (20,30) share cell 0; (600,10) is alone in cell 1;
+    # (5000,10) lies in the next tile, so in none of this tile's cells.
+    px, py = np.array([10.0, 20.0, 600.0, 5000.0]), np.array([10.0, 30.0, 10.0, 10.0])
+    groups = cluster(px, py, np.array([0, 1, 2, 0], dtype=np.int8), 3)
+    assert groups.counts.tolist() == [2]
+    assert (groups.px.tolist(), groups.py.tolist()) == ([15.0], [20.0])
+    assert groups.by_status.tolist() == [[1, 1, 0]]
+    assert groups.singles.tolist() == [2]

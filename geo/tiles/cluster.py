@@ -41,17 +41,17 @@ def cluster(px: FloatArray, py: FloatArray, status: npt.NDArray[np.int8], status
     none). Points outside the tile proper are left out."""
     inside = np.flatnonzero((px >= 0) & (px < EXTENT) & (py >= 0) & (py < EXTENT))
     size = EXTENT // CELLS
-    cells = (py[inside] // size).astype(np.intp) * CELLS + (px[inside] // size).astype(np.intp)
-    occupied, which, counts = np.unique(cells, return_inverse=True, return_counts=True)
-    k = len(occupied)
-    # The members' mean position: the cluster sits where its points are, not at the cell's centre.
-    cx = np.bincount(which, weights=px[inside], minlength=k) / np.maximum(counts, 1)
-    cy = np.bincount(which, weights=py[inside], minlength=k) / np.maximum(counts, 1)
+    x, y = px[inside], py[inside]
+    cells = (y // size).astype(np.intp) * CELLS + (x // size).astype(np.intp)
+    # Counted with bincount over the CELLS^2 cells (no sort: the cells are few and known).
+    counts = np.bincount(cells, minlength=CELLS * CELLS)
     codes = status[inside].astype(np.intp)
     known = codes >= 0
-    by_status = np.zeros((k, statuses), dtype=np.intp)
-    np.add.at(by_status, (which[known], codes[known]), 1)
-    alone = counts == 1
-    singles = inside[np.isin(which, np.flatnonzero(alone))]
-    many = ~alone
-    return Clusters(cx[many], cy[many], counts[many], by_status[many], singles)
+    by_status = np.bincount(cells[known] * statuses + codes[known],
+                            minlength=CELLS * CELLS * statuses).reshape(CELLS * CELLS, statuses)
+    many = np.flatnonzero(counts > 1)
+    # The members' mean position: the cluster sits where its points are, not at the cell's centre.
+    cx = np.bincount(cells, weights=x, minlength=CELLS * CELLS)[many] / counts[many]
+    cy = np.bincount(cells, weights=y, minlength=CELLS * CELLS)[many] / counts[many]
+    singles = inside[counts[cells] == 1]
+    return Clusters(cx, cy, counts[many], by_status[many], singles)
