@@ -276,3 +276,13 @@ def test_cluster_grid_by_hand() -> None:
     assert (groups.px.tolist(), groups.py.tolist()) == ([15.0], [20.0])
     assert groups.by_status.tolist() == [[1, 1, 0]]
     assert groups.singles.tolist() == [2]
+
+
+def test_gdal_reads_the_tiles_through_its_ogc_api_driver(server: str) -> None:
+    source = f"OGCAPI:{server}/collections/provinces"
+    # The tileset's limits: zooms 0 to 18, each a layer.
+    assert pyogrio.read_info(source, layer="Zoom level 18", API="TILES")["crs"] == "EPSG:3857"
+    with pytest.raises(pyogrio.errors.DataLayerError):
+        pyogrio.read_info(source, layer="Zoom level 19", API="TILES")
+    frame = pyogrio.read_dataframe(source, layer="Zoom level 0", API="TILES")
+    assert sorted(frame["id"]) == sorted(items(server, "provinces")) and len(frame) == 34

@@ -104,6 +104,9 @@ async def tileset(request: Request, coll: CollectionDep,
          "title": "A tile (the items' filters apply as query parameters)"},
         {"href": f"{base}/collections/{coll.id}", "rel": "collection", "type": "application/json",
          "title": coll.title}]
+    # The zooms served (the matrix set defines 0 to 24): clients such as GDAL list only these.
+    doc["tileMatrixSetLimits"] = [{"tileMatrix": str(z), "minTileRow": 0, "maxTileRow": (1 << z) - 1,
+                                   "minTileCol": 0, "maxTileCol": (1 << z) - 1} for z in range(MAX_ZOOM + 1)]
     doc["layers"] = [{"id": coll.id, "title": coll.title, "dataType": "vector",
                       "minTileMatrix": "0", "maxTileMatrix": str(MAX_ZOOM)}]
     doc["minTileMatrix"], doc["maxTileMatrix"] = "0", str(MAX_ZOOM)
