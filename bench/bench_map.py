@@ -7,6 +7,9 @@ Two servers run the same code on the same machine in the same run: one whose sto
 projects, the reference whose store is empty. For each, a fresh browser page opens /map and the clock
 stops when geomap.js reports every layer loaded and every marker clustered (GeoMap.state.ready). It
 prints the median times, the ratio to the reference, the HTML page's size and the bytes transferred.
+
+Above MapOptions.tiled_above projects (5,000) the page draws them from the vector tiles (tiles.js): the
+clock then stops when the tiles in view are drawn, and "markers" counts the clusters and points drawn.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
 READY = "() => window.GeoMap && GeoMap.state.ready && GeoMap.state.layers"
 
 
-def measure(browser: object, url: str, runs: int) -> tuple[list[float], int, int]:
-    """Seconds from navigation to a rendered map, per run; markers shown; bytes received in the last run."""
+def measure(browser: object, url: str, runs: int) -> tuple[list[float], int, int, int]:
+    """Seconds from navigation to a rendered map, per run; markers shown; bytes received and tiles
+    fetched in the last run."""
     times: list[float] = []
-    received = 0
-    shown = 0
+    received = shown = tiles = 0
     for _ in range(runs):
         context = browser.new_context()  # type: ignore[attr-defined]  # fresh cache each run
         page = context.new_page()
@@ -45,11 +48,13 @@ def measure(browser: object, url: str, runs: int) -> tuple[list[float], int, int
         page.wait_for_function(READY, timeout=120_000, polling=20)
         times.append(time.perf_counter() - began)
         shown = int(page.evaluate("() => GeoMap.state.markers"))
+        tiles = int(page.evaluate(
+            "() => performance.getEntries().filter(e => e.name.includes('/tiles/')).length"))
         # Bytes as delivered (after gzip where the server compressed), page and every fetch.
         received = int(page.evaluate("""() => performance.getEntries()
             .filter(e => 'transferSize' in e).reduce((n, e) => n + e.transferSize, 0)"""))
         context.close()
-    return times, shown, received
+    return times, shown, received, tiles
 
 
 def main() -> None:
@@ -90,11 +95,11 @@ def main() -> None:
                 proc.wait(timeout=10)
         print(f"map page HTML: {page_bytes:,} bytes (no data embedded)")
         medians = {}
-        for label, (times, shown, received) in results.items():
+        for label, (times, shown, received, tiles) in results.items():
             medians[label] = statistics.median(times)
             print(f"{label:>26}: median {medians[label] * 1000:7.0f} ms to a rendered map "
                   f"(runs: {', '.join(f'{t * 1000:.0f}' for t in times)} ms); {shown} markers; "
-                  f"{received / 1e6:.2f} MB received")
+                  f"{tiles} tiles; {received / 1e6:.2f} MB received")
         ref, big = medians.values()
         print(f"ratio {args.projects} projects / reference: {big / ref:.2f}")
     finally:

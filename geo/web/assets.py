@@ -139,6 +139,8 @@ PLUGIN_JS: dict[str, list[tuple[str, str]]] = {
     "MiniMap": [("Control_MiniMap_js", "vendor:leaflet-minimap-3.6.1/dist/Control.MiniMap.min.js")],
     "Search": [("Leaflet.Search.js", "vendor:leaflet-search-2.9.7/dist/leaflet-search.min.js")],
     "Draw": [("leaflet_draw_js", "vendor:leaflet-draw-1.0.4/dist/leaflet.draw.js")],
+    "VectorGrid": [("leaflet_vectorgrid_js",
+                    "vendor:leaflet.vectorgrid-1.3.0/dist/Leaflet.VectorGrid.bundled.min.js")],
 }
 PLUGIN_CSS: dict[str, list[tuple[str, str]]] = {
     "MarkerCluster": [("markerclustercss", "leaflet.markercluster:MarkerCluster.css"),

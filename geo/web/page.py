@@ -90,6 +90,9 @@ class MapOptions:
     editing: bool = False
     # How often the served map asks the changes feed (/changes, follow.js) what changed, in seconds.
     follow_s: float = 2.5
+    # Above this many projects (as filtered) the served map draws them from the vector tiles
+    # (geo/static/app/tiles.js: clusters counted on the server), at or below it from GeoJSON as before.
+    tiled_above: int = 5_000
 
 
 # The fields of the editor's form, in its order; titles, kinds and vocabularies come from the schema.
@@ -153,6 +156,9 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
         # same, after Leaflet (the map's own links come first in the page).
         fmap.default_js = fmap.default_js + assets.plugin_links(assets.PLUGIN_JS["MiniMap"])
         fmap.default_css = fmap.default_css + assets.plugin_links(assets.PLUGIN_CSS["MiniMap"])
+    if embedded is None:
+        # The tiled projects layer (tiles.js) of the served map: Leaflet.VectorGrid, after Leaflet.
+        fmap.default_js = fmap.default_js + assets.plugin_links(assets.PLUGIN_JS["VectorGrid"])
     if options.editing:
         fmap.default_js = fmap.default_js + assets.plugin_links(assets.PLUGIN_JS["Draw"])
         fmap.default_css = fmap.default_css + assets.plugin_links(assets.PLUGIN_CSS["Draw"])
@@ -189,6 +195,8 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
                  "stats": "/stats", "layers": "/layers/{id}.{format}",
                  "changes": "/changes" if embedded is None else None},
         "follow_s": options.follow_s,
+        "tiles": None if embedded is not None else {
+            "url": "/collections/{id}/tiles/WebMercatorQuad/{z}/{y}/{x}", "above": options.tiled_above},
         "limit": options.limit,
         "filter_fields": filter_fields(PROJECT_SCHEMA),
         "filters": {k: list(v) for k, v in options.filters.items()},
@@ -209,6 +217,7 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
     if embedded is None:
         # The served map follows the changes feed; an exported file has none to follow.
         root.header.add_child(JavascriptLink(assets.url("app", "follow.js")), name="follow_js")
+        root.header.add_child(JavascriptLink(assets.url("app", "tiles.js")), name="tiles_js")
     if options.editing:
         # editor.js first: the other two extend what it defines.
         for name in ("editor.js", "editor-form.js", "editor-import.js"):

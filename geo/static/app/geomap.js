@@ -159,6 +159,7 @@
     this.source = data ? embeddedSource(data, cfg) : apiSource(cfg);
     this.shapes = L.layerGroup().addTo(this.projectsGroup);  // lines and areas (not clustered)
     this.markers = {};
+    this.tiled = null;  // the projects drawn from vector tiles (tiles.js), for a large layer
     this.icons = {};
     this.stats = null;
     this.shade = "count";
@@ -331,6 +332,7 @@
   // Shows `feature` as it now is (added, or its layer updated or replaced), or removes it when the
   // filters no longer keep it. Applying the same feature twice changes nothing.
   GeoMapView.prototype.putProject = function (feature) {
+    if (this.tiled && this.tiled.active) { this.tiled.changed(); return; }  // the tiles are drawn again
     var id = String(feature.id), old = this.markers[id];
     if (!this.keeps(feature)) { this.removeProject(id); return; }
     var point = feature.geometry.type === "Point";
@@ -355,6 +357,7 @@
   };
 
   GeoMapView.prototype.removeProject = function (id) {
+    if (this.tiled && this.tiled.active) { this.tiled.changed(); return; }
     var layer = this.markers[String(id)];
     if (!layer) return;
     if (layer.getLatLng) { this.cluster.removeLayer(layer); this.state.markers -= 1; }
@@ -371,6 +374,7 @@
     return this.source.stats(this.params()).then(function (stats) {
       if (ticket !== self.state.loads) return;  // a reload brings its own
       self.stats = stats;
+      if (self.tiled && self.tiled.active) { self.state.projects = self.total(stats); self.showCount(); }
       self.restyle();
     }).catch(function (error) { if (window.console) console.warn("geomap:", error); });
   };
@@ -403,6 +407,7 @@
   };
 
   GeoMapView.prototype.openProject = function (id) {
+    if (this.tiled && this.tiled.active) { this.tiled.open(String(id)); return true; }  // fetched by id
     var layer = this.markers[String(id)], map = this.map;
     if (!layer) return false;
     if (layer.getLatLng) this.cluster.zoomToShowLayer(layer, function () { layer.openPopup(); });
@@ -794,20 +799,39 @@
     this.syncUrl();
     this.updateDownloads();
     // An empty checkbox group selects nothing: answer locally rather than asking for "all".
-    var none = this.selectsNothing();
-    var projects = none ? Promise.resolve([]) : this.source.projects(params);
+    var none = this.selectsNothing(), tiled = this.tiled;
     var stats = none ? Promise.resolve(null) : this.source.stats(params);
+    // With tiles at hand, the figures say first how many projects the filters select: above
+    // cfg.tiles.above they are drawn from the tiles (null here), else fetched as GeoJSON as before.
+    var projects = none ? Promise.resolve([]) : !tiled ? this.source.projects(params) : stats.then(function (s) {
+      return self.total(s) > self.cfg.tiles.above ? null : self.source.projects(params);
+    });
     return Promise.all([projects, stats]).then(function (got) {
       if (ticket !== self.state.loads) return null;  // a newer choice is on its way
       self.stats = got[1] || {by_status: {}, by_province: {}};
       self.restyle();
-      return self.showProjects(got[0]).then(function () {
+      var shown;
+      if (got[0] === null) {
+        self.showProjects([]);
+        self.state.projects = self.total(got[1]);
+        shown = tiled.show(params);
+      } else {
+        if (tiled && tiled.active) tiled.hide();
+        shown = self.showProjects(got[0]);
+      }
+      return shown.then(function () {
         if (ticket !== self.state.loads) return;
         self.showCount();
         self.state.ready = true;
         self.loadHooks.forEach(function (hook) { hook(ticket); });
       });
     }).catch(function (error) { self.fail(error); });
+  };
+
+  // How many projects the figures of GET /stats count (every project has a status).
+  GeoMapView.prototype.total = function (stats) {
+    var rows = (stats && stats.by_status) || {};
+    return Object.keys(rows).reduce(function (n, s) { return n + (Number(rows[s].count) || 0); }, 0);
   };
 
   GeoMapView.prototype.unticked = function (key) {
@@ -823,6 +847,7 @@
 
   GeoMapView.prototype.start = function () {
     var self = this;
+    if (window.GeoTiles) this.tiled = GeoTiles.attach(this);
     this.addSalangControl();
     this.addPanel();
     this.addLegend();
