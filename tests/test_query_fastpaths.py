@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from geo.app import create_app
 from geo.crs import DEFAULT
-from geo.query import cql, frame
+from geo.errors import InvalidInput
+from geo.query import cql, cql_fast, frame
 from geo.query.frame import Frame
 from geo.query.rows import Rows
 from geo.query.spatialindex import SpatialIndex
@@ -128,16 +129,20 @@ def _filters(draw: st.DrawFn) -> Case:
 @given(rows=st.lists(st.tuples(VALUES, NUMBERS), min_size=1, max_size=40), case=_filters())
 def test_coded_and_numeric_comparisons_match_the_rules_and_the_plain_evaluation(
         rows: list[tuple[Any, Any]], case: Case) -> None:
-    """Every filter keeps exactly the rows where CQL2's three-valued logic says TRUE, with the frame's
-    codes of the string column and without them (the pyarrow comparison)."""
+    """Every filter keeps exactly the rows where CQL2's three-valued logic says TRUE: on numpy arrays
+    (geo/query/cql_fast.py), and by the nodes with the frame's codes of the string column and without
+    them (the pyarrow comparison)."""
     text, judge = case
     words, amounts = [w for w, _ in rows], [a for _, a in rows]
     expected = [judge((_word(w), _amount(a))) is True for w, a in rows]
     expression = cql.parse(text, "cql2-text", DEFAULT)
     coded = _frame(words, amounts)
     assert coded.codes("word") is not None
+    assert cql_fast.truth(expression, coded) is not None  # every filter drawn here is one it reads
     assert cql.evaluate(expression, coded).tolist() == expected, text
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cql_fast, "truth", lambda node, frame_: None)
+        assert cql.evaluate(expression, coded).tolist() == expected, text
         patch.setattr(frame, "CODED_AT_MOST", 0)
         plain = _frame(words, amounts)
         if len(set(filter(None, map(_word, words)))) > len(rows) // 16:
@@ -206,6 +211,19 @@ def test_paging_through_a_filter_gives_each_match_once_and_sees_a_write(tmp_path
         after = api.get(f"{query}&limit=100").json()
         assert (before, after["numberMatched"]) == (len(wanted), len(wanted) - 1)
         assert [f["id"] for f in after["features"]] == wanted[1:]
+
+
+def test_filters_the_fast_path_does_not_read_go_to_the_nodes() -> None:
+    """LIKE, two properties, a name that is no queryable, a type mismatch: the nodes answer (and refuse)."""
+    frame_ = _frame(["a", "b"], [1, 2])
+    for text in ("word LIKE 'a%'", "word = word", "amount + 1 > 2", "nope = 'a'", "word = 1"):
+        assert cql_fast.truth(cql.parse(text, "cql2-text", DEFAULT), frame_) is None, text
+    mixed = cql.parse("word LIKE 'a%' AND amount > 0", "cql2-text", DEFAULT)
+    assert cql.evaluate(mixed, frame_).tolist() == [True, False]
+    with pytest.raises(InvalidInput, match="not a queryable"):
+        cql.evaluate(cql.parse("nope = 'a'", "cql2-text", DEFAULT), frame_)
+    with pytest.raises(InvalidInput, match="compares values of one type"):
+        cql.evaluate(cql.parse("word = 1 OR amount > 1", "cql2-text", DEFAULT), frame_)
 
 
 def test_a_string_comparison_on_codes_keeps_unknown_for_missing_values() -> None:

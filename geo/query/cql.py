@@ -29,6 +29,7 @@ import shapely.geometry
 from geo.crs import DEFAULT as DEFAULT_CRS
 from geo.crs import Crs, envelope_to_crs84, geometry_to_crs84
 from geo.errors import InvalidInput
+from geo.query import cql_fast
 from geo.query import cql_nodes as n
 from geo.query.cql_nodes import bad_filter
 from geo.query.cql_text import TextError, to_json
@@ -381,6 +382,10 @@ def evaluate(expression: Expression, frame: Frame) -> BoolArray:
     try:
         # Overflow to infinity and 0/0 in columns are answers (no match), not warnings for the log.
         with np.errstate(all="ignore"):
+            # The commonest filters on numpy arrays (geo/query/cql_fast.py); the nodes read the rest.
+            fast = cql_fast.truth(expression, frame)
+            if fast is not None:
+                return np.array(fast[0], dtype=np.bool_)  # a copy of its own: callers keep it
             result = expression.condition(frame).data
     except InvalidInput:
         raise
