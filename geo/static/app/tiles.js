@@ -142,7 +142,8 @@
 
   TiledProjects.prototype.clusterMarker = function (props, at) {
     var self = this, n = Number(props.count) || 0;
-    var size = n < 10 ? 30 : n < 100 ? 36 : n < 1000 ? 42 : 50;
+    // Small enough that the server's neighbouring clusters (one per cell of its grid) rarely overlap.
+    var size = n < 10 ? 24 : n < 100 ? 28 : n < 1000 ? 34 : 40;
     var icon = L.divIcon({html: "", className: "geo-tile-cluster", iconSize: [size, size]});
     var marker = L.marker(at, {icon: icon, keyboard: true, title: n + " projects",
                                alt: n + " projects"});
@@ -161,7 +162,7 @@
       disc.style.textAlign = "center";
       disc.style.color = "#ffffff";
       disc.style.fontWeight = "bold";
-      disc.style.boxShadow = "0 0 0 4px rgba(255,255,255,0.6)";
+      disc.style.boxShadow = "0 0 0 3px rgba(255,255,255,0.6)";
       div.appendChild(disc);
     });
     marker.on("click", function () {
