@@ -57,6 +57,12 @@ class Plan:
     queryables: tuple[Queryable, ...] = ()
 
     @property
+    def selects_only(self) -> bool:
+        """Whether only FeatureTable.select's filters (bbox, columns, interval) apply, in layer order."""
+        return (self.bbox_shape is None and not self.matches and not self.nothing and self.ids is None
+                and self.cql_mask is None and not self.sortby)
+
+    @property
     def selects_all(self) -> bool:
         """Whether the plan keeps every feature in layer order (nothing selects or sorts): an unfiltered
         page, the commonest request."""
@@ -225,7 +231,7 @@ class Collection:
         if plan.selects_all:
             return Page.of_all(len(table), offset, size)
         key = _selection_key(filters)
-        if key is None:
+        if key is None or plan.selects_only:  # `_selected` keeps those: no second copy
             return Page.of(self.evaluate(plan), offset, size)
         # Kept per version for recent filters: a client paging through them (a new offset, the same
         # filters) is answered with a slice, not a new evaluation.

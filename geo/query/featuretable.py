@@ -611,17 +611,20 @@ class FeatureTable:
         # None until a filter applies: an unfiltered page (the commonest) then takes every index without
         # building and scanning a mask of all-True.
         mask: npt.NDArray[np.bool_] | None = None
+        # The bbox gives positions (a few among many: no mask of every row to build and scan).
+        hits: IntArray | None = None
         if bbox is not None and len(self):
             index, position, outside, loose = self._spatial()
-            spatial = np.zeros(len(self), dtype=bool)
+            found: list[IntArray] = []
             for box in boxes(bbox[0], bbox[1], bbox[2], bbox[3]):
                 if position is None:  # the tree holds exactly this version's rows
-                    spatial[index.items(box)] = True
+                    found.append(index.items(box))
                     continue
-                spatial[index.query(box, position)] = True
+                found.append(index.query(box, position))
                 if len(outside):
-                    spatial[outside[shapely.intersects(loose, box)]] = True
-            mask = spatial
+                    found.append(outside[shapely.intersects(loose, box)])
+            # In layer order, each once (a row may meet both halves of a box across the antimeridian).
+            hits = np.sort(found[0]) if len(found) == 1 else np.unique(np.concatenate(found))
         for name, wanted in (equals or {}).items():
             if name in self.filter_columns:
                 column = self._equal_any(name, wanted)
@@ -629,6 +632,8 @@ class FeatureTable:
         if interval is not None and self.temporal:
             during = self._during(*interval)
             mask = during if mask is None else mask & during
+        if hits is not None:
+            return hits if mask is None else hits[mask[hits]]
         return np.arange(len(self), dtype=np.intp) if mask is None else np.flatnonzero(mask)
 
     def _during(self, lo: np.datetime64 | None, hi: np.datetime64 | None) -> npt.NDArray[np.bool_]:
