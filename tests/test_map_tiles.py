@@ -175,3 +175,18 @@ def test_search_asks_the_items_by_name_and_opens_the_card(browser: Any, big_site
         assert page.inner_text(".geo-popup h4") == HOSTILE
         assert page.evaluate("() => window.__pwned") is None
         assert page.errors == []
+
+
+def test_focus_opens_a_projects_card_on_the_tiled_map(browser: Any, big_site: dict[str, Any]) -> None:
+    """/map?focus=<id> (the item page's map link): the project is fetched by id, the map goes to it and
+    its card opens."""
+    first = big_site["first"]
+    lon, lat = first["geometry"]["coordinates"]
+    with recording_page(browser) as page:
+        page.goto(big_site["url"] + "/map?focus=" + first["id"])
+        page.wait_for_function("() => GeoMap.state && GeoMap.state.opened > 0", timeout=30_000)
+        assert page.inner_text(".geo-popup h4") == HOSTILE
+        centre = page.evaluate("() => { const c = GeoMap.view.map.getCenter(); return [c.lat, c.lng]; }")
+        assert abs(centre[0] - lat) < 5e-3 and abs(centre[1] - lon) < 5e-3
+        assert page.evaluate("() => GeoMap.view.map.getZoom()") >= 14
+        assert page.errors == []
