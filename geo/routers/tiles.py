@@ -36,7 +36,10 @@ CONFORMANCE = [f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{name}"
 
 router = APIRouter(tags=["OGC API - Tiles"], dependencies=[Depends(single_valued)])
 
-TileMatrixSetId = Annotated[str, Path(description="The tile matrix set: only `WebMercatorQuad`.")]
+# The JSON documents' 200, documented as objects (the app's default response class would be documented
+# as a string).
+JSON_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
 def _tms(tile_matrix_set_id: str) -> None:
@@ -52,7 +55,8 @@ def _integer(field: str, text: str) -> int:
     return int(text)
 
 
-@router.get("/tileMatrixSets", summary="The tile matrix sets", responses=problem_responses(400))
+@router.get("/tileMatrixSets", summary="The tile matrix sets",
+            responses={**JSON_DOC, **problem_responses(400)})
 async def tile_matrix_sets(request: Request) -> JSONResponse:
     """The tiling schemes tiles are served in: WebMercatorQuad."""
     href = f"{base_url(request)}/tileMatrixSets/{TMS_ID}"
@@ -62,7 +66,7 @@ async def tile_matrix_sets(request: Request) -> JSONResponse:
 
 
 @router.get("/tileMatrixSets/{tileMatrixSetId}", summary="A tile matrix set's definition",
-            responses=problem_responses(400, 404))
+            responses={**JSON_DOC, **problem_responses(400, 404)})
 async def tile_matrix_set(tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")]) -> JSONResponse:
     """The definition of WebMercatorQuad (OGC Two Dimensional Tile Matrix Set 2.0, from morecantile)."""
     _tms(tile_matrix_set_id)
@@ -80,7 +84,7 @@ def _tileset(base: str, coll_id: str, title: str) -> dict[str, Any]:
 
 
 @router.get("/collections/{collection_id}/tiles", summary="A collection's tilesets",
-            responses=problem_responses(400, 404))
+            responses={**JSON_DOC, **problem_responses(400, 404)})
 async def tilesets(request: Request, coll: CollectionDep) -> JSONResponse:
     """The collection's vector tilesets (one, on WebMercatorQuad)."""
     base = base_url(request)
@@ -90,7 +94,7 @@ async def tilesets(request: Request, coll: CollectionDep) -> JSONResponse:
 
 
 @router.get("/collections/{collection_id}/tiles/{tileMatrixSetId}", summary="A collection's tileset",
-            responses=problem_responses(400, 404))
+            responses={**JSON_DOC, **problem_responses(400, 404)})
 async def tileset(request: Request, coll: CollectionDep,
                   tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")]) -> JSONResponse:
     """The tileset's metadata: the tile URL template (`{tileMatrix}/{tileRow}/{tileCol}`, i.e. z/y/x),
