@@ -882,7 +882,9 @@ SAMPLES = {"limit": "5", "offset": "1", "f": "json", "status": "proposed", "cate
 @check("/req/oas30/oas-impl")
 def _oas_impl(api: Api) -> None:
     enclosure = next(ln["href"] for ln in api.collection("projects")["links"] if ln["rel"] == "enclosure")
-    values = {"collection_id": "projects", "feature_id": HIGHWAY, "name": _path(enclosure).rsplit("/", 1)[-1]}
+    # The tile: Kabul's at zoom 5 (x 22, y 12 by the slippy-map formula), which holds the shipped projects.
+    values = {"collection_id": "projects", "feature_id": HIGHWAY, "name": _path(enclosure).rsplit("/", 1)[-1],
+              "tileMatrixSetId": "WebMercatorQuad", "tileMatrix": "5", "tileRow": "12", "tileCol": "22"}
     for template, item in api.openapi["paths"].items():
         if "get" in item:
             path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
