@@ -16,6 +16,13 @@ Sources (the requirement files of github.com/opengeospatial/ogcapi-features, by 
 - Part 5 / Common Part 3 Schemas 1.0 (OGC 23-058r2, published 2026-04-30; `{standard}` is
   `ogcapi-common-3`): extensions/schemas/standard/clause_{7,10,12}.
 
+OGC API - Tiles - Part 1: Core 1.0 (OGC 20-057): github.com/opengeospatial/ogcapi-tiles, tag `1.0.0`
+(bcc9e01), core/standard/requirements/{core,tileset,tilesets-list,geodata-tilesets,mvt}. Its ids are
+written here as full requirement URIs (`.../ogcapi-tiles-1/1.0/req/core/...`): Tiles' core reuses
+Features' `/req/core/conformance-success`, and a bare id would name two requirements. The tileset
+metadata it inherits (OGC 17-083r4, 2D Tile Matrix Set and Tile Set Metadata 2.0) is read from
+github.com/opengeospatial/2D-Tile-Matrix-Set, schemas/tms/2.0/json (7cee2f8).
+
 The official test suite of Part 1 and 2, github.com/opengeospatial/ets-ogcapi-features10 (1.9), shows how
 the OGC checks the Part 1 and 2 ids; the tests here follow it where it exists and the text elsewhere.
 """
@@ -32,6 +39,8 @@ P3 = f"{SPEC}/ogcapi-features-3/1.0/conf"
 P4 = f"{SPEC}/ogcapi-features-4/1.0/conf"
 CQL2 = f"{SPEC}/cql2/1.0/conf"
 C3 = f"{SPEC}/ogcapi-common-3/1.0/conf"
+TILES = f"{SPEC}/ogcapi-tiles-1/1.0/conf"
+TREQ = f"{SPEC}/ogcapi-tiles-1/1.0/req"
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ _CQL2_SRC = "OGC 21-065r2 (CQL2 1.0.0), tag cql2-1.0.0"
 _P3_SRC = "OGC 19-079r2 (Part 3 1.0.0), tag part3-1.0.0"
 _P4_SRC = "draft 20-002 (Part 4), master 94e814b"
 _C3_SRC = "OGC 23-058r2 (Part 5 / Common Part 3 1.0)"
+_TILES_SRC = "OGC 20-057 (Tiles Part 1 1.0.0), tag 1.0.0"
+_NO_XML = "the XML part is conditional on offering application/xml, which the tile documents do not."
 _CQL2_FUNCTIONS = "the CQL2 'Functions' class is not implemented (no /functions)"
 _NOT_IMPLEMENTED = "conditional on a class not implemented"
 # CASEI and ACCENTI work (tests/test_cql2.py pins their answers), but their classes are not claimed yet.
@@ -286,6 +297,32 @@ CLASSES: tuple[ConformanceClass, ...] = (
     ConformanceClass(
         f"{C3}/sortables", _C3_SRC,
         checked=("/req/sortables/link", "/req/sortables/op", "/req/sortables/response")),
+    ConformanceClass(
+        f"{TILES}/core", _TILES_SRC,
+        checked=(f"{TREQ}/core/conformance-success", f"{TREQ}/core/tc-op", f"{TREQ}/core/tc-success",
+                 f"{TREQ}/core/tc-error", f"{TREQ}/core/tc-tilematrix-definition",
+                 f"{TREQ}/core/tc-tilerow-definition", f"{TREQ}/core/tc-tilecol-definition"),
+        partly={
+            f"{TREQ}/core/tc-success": "B: a tile also carries the features within 1/16 of a tile of its "
+                                       "edges (the usual MVT buffer, so that what is drawn across an edge "
+                                       "is not cut there); the test allows that margin. C (image tiles) "
+                                       "and D (coverage tiles) do not apply: the tiles are vector tiles.",
+            f"{TREQ}/core/tc-error": "B is the server's choice of 204 or an empty 200; this one answers 204.",
+        }),
+    ConformanceClass(
+        f"{TILES}/tileset", _TILES_SRC, checked=(f"{TREQ}/tileset/description",),
+        partly={f"{TREQ}/tileset/description": f"B: {_NO_XML}"}),
+    ConformanceClass(
+        f"{TILES}/tilesets-list", _TILES_SRC,
+        checked=(f"{TREQ}/tilesets-list/tileset-links", f"{TREQ}/tilesets-list/tileset-path"),
+        partly={f"{TREQ}/tilesets-list/tileset-links": f"D: {_NO_XML}"}),
+    ConformanceClass(
+        f"{TILES}/geodata-tilesets", _TILES_SRC,
+        checked=(f"{TREQ}/geodata-tilesets/desc-links", f"{TREQ}/geodata-tilesets/operation")),
+    ConformanceClass(
+        f"{TILES}/mvt", _TILES_SRC, checked=(f"{TREQ}/mvt/content",),
+        partly={f"{TREQ}/mvt/content": "C: no prior arrangement for another CRS exists, so the mapping is "
+                                       "checked against the tileset's CRS (EPSG:3857)."}),
 )
 
 _ADVANCED = f"{CQL2}/advanced-comparison-operators"

@@ -27,8 +27,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+import mapbox_vector_tile
 import pytest
 from jsonschema import Draft202012Validator
+from mapbox_vector_tile.Mapbox import vector_tile_pb2
 from openapi_spec_validator import validate as validate_openapi
 
 from tests.conformance_table import CLASS_OF, CLASSES, applies, claimed_uris, main, report
@@ -62,6 +64,11 @@ CLAIMED = [
     "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/schemas",
     "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/returnables-and-receivables",
     "http://www.opengis.net/spec/ogcapi-common-3/1.0/conf/sortables",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
 ]
 
 # --- Facts from outside the code. ---
@@ -2325,6 +2332,284 @@ def _sortables_response(api: Api) -> None:
     # Each is really a sort key: provinces by code, both ways.
     codes = [f["properties"]["code"] for f in api.features("provinces", {"sortby": "-code"})]
     assert codes == sorted(PROVINCES, reverse=True)
+
+
+# ================================ OGC API - Tiles 1.0 ================================
+# The ids are full requirement URIs (tests/conformance_table.py says why). The tiles are on OGC's
+# WebMercatorQuad: EPSG:3857, its origin at the world's top-left corner, 2^z tiles a side at zoom z.
+
+TREQ = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/req"
+TILES_CLASSES = [f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{name}"
+                 for name in ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")]
+MVT = "application/vnd.mapbox-vector-tile"
+OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0"
+TILING_SCHEME_REL = f"{OGC_REL}/tiling-scheme"
+TILESETS_RELS = {f"{OGC_REL}/tilesets-vector", f"{OGC_REL}/tilesets-map", f"{OGC_REL}/tilesets-coverage"}
+# WebMercatorQuad in OGC-NA's tile matrix set register.
+WEB_MERCATOR_QUAD = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+TILE_PATH = "/collections/{collection_id}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+# Half the side of the WebMercatorQuad square, in metres: pi times the WGS 84 semi-major axis.
+HALF_WORLD = math.pi * 6378137.0
+# An MVT's grid: 4096 units a side (the extent every tile here declares; checked on each layer).
+MVT_EXTENT = 4096
+
+# The tile set metadata schemas of OGC 17-083r4 (2D-Tile-Matrix-Set, schemas/tms/2.0/json: tileSet,
+# link, crs, dataType, tileMatrixLimits, geospatialData), written out; the projJSON form of a CRS is
+# only required to be an object.
+TMS_LINK = {"type": "object", "required": ["href", "rel"],
+            "properties": {"href": {"type": "string"}, "rel": {"type": "string"},
+                           "templated": {"type": "boolean"}, "varBase": {"type": "string"},
+                           "type": {"type": "string"}, "hreflang": {"type": "string"},
+                           "title": {"type": "string"}, "length": {"type": "integer"}}}
+TMS_CRS = {"oneOf": [{"type": "string"}, {"type": "object", "oneOf": [
+    {"required": ["uri"], "properties": {"uri": {"type": "string", "format": "uri"}}},
+    {"required": ["wkt"], "properties": {"wkt": {"type": "object"}}},
+    {"required": ["referenceSystem"], "properties": {"referenceSystem": {"type": "object"}}}]}]}
+TMS_DATA_TYPE = {"anyOf": [{"type": "string"}, {"type": "string", "enum": ["map", "vector", "coverage"]}]}
+TILE_SET = {
+    "type": "object", "required": ["dataType", "crs"],
+    "properties": {
+        "title": {"type": "string"}, "description": {"type": "string"}, "dataType": TMS_DATA_TYPE,
+        "crs": TMS_CRS, "tileMatrixSetURI": {"type": "string", "format": "uri"},
+        "links": {"type": "array", "items": TMS_LINK},
+        "tileMatrixSetLimits": {"type": "array", "items": {
+            "type": "object",
+            "required": ["tileMatrix", "minTileRow", "maxTileRow", "minTileCol", "maxTileCol"],
+            "properties": {"tileMatrix": {"type": "string"},
+                           **{k: {"type": "integer", "minimum": 0}
+                              for k in ("minTileRow", "maxTileRow", "minTileCol", "maxTileCol")}}}},
+        "layers": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["id", "dataType"],
+            "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "dataType": TMS_DATA_TYPE,
+                           "minTileMatrix": {"type": "string"}, "maxTileMatrix": {"type": "string"},
+                           "links": {"type": "array", "items": TMS_LINK}}}}}}
+# The list of tilesets, as /req/tilesets-list/tileset-links gives its schema.
+TILESETS = {"type": "object", "required": ["tilesets"], "properties": {
+    "links": {"type": "array", "items": TMS_LINK},
+    "tilesets": {"type": "array", "items": {
+        "type": "object", "required": ["dataType", "links", "crs"],
+        "properties": {"title": {"type": "string"}, "dataType": TMS_DATA_TYPE, "crs": TMS_CRS,
+                       "tileMatrixSetURI": {"type": "string", "format": "uri"},
+                       "links": {"type": "array", "items": TMS_LINK}}}}}}
+
+
+def _schema_errors(schema: dict[str, Any], doc: Any) -> list[str]:
+    return [e.message for e in Draft202012Validator(schema).iter_errors(doc)]
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int, float, float]:
+    """Row, column and the point's MVT grid position in that tile: EPSG:3857 mapped linearly onto the
+    tile's square (top-left 0,0), from the defining formulas, not the server's grid."""
+    mx, my = _mercator(lon, lat)
+    span = 2 * HALF_WORLD / (1 << z)
+    fx, fy = (mx + HALF_WORLD) / span, (HALF_WORLD - my) / span
+    row, col = int(fy), int(fx)
+    return row, col, (fx - col) * MVT_EXTENT, (fy - row) * MVT_EXTENT
+
+
+def _tile_path(cid: str, z: int, row: int, col: int) -> str:
+    return f"/collections/{cid}/tiles/WebMercatorQuad/{z}/{row}/{col}"
+
+
+def _decoded(response: httpx.Response) -> dict[str, Any]:
+    """An MVT body decoded, y down as the format stores it."""
+    assert response.status_code == 200, (response.status_code, response.text[:200])
+    assert _media(response) == MVT
+    layers: dict[str, Any] = mapbox_vector_tile.decode(response.content,
+                                                       default_options={"y_coord_down": True})
+    return layers
+
+
+def _tileset_doc(api: Api, cid: str) -> dict[str, Any]:
+    tilesets = api.ok(f"/collections/{cid}/tiles", Accept="application/json")["tilesets"]
+    href = next(ln["href"] for ln in tilesets[0]["links"] if ln["rel"] == "self")
+    doc: dict[str, Any] = api.ok(href, Accept="application/json")
+    return doc
+
+
+def _item_template(api: Api, cid: str) -> dict[str, Any]:
+    return next(ln for ln in _tileset_doc(api, cid)["links"] if ln["rel"] == "item")
+
+
+def _fill(template: str, z: int, row: int, col: int) -> str:
+    values = {"{tileMatrix}": z, "{tileRow}": row, "{tileCol}": col}
+    return re.sub(r"\{tile(Matrix|Row|Col)\}", lambda m: str(values[m.group(0)]), template)
+
+
+@check(f"{TREQ}/core/conformance-success")
+def _tiles_conformance_success(api: Api) -> None:
+    listed = api.ok("/conformance", Accept="application/json")["conformsTo"]
+    assert all(uri in listed for uri in TILES_CLASSES), listed
+
+
+def _features(layers: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = layers.get(name, {}).get("features", [])
+    return found
+
+
+def _salang_tile(z: int) -> tuple[int, int, float, float]:
+    """The tile (and grid position) of the Salang tunnel's midpoint: both tunnels cross it."""
+    return _tile_of(X, (35.31005 + 35.334116) / 2, z)
+
+
+@check(f"{TREQ}/core/tc-op")
+def _tc_op(api: Api) -> None:
+    # A and C: the tileset gives the template, its variables named as the tileset class names them, and
+    # the API definition documents the path.
+    link = _item_template(api, "salang")
+    assert all(var in link["href"] for var in ("{tileMatrix}", "{tileRow}", "{tileCol}")), link
+    assert TILE_PATH in api.openapi["paths"]
+    # B: the variables are WebMercatorQuad's matrix, row and column. At zoom 14 the tunnels' tile holds
+    # both; the same numbers taken as column and row (a tile in the southern hemisphere) hold nothing.
+    row, col, _, _ = _salang_tile(14)
+    assert len(_features(_decoded(api.get(_fill(link["href"], 14, row, col))), "salang")) == 2
+    swapped = api.get(_fill(link["href"], 14, col, row))
+    assert swapped.status_code == 204 or not _features(_decoded(swapped), "salang")
+    # Kabul's tile at zoom 5 by the same formulas is the one the OpenAPI walk uses (x 22, y 12).
+    assert _tile_of(*KABUL, 5)[:2] == (12, 22)
+
+
+@check(f"{TREQ}/core/tc-success")
+def _tc_success(api: Api) -> None:
+    # A and B: 200, in the format asked for, holding what intersects the tile and nothing else: Kabul's
+    # tile at zoom 7 (2.8 degrees a side) holds Kabul province and not Herat or Kandahar.
+    row, col, _, _ = _tile_of(*KABUL, 7)
+    response = api.get(_tile_path("provinces", 7, row, col), Accept=MVT)
+    names = {f["properties"].get("name") for f in _features(_decoded(response), "provinces")}
+    kabul = next(f for f in api.features("provinces") if f["properties"]["code"] == "AF-KAB")
+    others = [f for f in api.features("provinces") if f["properties"]["code"] in ("AF-HER", "AF-KAN")]
+    assert kabul["properties"]["name"] in names, names
+    assert not names & {f["properties"]["name"] for f in others}, names
+    # Inside or intersecting: each feature reaches into the tile's square, or into the margin of 1/16 of
+    # a tile (256 of 4096) that MVT tiles carry so that what is drawn across an edge is not cut there.
+    margin = MVT_EXTENT // 16
+    for feature in _features(_decoded(response), "provinces"):
+        xs = [p[0] for p in _positions(feature["geometry"])]
+        ys = [p[1] for p in _positions(feature["geometry"])]
+        assert max(xs) >= -margin and min(xs) <= MVT_EXTENT + margin, feature["properties"]
+        assert max(ys) >= -margin and min(ys) <= MVT_EXTENT + margin, feature["properties"]
+
+
+@check(f"{TREQ}/core/tc-error")
+def _tc_error(api: Api) -> None:
+    # A: outside the matrix set: row 32 at zoom 5 (32 rows: 0-31), column 32, zoom 25 (0-24).
+    for path in (_tile_path("projects", 5, 32, 0), _tile_path("projects", 5, 0, 32),
+                 _tile_path("projects", 25, 0, 0)):
+        assert api.get(path).status_code in (400, 404), path
+    # B: inside it, with no data: the Bering Sea's tile at zoom 5 (0, 0) for the projects of Afghanistan.
+    empty = api.get(_tile_path("projects", 5, 0, 0))
+    assert empty.status_code == 204 or not _features(_decoded(empty), "projects")
+
+
+def _path_parameter(api: Api, name: str) -> dict[str, Any]:
+    param = api.parameter(TILE_PATH, name)
+    assert param["in"] == "path" and param["required"] is True, param
+    return param
+
+
+@check(f"{TREQ}/core/tc-tilematrix-definition")
+def _tc_tilematrix_definition(api: Api) -> None:
+    assert _path_parameter(api, "tileMatrix")["schema"]["type"] == "string"
+
+
+@check(f"{TREQ}/core/tc-tilerow-definition")
+def _tc_tilerow_definition(api: Api) -> None:
+    schema = _path_parameter(api, "tileRow")["schema"]
+    assert schema["type"] == "integer" and schema["minimum"] == 0, schema
+
+
+@check(f"{TREQ}/core/tc-tilecol-definition")
+def _tc_tilecol_definition(api: Api) -> None:
+    schema = _path_parameter(api, "tileCol")["schema"]
+    assert schema["type"] == "integer" and schema["minimum"] == 0, schema
+
+
+@check(f"{TREQ}/tileset/description")
+def _tileset_description(api: Api) -> None:
+    for cid in COLLECTIONS:
+        # A: JSON, following the tile set metadata schema.
+        doc = _tileset_doc(api, cid)
+        assert not _schema_errors(TILE_SET, doc), (cid, _schema_errors(TILE_SET, doc)[:5])
+        # C: the registered matrix set's URI.
+        assert doc["tileMatrixSetURI"] == WEB_MERCATOR_QUAD
+        # D: a tiling-scheme link to the matrix set's definition (OGC 17-083r4 tileMatrixSet.json:
+        # crs and tileMatrices required; WebMercatorQuad's 25 matrices, 0 to 24).
+        scheme = api.ok(next(ln["href"] for ln in doc["links"] if ln["rel"] == TILING_SCHEME_REL),
+                        Accept="application/json")
+        assert scheme["id"] == "WebMercatorQuad" and "crs" in scheme, scheme.keys()
+        assert [m["id"] for m in scheme["tileMatrices"]] == [str(z) for z in range(25)]
+        # E, F, G: a templated item link with the three variables and the tiles' media type.
+        items = [ln for ln in doc["links"] if ln["rel"] == "item"]
+        assert items, doc["links"]
+        for link in items:
+            assert all(v in link["href"] for v in ("{tileMatrix}", "{tileRow}", "{tileCol}")), link
+            assert link["templated"] is True and link["type"] == MVT, link
+
+
+@check(f"{TREQ}/tilesets-list/tileset-links")
+def _tilesets_list_links(api: Api) -> None:
+    for cid in COLLECTIONS:
+        doc = api.ok(f"/collections/{cid}/tiles", Accept="application/json")
+        assert not _schema_errors(TILESETS, doc), (cid, _schema_errors(TILESETS, doc)[:5])
+        assert doc["tilesets"]
+        for entry in doc["tilesets"]:
+            rels = {ln["rel"] for ln in entry["links"]}
+            assert {"self", TILING_SCHEME_REL} <= rels and entry["tileMatrixSetURI"] == WEB_MERCATOR_QUAD
+            # B: `self` is the full tileset metadata (it has the tile template the summary lacks).
+            full = api.ok(next(ln["href"] for ln in entry["links"] if ln["rel"] == "self"),
+                          Accept="application/json")
+            assert any(ln["rel"] == "item" for ln in full["links"]) and full["dataType"] == entry["dataType"]
+
+
+@check(f"{TREQ}/tilesets-list/tileset-path")
+def _tilesets_list_path(api: Api) -> None:
+    for cid in COLLECTIONS:
+        doc = api.ok(f"/collections/{cid}/tiles", Accept="application/json")
+        assert isinstance(doc["tilesets"], list) and doc["tilesets"], cid
+
+
+@check(f"{TREQ}/geodata-tilesets/desc-links")
+def _geodata_desc_links(api: Api) -> None:
+    for cid in COLLECTIONS:
+        for doc in (api.collection(cid), api.ok(f"/collections/{cid}", Accept="application/json")):
+            links = [ln for ln in doc["links"] if ln["rel"] in TILESETS_RELS]
+            assert links, (cid, doc["links"])
+            for link in links:
+                assert _path(link["href"]) == f"/collections/{cid}/tiles"
+                assert api.ok(link["href"], Accept="application/json")["tilesets"]
+
+
+@check(f"{TREQ}/geodata-tilesets/operation")
+def _geodata_operation(api: Api) -> None:
+    for cid in COLLECTIONS:
+        collection_path = _path(next(ln["href"] for ln in api.ok(f"/collections/{cid}")["links"]
+                                     if ln["rel"] == "self"))
+        tiles = api.get(f"{collection_path}/tiles", Accept="application/json")
+        assert tiles.status_code == 200 and len(tiles.json()["tilesets"]) >= 1, cid
+
+
+@check(f"{TREQ}/mvt/content")
+def _mvt_content(api: Api) -> None:
+    row, col, _, _ = _salang_tile(14)
+    response = api.get(_tile_path("salang", 14, row, col), Accept=MVT)
+    # A: one tile: one Tile message whose layers each have the 4096 extent.
+    tile = vector_tile_pb2.tile()
+    tile.ParseFromString(response.content)
+    assert [layer.name for layer in tile.layers] == ["salang"]
+    assert all(layer.extent == MVT_EXTENT for layer in tile.layers)
+    # B: every feature has a geometry and a type (1 point, 2 line, 3 polygon; 0 is UNKNOWN).
+    for feature in tile.layers[0].features:
+        assert feature.type in (1, 2, 3) and len(feature.geometry) > 0
+    # C: the grid maps linearly onto the tile's EPSG:3857 square, 0,0 at its top-left: both tunnels run
+    # along x = 69.026944, and the tunnel ends at 35.334116 (north) and 35.31005 (south), which fall in
+    # two tiles at zoom 14, each end where the linear mapping puts it.
+    for lat in (35.334116, 35.31005):
+        row, col, x, y = _tile_of(X, lat, 14)
+        features = _features(_decoded(api.get(_tile_path("salang", 14, row, col), Accept=MVT)), "salang")
+        assert len(features) == 2, lat
+        positions = [p for f in features for p in _positions(f["geometry"])]
+        assert all(abs(p[0] - x) <= 1 for p in positions), (lat, x, positions)
+        assert any(abs(p[1] - y) <= 1 for p in positions), (lat, y, positions)
 
 
 # ================================ The tests ================================

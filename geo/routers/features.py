@@ -32,6 +32,7 @@ from geo.routers.changes import CHANGES_REL
 from geo.routers.deps import CatalogueDep, CollectionDep, base_url
 from geo.routers.direct import direct_get
 from geo.routers.lifecycle import history_link, raise_missing
+from geo.routers.tiles import CONFORMANCE as TILES_CONFORMANCE
 from geo.routers.tiles import TILESETS_REL, TILING_SCHEMES_REL
 from geo.routers.workflow import link as workflow_link
 from geo.spatial import AFGHANISTAN_BBOX
@@ -65,6 +66,8 @@ CONFORMANCE = [
     f"{OGC}/ogcapi-common-3/1.0/conf/schemas",
     f"{OGC}/ogcapi-common-3/1.0/conf/returnables-and-receivables",
     f"{OGC}/ogcapi-common-3/1.0/conf/sortables",
+    # OGC API - Tiles 1.0: core, tileset, tilesets-list, geodata-tilesets, mvt (geo/routers/tiles.py).
+    *TILES_CONFORMANCE,
 ]
 # Not claimed: ogcapi-features-4 `features` (with returnables-and-receivables in force it requires a JSON
 # merge patch over the schema's view of a feature, which PATCH refuses); tests/test_conformance.py runs its

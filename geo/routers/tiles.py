@@ -29,8 +29,8 @@ OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0"
 TILESETS_REL = f"{OGC_REL}/tilesets-vector"
 TILING_SCHEME_REL = f"{OGC_REL}/tiling-scheme"
 TILING_SCHEMES_REL = f"{OGC_REL}/tiling-schemes"
-# What this router implements of OGC API - Tiles 1.0. Not listed in /conformance yet: the service
-# claims a class only when tests/test_conformance.py checks each of its requirements.
+# What this router implements of OGC API - Tiles 1.0, listed in /conformance (geo/routers/features.py):
+# tests/test_conformance.py checks each requirement of these classes.
 CONFORMANCE = [f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{name}"
                for name in ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")]
 
@@ -40,6 +40,12 @@ router = APIRouter(tags=["OGC API - Tiles"], dependencies=[Depends(single_valued
 # as a string).
 JSON_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+# tileRow and tileCol as OGC API - Tiles documents them (/req/core/tc-tilerow-definition and
+# tc-tilecol-definition: integer, minimum 0). They are read as text so that `_integer` answers a bad one
+# with a problem naming it; what it accepts is exactly such an integer.
+TILE_INDEX: dict[str, Any] = {"type": "integer", "minimum": 0}
 
 
 def _tms(tile_matrix_set_id: str) -> None:
@@ -125,9 +131,12 @@ async def tileset(request: Request, coll: CollectionDep,
 async def tile(request: Request, coll: CollectionDep,
                filters: Annotated[Filters, Depends(filters_dependency)],
                tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")],
-               tile_matrix: Annotated[str, Path(alias="tileMatrix", description="The zoom level, 0 to 18.")],
-               tile_row: Annotated[str, Path(alias="tileRow", description="The row (y), from the north.")],
-               tile_col: Annotated[str, Path(alias="tileCol", description="The column (x), from the west.")],
+               tile_matrix: Annotated[str, Path(alias="tileMatrix", description="The zoom level, 0 to 18.",
+                                                examples=["5"])],
+               tile_row: Annotated[str, Path(alias="tileRow", description="The row (y), from the north.",
+                                             json_schema_extra=TILE_INDEX)],
+               tile_col: Annotated[str, Path(alias="tileCol", description="The column (x), from the west.",
+                                             json_schema_extra=TILE_INDEX)],
                ) -> Response:
     """The collection's features in one tile, as a Mapbox Vector Tile with one layer named after the
     collection. At zooms below 14 the projects' points are clustered: a cluster is a point with
