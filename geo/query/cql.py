@@ -32,7 +32,7 @@ from geo.errors import InvalidInput
 from geo.query import cql_fast
 from geo.query import cql_nodes as n
 from geo.query.cql_nodes import bad_filter
-from geo.query.cql_text import TextError, to_json
+from geo.query.cql_text import TextError, fast_json, to_json
 from geo.query.frame import Frame
 from geo.query.spatialindex import boxes
 
@@ -314,6 +314,9 @@ def _read(text: str, lang: str) -> Any:
                 raise _Invalid(f"a cql2-json document cannot hold filter-lang {lang_in_doc!r}")
             doc = {k: v for k, v in doc.items() if k != "filter-lang"}
     else:
+        doc = fast_json(text)
+        if doc is not None:
+            return doc  # FAST_MAX_TERMS comparisons at most: within the limits below, without walking it
         doc = to_json(text)
     # Compiling recurses: bound the document before it starts.
     if _nesting(doc) > _JSON_LEVELS * MAX_DEPTH + _JSON_MARGIN or _depth(doc) > MAX_DEPTH:
