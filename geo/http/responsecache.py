@@ -86,6 +86,11 @@ def _text(value: bytes | None) -> str | None:
 class ResponseCache:
     """An LRU of successful GET responses on item paths, bounded by entry count and bytes."""
 
+    # The paths it answers (group 1: the collection), and whether a response depends on `Accept` (an item
+    # page is JSON or HTML; a vector tile is always MVT): a subclass serves another path the same way.
+    path: re.Pattern[str] = ITEMS_PATH
+    by_accept: bool = True
+
     def __init__(self, app: ASGIApp, catalogue: Catalogue, max_bytes: int = 64 << 20,
                  max_entries: int = 4096, max_entry: int = 1 << 20) -> None:
         self.app = app
@@ -109,7 +114,7 @@ class ResponseCache:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer from the cache, or pass through and remember a 200 response."""
-        match = ITEMS_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        match = self.path.match(scope.get("path", "")) if scope["type"] == "http" else None
         if match is None or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
@@ -120,7 +125,7 @@ class ResponseCache:
         # The headers this layer reads, found in one pass (as Headers.get reads them: the first of each).
         host, accept, encodings, none_match, since = map(_text, first_values(
             scope["headers"], b"host", b"accept", b"accept-encoding", b"if-none-match", b"if-modified-since"))
-        key = cache_key(scope, host, accept or "", encodings or "")
+        key = cache_key(scope, host, (accept or "") if self.by_accept else "", encodings or "")
         if key is None:
             await self.app(scope, receive, send)
             return

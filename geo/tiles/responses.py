@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from geo.catalogue import Catalogue
-from geo.http import first_values
-from geo.http.responsecache import ResponseCache, cache_key
+from geo.http.responsecache import ResponseCache
 
 TILE_PATH = re.compile(r"^/collections/([^/]+)/tiles/WebMercatorQuad/[0-9]{1,2}/[0-9]{1,9}/[0-9]{1,9}$")
 # Tiles are small (a few kB; the largest, provinces at low zooms, tens of kB): one over this is not kept.
@@ -24,45 +23,13 @@ MAX_TILE = 1 << 20
 MAX_ENTRIES = 100_000
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
-
-
 class TileResponses(ResponseCache):
-    """An LRU of successful tile responses, bounded by bytes."""
+    """An LRU of successful tile responses, bounded by bytes: the items' cache on the tile path, with a key
+    that takes no `Accept` (a tile is always MVT)."""
+
+    path = TILE_PATH
+    by_accept = False
 
     def __init__(self, app: ASGIApp, catalogue: Catalogue, max_bytes: int) -> None:
         super().__init__(app, catalogue, max_bytes=max_bytes, max_entries=MAX_ENTRIES if max_bytes else 0,
                          max_entry=MAX_TILE)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a tile from the cache, or pass through and remember a 200 response."""
-        match = TILE_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
-        if match is None or scope["method"] != "GET":
-            await self.app(scope, receive, send)
-            return
-        version = self._version(match.group(1))
-        if version is None:  # no such collection, or it is unavailable: the app answers the problem
-            await self.app(scope, receive, send)
-            return
-        host, encodings, none_match, since = map(_text, first_values(
-            scope["headers"], b"host", b"accept-encoding", b"if-none-match", b"if-modified-since"))
-        # A tile does not depend on Accept (it is always MVT): the key takes none.
-        key = cache_key(scope, host, "", encodings or "")
-        if key is None:
-            await self.app(scope, receive, send)
-            return
-        entry = self._entries.get(key)
-        if entry is not None and entry.version == version and since is None:
-            if self._conditional_hit(none_match, entry):
-                await send({"type": "http.response.start", "status": 304,
-                            "headers": [(b"etag", entry.etag.encode())] if entry.etag else []})
-                await send({"type": "http.response.body", "body": b""})
-                return
-            await send({**entry.start, "headers": list(entry.start["headers"])})
-            await send({"type": "http.response.body", "body": entry.body})
-            return
-        if none_match is not None or since is not None:
-            await self.app(scope, receive, send)
-            return
-        await self.app(scope, receive, self._recorder(key, version, send))
