@@ -569,6 +569,11 @@ class FeatureTable:
         i = self._find(fid)
         return None if i is None else self.features[i]
 
+    def codes(self, name: str) -> tuple[npt.NDArray[np.int32], dict[str, int]]:
+        """Filter column `name` as each feature's integer code (-1: missing or not a string), kept per
+        version, and a copy of its vocabulary (value -> code; codes are shared by the whole lineage)."""
+        return self._indexed(("codes", name)), dict(self._rows.vocabulary(name).codes)
+
     def _equal_any(self, name: str, wanted: Iterable[str]) -> npt.NDArray[np.bool_]:
         """Where column `name` holds one of `wanted`: a union of per-value masks kept for this version.
 

@@ -38,11 +38,11 @@ def tile_bytes(coll: Collection, table: FeatureTable, filters: Filters, tile: Ti
         return b""
     statuses = coll.vocabularies.get(STATUS)
     features: list[dict[str, Any]] = []
-    if statuses and tile.z < CLUSTER_BELOW:
+    if statuses and STATUS in table.filter_columns and tile.z < CLUSTER_BELOW:
         where = _points(table)[found]
         points = ~np.isnan(where["lon"])
         px, py = tile.to_pixels(where["lon"][points], where["lat"][points])
-        groups = cluster(px, py, _status_codes(table, statuses)[found[points]], len(statuses))
+        groups = cluster(px, py, _status_codes(table, statuses, found[points]), len(statuses))
         features += _cluster_features(groups, statuses)
         found = np.concatenate([found[points][groups.singles], found[~points]])
     features += _plain_features(table, found, table.geometries[found], tile)
@@ -66,12 +66,15 @@ def _points(table: FeatureTable) -> npt.NDArray[np.void]:
     return table.rows(("tile points",), compute)
 
 
-def _status_codes(table: FeatureTable, statuses: tuple[str, ...]) -> npt.NDArray[np.int8]:
-    """Each feature's status as its index in `statuses` (-1: none), kept per version (and carried over
-    by later versions: only changed rows are decoded again)."""
-    codes = {s: i for i, s in enumerate(statuses)}
-    return table.rows(("tile status", statuses), lambda features: np.array(
-        [codes.get(f["properties"].get(STATUS), -1) for f in features], dtype=np.int8))
+def _status_codes(table: FeatureTable, statuses: tuple[str, ...], rows: IntArray) -> npt.NDArray[np.int8]:
+    """The status of the features at `rows` as its index in `statuses` (-1: none): the table's own codes
+    of its `status` filter column, renumbered (no feature is read)."""
+    codes, vocabulary = table.codes(STATUS)
+    index = np.full(len(vocabulary) + 1, -1, dtype=np.int8)  # the last entry: code -1, no status
+    for value, code in vocabulary.items():
+        if value in statuses:
+            index[code] = statuses.index(value)
+    return index[codes[rows]]
 
 
 def _cluster_features(groups: Clusters, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
