@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from geo.errors import InvalidInput
 from geo.history import feed_entry
 from geo.openapi import problem_responses
+from geo.query.params import rfc3339
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep, base_url
 from geo.store.base import ProjectStore
@@ -64,15 +65,12 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="The most changes i
 
 
 def _time(value: str) -> datetime:
-    """An RFC 3339 time with its offset (400 naming `since` otherwise)."""
-    try:
-        at = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None or "T" not in value.upper():
+    """An RFC 3339 date-time with its offset, read as the `datetime` parameter is (a bare date names no
+    moment here: 400 naming `since`)."""
+    if "T" not in value.upper():
         raise InvalidInput.about("since", "a cursor from an earlier answer, or an RFC 3339 time with its "
                                           "offset, such as 2026-05-10T00:00:00Z")
-    return at.astimezone(UTC)
+    return rfc3339(value, "since").replace(tzinfo=UTC)
 
 
 def start_of(store: ProjectStore, since: str | None) -> int:
