@@ -42,6 +42,8 @@ from geo.errors import StoreCorrupt
 from geo.store.changes import Change, Op
 from geo.store.journal import Record
 
+# The project an add with a scoped Idempotency-Key made within the window (read by both connections).
+_SEEN = "SELECT fid, request_hash FROM changes WHERE idem = ? AND at_ms >= ? ORDER BY seq DESC LIMIT 1"
 # PRAGMA user_version of the schema this module writes (0: a new, empty database).
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -205,8 +207,7 @@ class Reader:
 
     def idempotent(self, idem: str, not_before_ms: int) -> tuple[str, str | None] | None:
         """The project (and request hash) an add with scoped key `idem` made at or after `not_before_ms`."""
-        rows = self._query("SELECT fid, request_hash FROM changes WHERE idem = ? AND at_ms >= ? "
-                           "ORDER BY seq DESC LIMIT 1", (idem, not_before_ms))
+        rows = self._query(_SEEN, (idem, not_before_ms))
         return (str(rows[0][0]), rows[0][1]) if rows else None
 
     def last(self, fid: str) -> Change | None:
@@ -278,9 +279,7 @@ class Writer:
 
     def idempotent(self, idem: str, not_before_ms: int) -> tuple[str, str | None] | None:
         """The project (and request hash) an add with scoped key `idem` made at or after `not_before_ms`."""
-        row = self._conn.execute(
-            "SELECT fid, request_hash FROM changes WHERE idem = ? AND at_ms >= ? ORDER BY seq DESC LIMIT 1",
-            (idem, not_before_ms)).fetchone()
+        row = self._conn.execute(_SEEN, (idem, not_before_ms)).fetchone()
         return None if row is None else (str(row[0]), row[1])
 
     def last_doc(self, fid: str) -> tuple[str, dict[str, Any] | None] | None:
