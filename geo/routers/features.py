@@ -31,7 +31,7 @@ from geo.responses import GEOJSON, OPENAPI, GeoJSONResponse, JSONResponse
 from geo.routers.changes import CHANGES_REL
 from geo.routers.deps import CatalogueDep, CollectionDep, base_url
 from geo.routers.direct import direct_get
-from geo.routers.lifecycle import history_link, raise_missing
+from geo.routers.lifecycle import history_link, missing_here
 from geo.routers.tiles import CONFORMANCE as TILES_CONFORMANCE
 from geo.routers.tiles import TILESETS_REL, TILING_SCHEMES_REL
 from geo.routers.workflow import link as workflow_link
@@ -469,8 +469,7 @@ async def item(request: Request, coll: CollectionDep, feature_id: str, f: Format
     table = coll.table()
     index = table.position.get(feature_id)
     if index is None:
-        await raise_missing(request, coll.id, feature_id)  # 404, or 410 for a deleted project
-        raise AssertionError("raise_missing returned")
+        raise await missing_here(request, coll.id, feature_id)  # 404, or 410 for a deleted project
     as_html = html.wants_html(request, f)
     # The ETag is the feature's content: a write to another feature does not change it.
     etag = feature_etag(table.encoded[index])

@@ -53,10 +53,10 @@ def missing(catalogue: Catalogue, collection_id: str, fid: str, base: str) -> Ge
     return NotFound(f"There is no feature {fid!r} in {collection_id}.")
 
 
-async def raise_missing(request: Request, collection_id: str, fid: str) -> None:
-    """Raise `missing(...)` for `fid`, from the event loop (the store is asked in a thread)."""
+async def missing_here(request: Request, collection_id: str, fid: str) -> GeoError:
+    """`missing(...)` for `fid`, from the event loop (the store is asked in a thread): raise it."""
     catalogue: Catalogue = request.app.state.catalogue
-    raise await run_in_threadpool(missing, catalogue, collection_id, fid, base_url(request))
+    return await run_in_threadpool(missing, catalogue, collection_id, fid, base_url(request))
 
 
 HISTORY_EXAMPLE: dict[str, Any] = {

@@ -43,7 +43,7 @@ from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
 from geo.routers.direct import direct_route
-from geo.routers.lifecycle import missing, raise_missing
+from geo.routers.lifecycle import missing, missing_here
 from geo.settings import Settings
 from geo.store.base import RETRY_AFTER_S, Feature, check_write, etag_of
 from geo.store.changes import Replayed, WriteMeta
@@ -195,10 +195,9 @@ async def create_item(
     body, change = take_change(_body_in_crs84(request, raw))
     checked = check_feature(body, catalogue.place)
     feature = new_project(checked, catalogue.province_names(), by=meta.by, change=change)
-    items = f"{base_url(request)}/collections/{coll.id}/items"
     # The duplicate check reads the store's snapshot and the write fsyncs: both off the event loop.
-    stored, replayed = await run_in_threadpool(_add, catalogue, feature, checked, duplicate != ALLOW, items,
-                                               meta)
+    stored, replayed = await run_in_threadpool(_add, catalogue, feature, checked, duplicate != ALLOW,
+                                               base_url(request), meta)
     response = _written(request, coll, stored, 201)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -212,7 +211,7 @@ def key_name(request: Request) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard: bool, items: str,
+def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard: bool, base: str,
          meta: WriteMeta) -> tuple[Feature, bool]:
     """Store a new project, first refusing (409) a duplicate of a stored one when `guard` is on; return it
     and whether it is an earlier request's project (a retry with its Idempotency-Key: nothing written).
@@ -232,13 +231,15 @@ def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard:
                 later = store.idempotent(meta) if meta.idempotency_key is not None else None
                 if later is not None:
                     raise later
-                raise refuse(match, name, f"{items}/{match.of}")
+                raise refuse(match, name, f"{base}/collections/projects/items/{match.of}")
         return store.add(feature, meta), False
     except Replayed as replayed:
         fid = idempotency.check_replay(replayed, meta.request_hash)
-        current = store.snapshot().get(fid)
+        # The record may be ahead of this server's table (another request's commit, not yet applied
+        # here: PostGIS applies its own write just after the commit): read the store up to date first.
+        current = store.snapshot().get(fid) or store.refresh().get(fid)
         if current is None:
-            raise missing(catalogue, "projects", fid, items.rsplit("/collections/", 1)[0]) from None
+            raise missing(catalogue, "projects", fid, base) from None
         return current, True
 
 
@@ -371,6 +372,5 @@ async def delete_item(
     try:
         await run_in_threadpool(catalogue.store.delete, feature_id, if_match, WriteMeta(by=by))
     except NotFound:
-        await raise_missing(request, coll.id, feature_id)  # 410 when it was deleted before
-        raise
+        raise await missing_here(request, coll.id, feature_id) from None  # 410 when deleted before
     return Response(status_code=204)
