@@ -37,6 +37,7 @@ from geo.routers import (
     transactions,
     workflow,
 )
+from geo.routers.dispatch import DirectDispatch
 from geo.settings import Settings
 from geo.store import GeoJSONFileStore, ProjectStore, StoreRefresh
 from geo.tiles.responses import TileResponses
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: app.openapi_schema or _set_openapi(app, settings)  # type: ignore[method-assign]
     # Outermost last: CORS, HEAD as GET, then the response cache of item pages (it keeps compressed
     # pages too), then gzip (level 5 trades a little size for much less CPU than the default 9).
+    # Innermost: the items, the first route, answered without FastAPI's layers within (the module says
+    # what it skips and why the answers are the same).
+    app.add_middleware(DirectDispatch, fastapi_app=app)
     app.add_middleware(Compression, minimum_size=1024, level=5)
     # The tiles' own response cache (geo/tiles/responses.py), inside the items' one.
     app.add_middleware(TileResponses, catalogue=catalogue, max_bytes=settings.tile_cache_bytes)

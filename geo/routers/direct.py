@@ -295,7 +295,12 @@ def _effective(route: APIRoute) -> Any:
 
 
 class DirectRoute(APIRoute):
-    """An APIRoute answered by following its plan; FastAPI's handler for what the plan leaves to it."""
+    """An APIRoute answered by following its plan; FastAPI's handler for what the plan leaves to it.
+
+    `direct` is that handler (None when the route's declarations have no plan): besides FastAPI's
+    router, geo/routers/dispatch.py calls it for the app's leading GET routes."""
+
+    direct: Handler | None = None
 
     def get_route_handler(self) -> Handler:
         """FastAPI's handler, fronted by the plan's when the route's declarations have one."""
@@ -317,6 +322,8 @@ class DirectRoute(APIRoute):
                 raise TypeError(f"{self.path}: the endpoint of a DirectRoute returns a Response")
             return response
 
+        if route is self:  # the route as built for the app itself, not for one inclusion of it
+            self.direct = handler
         return handler
 
 
