@@ -19,6 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import provinces
 from geo.errors import InvalidInput, LayerUnavailable, NotFound
+from geo.lru import HashedKey
 from geo.query import cql
 from geo.query.featuretable import FeatureTable, IntArray
 from geo.query.params import FILTER_NAMES, Filters, queryable_values, unknown_parameters
@@ -30,6 +31,8 @@ from geo.store.base import ProjectStore
 log = logging.getLogger(__name__)
 
 BoolArray = npt.NDArray[np.bool_]
+# Rows of a mask counted at a time when a page is cut from it (`Page.of_mask`).
+MASK_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,13 @@ class Plan:
                 and self.cql_mask is None and not self.sortby)
 
     @property
+    def masks_only(self) -> bool:
+        """Whether only the CQL2 filter selects, in layer order: a page is cut from its mask."""
+        return (self.cql_mask is not None and self.bbox is None and self.bbox_shape is None
+                and not self.equals and self.interval is None and not self.matches and not self.nothing
+                and self.ids is None and not self.sortby)
+
+    @property
     def selects_all(self) -> bool:
         """Whether the plan keeps every feature in layer order (nothing selects or sorts): an unfiltered
         page, the commonest request."""
@@ -87,6 +97,28 @@ class Page:
     def of(cls, matching: IntArray, offset: int, limit: int) -> Page:
         """The page at `offset` of at most `limit` of the matching features."""
         return cls.around(matching[offset:offset + limit], len(matching), offset, limit)
+
+    @classmethod
+    def of_mask(cls, mask: BoolArray, offset: int, limit: int) -> Page:
+        """The page at `offset` of at most `limit` of the features where `mask` holds: `of(flatnonzero(
+        mask))` without listing every match (about 45 us at 100,000 rows): a count, then the positions
+        of only the rows up to the page's end, found a block of rows at a time."""
+        matched = int(np.count_nonzero(mask))
+        end = min(offset + limit, matched)
+        found: list[IntArray] = []
+        seen = 0  # matches in the blocks before `start`
+        start = 0
+        while seen < end:
+            block = mask[start:start + MASK_BLOCK]
+            count = int(np.count_nonzero(block))
+            if seen + count > offset:
+                # This block holds some of the page: its matches from the page's first on.
+                hits = np.flatnonzero(block)
+                found.append(hits[max(0, offset - seen):end - seen] + start)
+            seen += count
+            start += MASK_BLOCK
+        indices = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
+        return cls.around(indices, matched, offset, limit)
 
     @classmethod
     def of_all(cls, count: int, offset: int, limit: int) -> Page:
@@ -230,6 +262,10 @@ class Collection:
         plan = self.check(filters, table)
         if plan.selects_all:
             return Page.of_all(len(table), offset, size)
+        if plan.masks_only:
+            # The mask is kept per version and filter (`_cql_mask`): no list of its matches to keep too.
+            assert plan.cql_mask is not None
+            return Page.of_mask(plan.cql_mask, offset, size)
         key = _selection_key(filters)
         if key is None or plan.selects_only:  # `_selected` keeps those: no second copy
             return Page.of(self.evaluate(plan), offset, size)
@@ -259,10 +295,11 @@ class Collection:
         def evaluated() -> BoolArray:
             return cql.evaluate(expression, table.frame(queryables))
         try:
-            hash(expression)
+            # Hashed once here, not again by each lookup in the cache (the queryables are 16 records).
+            key = HashedKey(("cql", expression, queryables))
         except TypeError:  # a literal that cannot be a key: evaluated every time
             return evaluated()
-        return table.recent(("cql", expression, queryables), evaluated)
+        return table.recent(key, evaluated)
 
     def _check_parameters(self, table: FeatureTable, params: dict[str, str],
                           ) -> tuple[tuple[tuple[Queryable, list[object]], ...], bool]:

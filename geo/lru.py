@@ -30,6 +30,29 @@ def footprint(obj: object) -> int:
     return size
 
 
+class HashedKey:
+    """A key that is hashed once, when made (a tuple is hashed again at every lookup; one holding a
+    compiled filter and a collection's queryables costs microseconds each time). Equal to another
+    HashedKey of an equal key; raises TypeError, as hash does, when the key cannot be hashed."""
+
+    __slots__ = ("_hash", "key")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self._hash = hash(key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HashedKey):
+            return NotImplemented
+        return self._hash == other._hash and self.key == other.key
+
+    def __repr__(self) -> str:
+        return f"HashedKey({self.key!r})"
+
+
 class SizedLRU(Generic[V]):
     """An LRU bounded by entry count and by bytes; thread-safe (pages render in worker threads)."""
 

@@ -6,8 +6,8 @@
 - A bbox tests points by the spatial index's envelopes only (`SpatialIndex.items`): checked against
   GEOS's intersects on random points, lines and polygons, boxes and points on a grid so that points
   fall on the box's edges.
-- A page's selection is kept per version and filters (`Collection.features`): paging through a filter
-  gives its matches once each, in order, and a write is seen by the next page.
+- A filter's mask is kept per version (`Collection._cql_mask`) and pages are cut from it: paging
+  through a filter gives its matches once each, in order, and a write is seen by the next page.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ PROJECTS = [
 
 def test_paging_through_a_filter_gives_each_match_once_and_sees_a_write(tmp_path: Path,
                                                                         provinces_cache: Path) -> None:
-    """Pages of a CQL2 filter (its selection kept between pages) are the matches worked out by hand,
+    """Pages of a CQL2 filter (its mask kept between pages) are the matches worked out by hand,
     in layer order, each once; after a write the next page is of the new version."""
     settings_ = workspace(tmp_path, provinces_cache, api_keys=KEY)
     settings_.projects.write_bytes(encode_store(PROJECTS))

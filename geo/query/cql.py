@@ -388,7 +388,7 @@ def evaluate(expression: Expression, frame: Frame) -> BoolArray:
             # The commonest filters on numpy arrays (geo/query/cql_fast.py); the nodes read the rest.
             fast = cql_fast.truth(expression, frame)
             if fast is not None:
-                return np.array(fast[0], dtype=np.bool_)  # a copy of its own: callers keep it
+                return fast  # an array of its own: callers keep it
             result = expression.condition(frame).data
     except InvalidInput:
         raise

@@ -4,14 +4,22 @@ a literal (`category = 'school' AND budget_usd > 1000000`, `status IN ('planned'
 The compiled nodes (geo/query/cql_nodes.py) evaluate on pandas columns, with nullable booleans for
 CQL2's three-valued logic; each pandas operation costs tens of microseconds before any work, and a
 filter of two comparisons cost about 0.4 ms at 100,000 rows. Here the same logic runs on plain numpy
-arrays, as a pair (where TRUE, where unknown): strings compare the frame's integer codes of their
-column (`Frame.codes`), numbers their float64 array. A filter with any other part (LIKE, arithmetic,
-spatial, temporal, two properties, a name that is no queryable, a type mismatch) is not read here
-(`truth` gives None) and the nodes evaluate it, with their checks and messages.
+arrays: strings compare the frame's small integer codes of their column (`Frame.codes`), numbers the
+column's float64 array (`Frame.numbers`).
+
+Only where a condition is TRUE is ever wanted (unknown never matches), and Kleene logic gives that
+without computing where it is unknown: AND is TRUE where every part is TRUE and FALSE where one is
+FALSE, OR the other way round, and NOT is TRUE where its part is FALSE. So each node is asked where it
+is TRUE, or, under an odd number of NOTs, where it is FALSE (`_where`): one array per node.
+
+A filter with any other part (LIKE, arithmetic, spatial, temporal, two properties, a name that is no
+queryable, a type mismatch) is not read here (`truth` gives None) and the nodes evaluate it, with
+their checks and messages.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,45 +29,47 @@ from geo.query import cql_nodes as n
 from geo.query.frame import Frame
 
 BoolArray = npt.NDArray[np.bool_]
-# Where a condition is TRUE, and where it is unknown (it is FALSE elsewhere).
-Truth = tuple[BoolArray, BoolArray]
 
 
-def truth(node: n.Node, frame: Frame) -> Truth | None:
-    """Where `node` is TRUE and where it is unknown on `frame`, or None when it is not a filter this
-    path reads (the nodes then evaluate it)."""
+def truth(node: n.Node, frame: Frame) -> BoolArray | None:
+    """Where `node` is TRUE on `frame` (an array of its own, writeable), or None when it is not a filter
+    this path reads (the nodes then evaluate it)."""
+    found = _where(node, frame, True)
+    if found is None:
+        return None
+    # Arrays the frame keeps are read-only: a caller keeps (and may lock) what it gets.
+    return found if found.flags.writeable else found.copy()
+
+
+def _where(node: n.Node, frame: Frame, want: bool) -> BoolArray | None:
+    """Where `node` is TRUE (`want`) or FALSE (not `want`); None when this path does not read it.
+
+    The array is either kept by the frame (read-only) or made here (writeable, so that a caller may
+    combine into it)."""
     if isinstance(node, n.Logical):
-        parts = []
+        # AND is TRUE where all parts are TRUE, FALSE where any part is FALSE; OR the other way round.
+        every = (node.op == "and") == want
+        out: BoolArray | None = None
         for arg in node.args:
-            part = truth(arg, frame)
+            part = _where(arg, frame, want)
             if part is None:
                 return None
-            parts.append(part)
-        return _combine(node.op, parts)
+            if out is None:
+                out = part
+            elif not out.flags.writeable:
+                out = (out & part) if every else (out | part)
+            elif every:
+                np.logical_and(out, part, out=out)
+            else:
+                np.logical_or(out, part, out=out)
+        return out
     if isinstance(node, n.Not):
-        inner = truth(node.arg, frame)
-        if inner is None:
-            return None
-        true, unknown = inner
-        return ~true & ~unknown, unknown
+        return _where(node.arg, frame, not want)
     if isinstance(node, n.Compare):
-        return _compare(node, frame)
+        return _compare(node, frame, want)
     if isinstance(node, n.In):
-        return _in(node, frame)
+        return _in(node, frame, want)
     return None
-
-
-def _combine(op: str, parts: list[Truth]) -> Truth:
-    """Kleene AND / OR: AND is FALSE when any part is, TRUE when all are; OR the other way round."""
-    true, unknown = parts[0]
-    false = ~true & ~unknown
-    for part_true, part_unknown in parts[1:]:
-        part_false = ~part_true & ~part_unknown
-        if op == "and":
-            true, false = true & part_true, false | part_false
-        else:
-            true, false = true | part_true, false & part_false
-    return true, ~(true | false)
 
 
 def _kind(node: n.Node, frame: Frame) -> str | None:
@@ -74,22 +84,39 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, float | int) and not isinstance(value, bool)
 
 
-def _equal_any(frame: Frame, name: str, wanted: list[Any]) -> BoolArray | None:
-    """Where string column `name` equals one of `wanted` (FALSE where it is missing), from its codes;
-    None when the frame does not code the column."""
+def _equal_any(frame: Frame, name: str, wanted: list[Any], equal: bool) -> BoolArray | None:
+    """Where string column `name` equals one of `wanted` (`equal`), or where it holds a value that is
+    none of them (not `equal`): missing values are neither. From the frame's codes of the column; None
+    when the frame does not code it."""
     found = frame.codes(name)
     if found is None or not all(isinstance(w, str) for w in wanted):
         return None
     codes, lookup = found
     chosen = [lookup[w] for w in wanted if w in lookup]
+    if equal:
+        if not chosen:
+            return np.zeros(len(codes), dtype=np.bool_)
+        if len(chosen) == 1:
+            return np.asarray(codes == chosen[0], dtype=np.bool_)
+        return np.isin(codes, chosen)
+    # Missing values are coded -1: "holds some other value" is a code >= 0 that is not chosen.
+    present = np.asarray(codes >= 0, dtype=np.bool_)
     if not chosen:
-        return np.zeros(len(codes), dtype=np.bool_)
+        return present
     if len(chosen) == 1:
-        return np.asarray(codes == chosen[0], dtype=np.bool_)
-    return np.isin(codes, chosen)
+        np.logical_and(present, codes != chosen[0], out=present)
+    else:
+        np.logical_and(present, ~np.isin(codes, chosen), out=present)
+    return present
 
 
-def _compare(node: n.Compare, frame: Frame) -> Truth | None:
+# Where a comparison of a number with NaN (a missing value) is TRUE: only `<>`.
+_NAN_TRUE = frozenset({"<>"})
+# The comparison that is TRUE where another is FALSE (both FALSE where a value is missing).
+_OPPOSITE = {"=": "<>", "<>": "=", "<": ">=", ">": "<=", "<=": ">", ">=": "<"}
+
+
+def _compare(node: n.Compare, frame: Frame, want: bool) -> BoolArray | None:
     """A property compared with a literal of its type: `=`/`<>` on a string, any comparison on a number."""
     if isinstance(node.right, n.Literal):
         prop, literal, flipped = node.left, node.right, False
@@ -103,28 +130,26 @@ def _compare(node: n.Compare, frame: Frame) -> Truth | None:
     assert isinstance(prop, n.Property)
     name = prop.name
     if kind == "string" and node.op in ("=", "<>"):
-        equal = _equal_any(frame, name, [literal.value])
-        if equal is None:
-            return None
-        unknown = frame.missing(name)
-        return (equal, unknown) if node.op == "=" else (~equal & ~unknown, unknown)
-    column = frame.columns[name]
-    if kind != "number" or column.dtype != np.float64 or not _is_number(literal.value):
+        return _equal_any(frame, name, [literal.value], (node.op == "=") == want)
+    array = frame.numbers(name) if kind == "number" else None
+    if array is None or not _is_number(literal.value):
         return None
-    array = column.to_numpy()
-    compare = n._COMPARE[node.op]
-    values = compare(literal.value, array) if flipped else compare(array, literal.value)
-    unknown = frame.missing(name)
-    return np.asarray(values, dtype=np.bool_) & ~unknown, unknown
+    # FALSE where the comparison is known and does not hold: where its opposite holds.
+    op = node.op if want else _OPPOSITE[node.op]
+    compare = n._COMPARE[op]
+    values = np.asarray(compare(literal.value, array) if flipped else compare(array, literal.value),
+                        dtype=np.bool_)
+    if op in _NAN_TRUE or math.isnan(literal.value):
+        # A comparison with a missing value (NaN) is unknown, never TRUE.
+        np.logical_and(values, ~frame.missing(name), out=values)
+    return values
 
 
-def _in(node: n.In, frame: Frame) -> Truth | None:
+def _in(node: n.In, frame: Frame, want: bool) -> BoolArray | None:
     """A string property IN a list of texts."""
     if _kind(node.value, frame) != "string" or not all(
             isinstance(o, n.Literal) and o.kind == "string" for o in node.options):
         return None
     assert isinstance(node.value, n.Property)
-    equal = _equal_any(frame, node.value.name, [o.value for o in node.options if isinstance(o, n.Literal)])
-    if equal is None:
-        return None
-    return equal, frame.missing(node.value.name)
+    return _equal_any(frame, node.value.name, [o.value for o in node.options if isinstance(o, n.Literal)],
+                      want)

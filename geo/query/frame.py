@@ -27,7 +27,9 @@ FloatArray = npt.NDArray[np.float64]
 # copied into one again (operations on many small chunks slow down).
 MAX_CHUNKS = 64
 BoolArray = npt.NDArray[np.bool_]
-CodeArray = npt.NDArray[np.intp]
+# Codes are the smallest signed integers that hold them (int8 for a few values): comparing 100,000
+# int8 codes with one costs about 3 us, intp ones about 13 us.
+CodeArray = npt.NDArray[np.signedinteger[Any]]
 # A string column is coded (`Frame.codes`) when it holds at most this many distinct values, or a
 # sixteenth of its rows if more: the code lookup is a dict of them, kept with the version.
 CODED_AT_MOST = 4096
@@ -78,6 +80,7 @@ class Frame:
     _ranks: dict[tuple[str, bool], FloatArray] = field(default_factory=dict, repr=False)
     _missing: dict[str, BoolArray] = field(default_factory=dict, repr=False)
     _codes: dict[str, tuple[CodeArray, dict[str, int]] | None] = field(default_factory=dict, repr=False)
+    _numbers: dict[str, FloatArray | None] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -168,10 +171,27 @@ class Frame:
         found = None
         if len(uniques) <= limit:
             lookup = {str(value): code for code, value in enumerate(uniques.tolist())}
-            coded: CodeArray = np.asarray(codes, dtype=np.intp)
+            coded: CodeArray = np.asarray(codes, dtype=np.min_scalar_type(-len(uniques) - 1))
             coded.flags.writeable = False  # shared by every request on this version
             found = (coded, lookup)
         with self._lock:
             self._codes[name] = found
         return found
 
+
+    def numbers(self, name: str) -> FloatArray | None:
+        """A number column as its float64 array, NaN where missing (read-only, kept per version), or
+        None when the column is not one (taking a column out of the DataFrame costs tens of us)."""
+        try:
+            return self._numbers[name]
+        except KeyError:
+            pass
+        column = self.columns[name]
+        found: FloatArray | None = None
+        if column.dtype == np.float64:
+            # A read-only view of the column's own array (no copy: the frame never changes).
+            found = np.asarray(column.to_numpy(), dtype=np.float64).view()
+            found.flags.writeable = False
+        with self._lock:
+            self._numbers[name] = found
+        return found
