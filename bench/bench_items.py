@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--cases", default="", help="only the cases whose name holds one of these "
+                        "comma-separated words (the reference always runs)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("install wrk (apt-get install wrk)")
@@ -124,6 +126,9 @@ def main() -> None:
             "new bbox each time": (items, "bbox"),
             "items, limit=1000 (cached)": (f"{items}?limit=1000", None),
         }
+        wanted = [word for word in args.cases.split(",") if word]
+        cases = {name: case for i, (name, case) in enumerate(cases.items())
+                 if i == 0 or not wanted or any(word in name for word in wanted)}
         print(f"{args.projects:,} projects; server start-up to first answer: {startup:.2f} s")
         print(f"{'case':42} {'req/s':>9} {'mean ms':>8} {'vs ref':>7} {'server CPU us/req':>18}")
         ref_rps = 0.0

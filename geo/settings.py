@@ -77,6 +77,9 @@ class Settings(BaseSettings):
                            "of a self-hosted tile server, e.g. `https://tiles.example.org/{z}/{x}/{y}.png`.")
     map_tiles_attribution: str = Field(
         "", description="Attribution shown for a self-hosted tile server (required by most tile licences).")
+    map_tiled_above: int = Field(
+        5_000, ge=0, description="Above this many projects (as filtered) the web map draws them from the "
+                                 "vector tiles, clustered on the server; at or below it from GeoJSON.")
 
     @field_validator("data_mirror", "keys_file", mode="before")
     @classmethod

@@ -42,6 +42,20 @@ def test_the_served_map_has_the_tiled_layer_and_an_exported_map_does_not() -> No
     assert "vectorgrid" not in exported.lower() and '"tiles":null' in exported
 
 
+def test_the_threshold_is_a_setting(tmp_path: Path, provinces_cache: Path) -> None:
+    """GEO_MAP_TILED_ABOVE reaches the served page (the shipped store's 2 projects are above 1)."""
+    from fastapi.testclient import TestClient
+
+    from geo.app import create_app
+
+    for above in (1, 5_000):
+        settings = workspace(tmp_path / str(above), provinces_cache, map_tiled_above=above)
+        with TestClient(create_app(settings)) as client:
+            page = client.get("/map").text
+        tiles = '"url":"/collections/{id}/tiles/WebMercatorQuad/{z}/{y}/{x}"'
+        assert f'{tiles},"above":{above}}}' in page
+
+
 @pytest.fixture(scope="module")
 def big_site(tmp_path_factory: pytest.TempPathFactory, provinces_cache: Path) -> Iterator[dict[str, Any]]:
     """A real server (one API key, no basemap) on a store of PROJECTS synthetic projects; the first

@@ -49,7 +49,7 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
     # service shows no "Edit" button that could never work.
     editing = writes_configured(settings)
     key = ("map", settings.map_tiles, settings.map_tiles_attribution, settings.max_limit, formats, editing,
-           assets.version(), tuple(sorted(filters.raw.items())))
+           settings.map_tiled_above, assets.version(), tuple(sorted(filters.raw.items())))
     etag = make_etag(*key)
     answer = not_modified(request, etag)
     if answer is not None:
@@ -61,7 +61,8 @@ def web_map(request: Request, catalogue: CatalogueDep, settings: SettingsDep,
                              filters=filters.equals,
                              query={k: v for k, v in filters.raw.items()
                                     if k not in projects.filters and k not in NOT_PASSED_ON},
-                             formats=formats, limit=settings.max_limit, editing=editing)
+                             formats=formats, limit=settings.max_limit, editing=editing,
+                             tiled_above=settings.map_tiled_above)
         page = render_page(options)
         cache.put(key, page)
     return HTMLResponse(page, headers={"ETag": etag, "Cache-Control": "no-cache",

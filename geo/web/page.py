@@ -91,7 +91,8 @@ class MapOptions:
     # How often the served map asks the changes feed (/changes, follow.js) what changed, in seconds.
     follow_s: float = 2.5
     # Above this many projects (as filtered) the served map draws them from the vector tiles
-    # (geo/static/app/tiles.js: clusters counted on the server), at or below it from GeoJSON as before.
+    # (geo/static/app/tiles.js: clusters counted on the server), at or below it from GeoJSON as before
+    # (GEO_MAP_TILED_ABOVE on the served map).
     tiled_above: int = 5_000
 
 
