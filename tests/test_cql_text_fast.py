@@ -12,6 +12,7 @@ from lark.exceptions import UnexpectedInput
 
 from geo.errors import GeoError
 from geo.query import cql, cql_text
+from geo.query import cql_nodes as n
 from geo.query.cql_text import FAST_MAX_TERMS, TextError, _parser, fast_json, to_json
 
 
@@ -102,3 +103,28 @@ def test_fast_path_takes_at_most_its_bound_of_terms() -> None:
     with pytest.raises(GeoError, match="more than 100 deep"):
         cql.parse(chain, "cql2-text")
     assert cql.parse("a=1 AND b='x'", "cql2-text") is not None
+
+
+def test_fast_nodes_are_the_compiled_fast_reading() -> None:
+    """cql.parse builds the nodes of a text the fast path reads directly: they equal what compiling
+    fast_json's reading gives, on the known texts and on generated ones (strings with quotes, numbers
+    that are integers and not, AND, OR, one term and FAST_MAX_TERMS)."""
+    rng = random.Random(11)
+    texts = [text for text, _ in KNOWN]
+    for _ in range(500):
+        count = rng.choice([1, 2, 3, FAST_MAX_TERMS])
+        join = rng.choice([" AND ", " or "])
+        texts.append(join.join(
+            f"{rng.choice(['a', 'budget_usd', 'x1'])}{rng.choice(['=', '<>', '<', '>', '<=', '>='])}"
+            f"{rng.choice(['1', '2.5', '1e3', '.5', chr(39) + 'it' + chr(39) * 2 + 's' + chr(39), '0.1'])}"
+            for _ in range(count)))
+    for text in texts:
+        reading = fast_json(text)
+        assert reading is not None, text
+        parsed = cql.parse(text, "cql2-text")
+        assert parsed == cql._compile(reading), text
+        assert parsed.label() == cql._compile(reading).label()
+    # By hand (OGC 21-065r2: a number literal compares as a number, a quoted one as text).
+    assert cql.parse("category='school' AND budget_usd>1000", "cql2-text") == n.Logical("and", (
+        n.Compare("=", n.Property("category"), n.Literal("string", "school", "'school'")),
+        n.Compare(">", n.Property("budget_usd"), n.Literal("number", 1000.0, "1000"))))

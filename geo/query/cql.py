@@ -32,7 +32,7 @@ from geo.errors import InvalidInput
 from geo.query import cql_fast
 from geo.query import cql_nodes as n
 from geo.query.cql_nodes import bad_filter
-from geo.query.cql_text import TextError, fast_json, to_json
+from geo.query.cql_text import FastTerm, TextError, fast_terms, to_json
 from geo.query.frame import Frame
 from geo.query.spatialindex import boxes
 
@@ -314,9 +314,7 @@ def _read(text: str, lang: str) -> Any:
                 raise _Invalid(f"a cql2-json document cannot hold filter-lang {lang_in_doc!r}")
             doc = {k: v for k, v in doc.items() if k != "filter-lang"}
     else:
-        doc = fast_json(text)
-        if doc is not None:
-            return doc  # FAST_MAX_TERMS comparisons at most: within the limits below, without walking it
+        # `parse` has built what the fast path reads (`_fast_nodes`); the grammar reads the rest.
         doc = to_json(text)
     # Compiling recurses: bound the document before it starts.
     if _nesting(doc) > _JSON_LEVELS * MAX_DEPTH + _JSON_MARGIN or _depth(doc) > MAX_DEPTH:
@@ -333,6 +331,11 @@ def parse(text: str, lang: str, crs: Crs = DEFAULT_CRS) -> Expression:
         raise bad_filter(f"is {len(text)} characters long; filters are at most {MAX_LENGTH}")
     if not text.strip():
         raise bad_filter("is empty; leave `filter` out to select every feature")
+    if lang == "cql2-text":
+        fast = fast_terms(text)
+        if fast is not None:
+            # Comparisons of a property with a number or a text: no literal a CRS changes.
+            return _fast_nodes(*fast)
     try:
         return _compile(_literals_to_crs84(_read(text, lang), crs))
     except _TooDeep:
@@ -344,6 +347,19 @@ def parse(text: str, lang: str, crs: Crs = DEFAULT_CRS) -> Expression:
         # at debug level only, so that bad filters cannot flood the log).
         log.debug("filter cannot be parsed", exc_info=True)
         raise bad_filter(f"not a valid {lang} expression ({_first_line(exc)})") from None
+
+
+def _fast_nodes(terms: list[FastTerm], joiner: str | None) -> Expression:
+    """The nodes `_compile` makes of `fast_json`'s reading of these comparisons, made directly (about
+    2 us rather than 9 for two comparisons; tests/test_cql_text_fast.py checks they are equal)."""
+    tree: Expression | None = None
+    for name, op, value in terms:
+        literal = (_number(value) if isinstance(value, float)
+                   else n.Literal("string", value, "'" + value.replace("'", "''") + "'"))
+        term = n.Compare(op, n.Property(name), literal)
+        tree = term if tree is None else n.Logical("and" if joiner == "and" else "or", (tree, term))
+    assert tree is not None  # the fast path reads at least one comparison
+    return tree
 
 
 def _literals_to_crs84(doc: Any, crs: Crs) -> Any:

@@ -379,10 +379,28 @@ _KEYWORDS = frozenset({"or", "and", "not", "like", "between", "in", "is", "null"
 FAST_MAX_TERMS = 16
 
 
+# One comparison the fast path read: property name, operator, value (a string or a float).
+FastTerm = tuple[str, str, "str | float"]
+
+
 def fast_json(text: str) -> Any:
     """What the grammar reads `text` as, when it is at most FAST_MAX_TERMS comparisons joined by AND
     alone or OR alone; None when it is anything else (the grammar then reads it)."""
-    terms: list[Any] = []
+    found = fast_terms(text)
+    if found is None:
+        return None
+    terms, joiner = found
+    tree: Any = None
+    for name, op, value in terms:  # left-associative, as the grammar's rules
+        term = {"op": op, "args": [{"property": name}, value]}
+        tree = term if tree is None else {"op": joiner, "args": [tree, term]}
+    return tree
+
+
+def fast_terms(text: str) -> tuple[list[FastTerm], str | None] | None:
+    """The comparisons of `text` in order and the word joining them ("and", "or"; None for one
+    comparison), when `fast_json` reads it; None when the grammar reads it."""
+    terms: list[FastTerm] = []
     joiner: str | None = None
     at = 0
     while True:
@@ -393,12 +411,12 @@ def fast_json(text: str) -> Any:
         if name.lower() in _KEYWORDS:
             return None
         if literal[0] == "'":
-            value: Any = _unquote(literal)
+            value: str | float = _unquote(literal)
         else:
             value = float(literal)
             if value == float("inf"):
                 return None  # the grammar's error message
-        terms.append({"op": op, "args": [{"property": name}, value]})
+        terms.append((name, op, value))
         if len(terms) > FAST_MAX_TERMS:
             return None
         at = match.end()
@@ -409,10 +427,7 @@ def fast_json(text: str) -> Any:
             return None
         joiner = join.group(1).lower()
         at = join.end()
-    tree = terms[0]
-    for term in terms[1:]:  # left-associative, as the grammar's rules
-        tree = {"op": joiner, "args": [tree, term]}
-    return tree
+    return terms, joiner
 
 
 def to_json(text: str) -> Any:
