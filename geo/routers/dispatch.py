@@ -65,8 +65,9 @@ class DirectDispatch:
                 break  # the path is this route's, not the method: FastAPI says what is allowed
             handler = route.direct
             assert handler is not None  # leading_direct_gets keeps only routes that have one
+            scope.update(child_scope)  # as the router does (path_params, endpoint, route)
             try:
-                response = await handler(Request({**scope, **child_scope}, receive, send))
+                response = await handler(Request(scope, receive, send))
             except Exception:
                 break  # FastAPI answers it, with its exception handlers
             await response(scope, receive, send)
