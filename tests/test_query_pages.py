@@ -154,3 +154,20 @@ def test_a_hashed_key_is_hashed_once_and_equal_to_an_equal_key() -> None:
     unhashable: Any = ("cql", [1])
     with pytest.raises(TypeError):
         HashedKey(unhashable)
+
+
+def test_a_frame_and_a_mask_are_found_again_for_an_equal_tuple_of_queryables() -> None:
+    """The last queryables asked for are recognised by identity; an equal tuple finds the same frame and
+    the same kept mask, and other queryables get a frame of their own columns."""
+    table = _table(50)
+    frame = table.frame(QUERYABLES)
+    assert table.frame(QUERYABLES) is frame and table.frame(tuple(QUERYABLES)) is frame
+    assert table.frame(tuple(list(QUERYABLES))) is frame  # an equal tuple, another object
+    other = table.frame(QUERYABLES[:1])
+    assert other is not frame and list(other.columns.columns) == ["id", "category"]
+    assert table.frame(QUERYABLES) is frame
+    expression = cql.parse("budget > 40", "cql2-text", DEFAULT)
+    first = Collection._cql_mask(expression, table, QUERYABLES)
+    equal = cql.parse("budget > 40", "cql2-text", DEFAULT)
+    again = Collection._cql_mask(equal, table, tuple(list(QUERYABLES)))
+    assert again is first and np.flatnonzero(first).tolist() == list(range(41, 50))
