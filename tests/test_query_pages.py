@@ -38,14 +38,17 @@ def _reading(mask: list[bool], offset: int, limit: int) -> tuple[list[int], int,
 
 @settings(max_examples=400, deadline=None)
 @given(mask=st.lists(st.booleans(), max_size=60), offset=st.integers(0, 70), limit=st.integers(1, 20),
-       block=st.integers(1, 9))
+       block=st.integers(1, 9), scan=st.integers(0, 3), jump=st.booleans())
 def test_a_page_cut_from_a_mask_is_the_row_by_row_page(mask: list[bool], offset: int, limit: int,
-                                                        block: int) -> None:
-    """Every page (inside a block, across blocks, past the end, of an empty mask) is the one read row
+                                                        block: int, scan: int, jump: bool) -> None:
+    """Every page (inside a block, across blocks, past the end, of an empty mask; counting every block
+    before it, or jumping to its block by the blocks' counts after `scan` blocks) is the one read row
     by row."""
+    array = np.array(mask, dtype=np.bool_)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(catalogue, "MASK_BLOCK", block)
-        page = Page.of_mask(np.array(mask, dtype=np.bool_), offset, limit)
+        patch.setattr(catalogue, "SCAN_BLOCKS", scan)
+        page = Page.of_mask(array, offset, limit, (lambda: Page.mask_block_ends(array)) if jump else None)
     indices, matched, next_offset, prev_offset = _reading(mask, offset, limit)
     assert page.indices.tolist() == indices
     assert (page.matched, page.next_offset, page.prev_offset) == (matched, next_offset, prev_offset)
@@ -71,6 +74,23 @@ def test_pages_of_masks_worked_by_hand() -> None:
     assert (page.indices.tolist(), page.matched, page.next_offset, page.prev_offset) == (
         [3000, 4000, 5000, 6000], 10, 7, 0)
     assert page.indices.dtype == np.intp
+    # Deep in the matches: the block ends (hand-counted: one match a 1000 rows) place the page.
+    asked: list[int] = []
+
+    def ends() -> np.ndarray[Any, np.dtype[np.intp]]:
+        asked.append(1)
+        return np.array([5, 9, 10], dtype=np.intp)  # rows 0-4095, 4096-8191, 8192-9999
+
+    assert catalogue.SCAN_BLOCKS == 4
+    wide = np.zeros(40_000, dtype=np.bool_)
+    wide[::1000] = True  # 40 matches, 10 a block of 4096 rows (about)
+    blocks = Page.mask_block_ends(wide)
+    assert blocks.tolist()[:3] == [5, 9, 13] and blocks[-1] == 40 and len(blocks) == 10
+    deep = Page.of_mask(wide, 37, 5, lambda: blocks)
+    assert (deep.indices.tolist(), deep.matched, deep.next_offset) == ([37_000, 38_000, 39_000], 40, None)
+    near = Page.of_mask(sparse, 3, 4, ends)
+    assert near.indices.tolist() == [3000, 4000, 5000, 6000] and not asked  # within the first blocks
+    assert Page.mask_block_ends(np.zeros(0, dtype=np.bool_)).tolist() == []
 
 
 QUERYABLES = (Queryable("category", "string"), Queryable("budget", "number"))
@@ -167,7 +187,7 @@ def test_a_frame_and_a_mask_are_found_again_for_an_equal_tuple_of_queryables() -
     assert other is not frame and list(other.columns.columns) == ["id", "category"]
     assert table.frame(QUERYABLES) is frame
     expression = cql.parse("budget > 40", "cql2-text", DEFAULT)
-    first = Collection._cql_mask(expression, table, QUERYABLES)
+    first, key = Collection._cql_mask(expression, table, QUERYABLES)
     equal = cql.parse("budget > 40", "cql2-text", DEFAULT)
-    again = Collection._cql_mask(equal, table, tuple(list(QUERYABLES)))
-    assert again is first and np.flatnonzero(first).tolist() == list(range(41, 50))
+    again, same = Collection._cql_mask(equal, table, tuple(list(QUERYABLES)))
+    assert again is first and same == key and np.flatnonzero(first).tolist() == list(range(41, 50))
