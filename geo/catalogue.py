@@ -104,23 +104,28 @@ class Page:
 
     @classmethod
     def of_mask(cls, mask: BoolArray, offset: int, limit: int,
-                block_ends: Callable[[], IntArray] | None = None) -> Page:
+                block_ends: Callable[[], IntArray] | None = None, ends: IntArray | None = None) -> Page:
         """The page at `offset` of at most `limit` of the features where `mask` holds: `of(flatnonzero(
         mask))` without listing every match (about 45 us at 100,000 rows): a count, then the positions
         of only the rows up to the page's end, found a block of rows at a time.
 
         A page past the first SCAN_BLOCKS blocks' matches jumps to its first block by `block_ends()`
-        (`mask_block_ends`, kept by the caller), when given, rather than counting every block before."""
-        matched = int(np.count_nonzero(mask))
+        (`mask_block_ends`, kept by the caller), when given, rather than counting every block before.
+        `ends`, the block ends when the caller holds them already (a filter's later pages), give the
+        count and the jump at once."""
+        if ends is not None and len(ends):
+            matched, jump_at = int(ends[-1]), 0
+        else:
+            matched, jump_at, ends = int(np.count_nonzero(mask)), SCAN_BLOCKS * MASK_BLOCK, None
         end = min(offset + limit, matched)
         found: list[IntArray] = []
         seen = 0  # matches in the blocks before `start`
         start = 0
         while seen < end:
-            if block_ends is not None and seen <= offset and start == SCAN_BLOCKS * MASK_BLOCK:
-                ends, block_ends = block_ends(), None  # one jump
+            if start == jump_at and seen <= offset and (ends is not None or block_ends is not None):
+                ends = ends if ends is not None else block_ends()  # type: ignore[misc]
                 first = int(np.searchsorted(ends, offset, side="right"))  # its matches pass `offset`
-                start, seen = first * MASK_BLOCK, int(ends[first - 1]) if first else 0
+                start, seen, jump_at = first * MASK_BLOCK, int(ends[first - 1]) if first else 0, -1
                 continue
             block = mask[start:start + MASK_BLOCK]
             count = int(np.count_nonzero(block))
@@ -287,10 +292,13 @@ class Collection:
             # The mask is kept per version and filter (`_cql_mask`): no list of its matches to keep too.
             mask, kept = plan.cql_mask, plan.cql_key
             assert mask is not None
-            # A page deep in the matches finds its block by their counts, kept with the mask.
-            ends = None if kept is None else partial(table.recent, ("block ends", kept),
-                                                     partial(Page.mask_block_ends, mask))
-            return Page.of_mask(mask, offset, size, ends)
+            # A page deep in the matches finds its block by their counts, kept with the mask; once kept,
+            # they give every later page of the filter its count and its block.
+            if kept is None:
+                return Page.of_mask(mask, offset, size)
+            ends_key = ("block ends", kept)
+            build = partial(table.recent, ends_key, partial(Page.mask_block_ends, mask))
+            return Page.of_mask(mask, offset, size, build, table.kept(ends_key))
         key = _selection_key(filters)
         if key is None or plan.selects_only:  # `_selected` keeps those: no second copy
             return Page.of(self.evaluate(plan), offset, size)

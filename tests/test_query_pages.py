@@ -38,17 +38,21 @@ def _reading(mask: list[bool], offset: int, limit: int) -> tuple[list[int], int,
 
 @settings(max_examples=400, deadline=None)
 @given(mask=st.lists(st.booleans(), max_size=60), offset=st.integers(0, 70), limit=st.integers(1, 20),
-       block=st.integers(1, 9), scan=st.integers(0, 3), jump=st.booleans())
+       block=st.integers(1, 9), scan=st.integers(0, 3), jump=st.sampled_from(["no", "build", "kept"]))
 def test_a_page_cut_from_a_mask_is_the_row_by_row_page(mask: list[bool], offset: int, limit: int,
-                                                        block: int, scan: int, jump: bool) -> None:
+                                                        block: int, scan: int, jump: str) -> None:
     """Every page (inside a block, across blocks, past the end, of an empty mask; counting every block
-    before it, or jumping to its block by the blocks' counts after `scan` blocks) is the one read row
-    by row."""
+    before it, jumping to its block by the blocks' counts after `scan` blocks, or at once by counts
+    already kept) is the one read row by row."""
     array = np.array(mask, dtype=np.bool_)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(catalogue, "MASK_BLOCK", block)
         patch.setattr(catalogue, "SCAN_BLOCKS", scan)
-        page = Page.of_mask(array, offset, limit, (lambda: Page.mask_block_ends(array)) if jump else None)
+        if jump == "kept":
+            page = Page.of_mask(array, offset, limit, None, Page.mask_block_ends(array))
+        else:
+            page = Page.of_mask(array, offset, limit,
+                                (lambda: Page.mask_block_ends(array)) if jump == "build" else None)
     indices, matched, next_offset, prev_offset = _reading(mask, offset, limit)
     assert page.indices.tolist() == indices
     assert (page.matched, page.next_offset, page.prev_offset) == (matched, next_offset, prev_offset)
@@ -90,6 +94,12 @@ def test_pages_of_masks_worked_by_hand() -> None:
     assert (deep.indices.tolist(), deep.matched, deep.next_offset) == ([37_000, 38_000, 39_000], 40, None)
     near = Page.of_mask(sparse, 3, 4, ends)
     assert near.indices.tolist() == [3000, 4000, 5000, 6000] and not asked  # within the first blocks
+    # Ends already kept: the count is theirs (the mask is not counted: here it disagrees on purpose) and
+    # the page starts at its block; nothing is built.
+    told = Page.of_mask(wide, 37, 5, ends, blocks.copy())
+    assert (told.indices.tolist(), told.matched) == ([37_000, 38_000, 39_000], 40) and not asked
+    lying = np.array([5, 9, 13, 17, 21, 25, 29, 33, 37, 99], dtype=np.intp)
+    assert Page.of_mask(wide, 0, 1, None, lying).matched == 99
     assert Page.mask_block_ends(np.zeros(0, dtype=np.bool_)).tolist() == []
 
 

@@ -467,6 +467,10 @@ class FeatureTable:
             self._recent.put(key, found, found.nbytes + RECENT_OVERHEAD)
         return cast(A, found)
 
+    def kept(self, key: Hashable) -> npt.NDArray[Any] | None:
+        """The array `recent` keeps under `key`, if it does (nothing is built)."""
+        return self._recent.get(key)
+
     def _carry_from(self, slots: IntArray) -> Carry:
         """How this version's rows relate to those of the version with these slots (kept per version)."""
         known = self._carries.get(id(slots))
