@@ -31,10 +31,10 @@ from geo.store.base import ProjectStore
 log = logging.getLogger(__name__)
 
 BoolArray = npt.NDArray[np.bool_]
-# Rows of a mask counted at a time when a page is cut from it (`Page.of_mask`), and how many blocks
-# are counted from the first before a page jumps to its block by the blocks' kept counts.
+# Rows of a mask counted at a time when a page is cut from it (`Page.of_mask`).
 MASK_BLOCK = 4096
-SCAN_BLOCKS = 4
+# What `Collection.features` keeps to note that a filter has been asked for once (nothing else to keep).
+_ASKED = np.zeros(0, dtype=np.bool_)
 
 
 @dataclass(frozen=True)
@@ -103,30 +103,16 @@ class Page:
         return cls.around(matching[offset:offset + limit], len(matching), offset, limit)
 
     @classmethod
-    def of_mask(cls, mask: BoolArray, offset: int, limit: int,
-                block_ends: Callable[[], IntArray] | None = None, ends: IntArray | None = None) -> Page:
+    def of_mask(cls, mask: BoolArray, offset: int, limit: int) -> Page:
         """The page at `offset` of at most `limit` of the features where `mask` holds: `of(flatnonzero(
         mask))` without listing every match (about 45 us at 100,000 rows): a count, then the positions
-        of only the rows up to the page's end, found a block of rows at a time.
-
-        A page past the first SCAN_BLOCKS blocks' matches jumps to its first block by `block_ends()`
-        (`mask_block_ends`, kept by the caller), when given, rather than counting every block before.
-        `ends`, the block ends when the caller holds them already (a filter's later pages), give the
-        count and the jump at once."""
-        if ends is not None and len(ends):
-            matched, jump_at = int(ends[-1]), 0
-        else:
-            matched, jump_at, ends = int(np.count_nonzero(mask)), SCAN_BLOCKS * MASK_BLOCK, None
+        of only the rows up to the page's end, found a block of rows at a time."""
+        matched = int(np.count_nonzero(mask))
         end = min(offset + limit, matched)
         found: list[IntArray] = []
         seen = 0  # matches in the blocks before `start`
         start = 0
         while seen < end:
-            if start == jump_at and seen <= offset and (ends is not None or block_ends is not None):
-                ends = ends if ends is not None else block_ends()  # type: ignore[misc]
-                first = int(np.searchsorted(ends, offset, side="right"))  # its matches pass `offset`
-                start, seen, jump_at = first * MASK_BLOCK, int(ends[first - 1]) if first else 0, -1
-                continue
             block = mask[start:start + MASK_BLOCK]
             count = int(np.count_nonzero(block))
             if seen + count > offset:
@@ -137,12 +123,6 @@ class Page:
             start += MASK_BLOCK
         indices = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
         return cls.around(indices, matched, offset, limit)
-
-    @staticmethod
-    def mask_block_ends(mask: BoolArray) -> IntArray:
-        """How many rows of `mask` hold up to the end of each block of MASK_BLOCK rows (`of_mask`)."""
-        counts = [np.count_nonzero(mask[s:s + MASK_BLOCK]) for s in range(0, len(mask), MASK_BLOCK)]
-        return np.cumsum(np.array(counts, dtype=np.intp))
 
     @classmethod
     def of_all(cls, count: int, offset: int, limit: int) -> Page:
@@ -289,16 +269,21 @@ class Collection:
         if plan.selects_all:
             return Page.of_all(len(table), offset, size)
         if plan.masks_only:
-            # The mask is kept per version and filter (`_cql_mask`): no list of its matches to keep too.
+            # The mask is kept per version and filter (`_cql_mask`). A filter's first page is cut from
+            # it (a new filter every request: no list of every match to build and keep); from the
+            # filter's second request on (a client paging through it) its matches are listed once, kept
+            # too, and each page is a slice of them.
             mask, kept = plan.cql_mask, plan.cql_key
             assert mask is not None
-            # A page deep in the matches finds its block by their counts, kept with the mask; once kept,
-            # they give every later page of the filter its count and its block.
             if kept is None:
                 return Page.of_mask(mask, offset, size)
-            ends_key = ("block ends", kept)
-            build = partial(table.recent, ends_key, partial(Page.mask_block_ends, mask))
-            return Page.of_mask(mask, offset, size, build, table.kept(ends_key))
+            matches = table.kept(("matches", kept))
+            if matches is None and table.kept(("asked", kept)) is None:
+                table.recent(("asked", kept), lambda: _ASKED)
+                return Page.of_mask(mask, offset, size)
+            if matches is None:
+                matches = table.recent(("matches", kept), partial(np.flatnonzero, mask))
+            return Page.of(matches, offset, size)
         key = _selection_key(filters)
         if key is None or plan.selects_only:  # `_selected` keeps those: no second copy
             return Page.of(self.evaluate(plan), offset, size)

@@ -38,21 +38,15 @@ def _reading(mask: list[bool], offset: int, limit: int) -> tuple[list[int], int,
 
 @settings(max_examples=400, deadline=None)
 @given(mask=st.lists(st.booleans(), max_size=60), offset=st.integers(0, 70), limit=st.integers(1, 20),
-       block=st.integers(1, 9), scan=st.integers(0, 3), jump=st.sampled_from(["no", "build", "kept"]))
+       block=st.integers(1, 9))
 def test_a_page_cut_from_a_mask_is_the_row_by_row_page(mask: list[bool], offset: int, limit: int,
-                                                        block: int, scan: int, jump: str) -> None:
-    """Every page (inside a block, across blocks, past the end, of an empty mask; counting every block
-    before it, jumping to its block by the blocks' counts after `scan` blocks, or at once by counts
-    already kept) is the one read row by row."""
+                                                        block: int) -> None:
+    """Every page (inside a block, across blocks, past the end, of an empty mask) is the one read row
+    by row."""
     array = np.array(mask, dtype=np.bool_)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(catalogue, "MASK_BLOCK", block)
-        patch.setattr(catalogue, "SCAN_BLOCKS", scan)
-        if jump == "kept":
-            page = Page.of_mask(array, offset, limit, None, Page.mask_block_ends(array))
-        else:
-            page = Page.of_mask(array, offset, limit,
-                                (lambda: Page.mask_block_ends(array)) if jump == "build" else None)
+        page = Page.of_mask(array, offset, limit)
     indices, matched, next_offset, prev_offset = _reading(mask, offset, limit)
     assert page.indices.tolist() == indices
     assert (page.matched, page.next_offset, page.prev_offset) == (matched, next_offset, prev_offset)
@@ -78,29 +72,36 @@ def test_pages_of_masks_worked_by_hand() -> None:
     assert (page.indices.tolist(), page.matched, page.next_offset, page.prev_offset) == (
         [3000, 4000, 5000, 6000], 10, 7, 0)
     assert page.indices.dtype == np.intp
-    # Deep in the matches: the block ends (hand-counted: one match a 1000 rows) place the page.
-    asked: list[int] = []
-
-    def ends() -> np.ndarray[Any, np.dtype[np.intp]]:
-        asked.append(1)
-        return np.array([5, 9, 10], dtype=np.intp)  # rows 0-4095, 4096-8191, 8192-9999
-
-    assert catalogue.SCAN_BLOCKS == 4
+    # Deep: 40 matches over ten blocks, the page in the last.
     wide = np.zeros(40_000, dtype=np.bool_)
-    wide[::1000] = True  # 40 matches, 10 a block of 4096 rows (about)
-    blocks = Page.mask_block_ends(wide)
-    assert blocks.tolist()[:3] == [5, 9, 13] and blocks[-1] == 40 and len(blocks) == 10
-    deep = Page.of_mask(wide, 37, 5, lambda: blocks)
+    wide[::1000] = True
+    deep = Page.of_mask(wide, 37, 5)
     assert (deep.indices.tolist(), deep.matched, deep.next_offset) == ([37_000, 38_000, 39_000], 40, None)
-    near = Page.of_mask(sparse, 3, 4, ends)
-    assert near.indices.tolist() == [3000, 4000, 5000, 6000] and not asked  # within the first blocks
-    # Ends already kept: the count is theirs (the mask is not counted: here it disagrees on purpose) and
-    # the page starts at its block; nothing is built.
-    told = Page.of_mask(wide, 37, 5, ends, blocks.copy())
-    assert (told.indices.tolist(), told.matched) == ([37_000, 38_000, 39_000], 40) and not asked
-    lying = np.array([5, 9, 13, 17, 21, 25, 29, 33, 37, 99], dtype=np.intp)
-    assert Page.of_mask(wide, 0, 1, None, lying).matched == 99
-    assert Page.mask_block_ends(np.zeros(0, dtype=np.bool_)).tolist() == []
+
+
+def test_a_filters_first_page_is_cut_from_its_mask_and_later_pages_slice_its_kept_matches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new filter lists no matches; asked again (a client paging), its matches are listed once and
+    kept, and every later page is a slice of them (no second listing), with the same answers."""
+    table = _table(10_000)
+    collection = _collection(table)
+    filters = Filters(cql=cql.parse("category = 'water' AND budget < 3000", "cql2-text", DEFAULT))
+    expected = [i for i in range(3000) if i % 3 == 2]  # water rows below 3000 (row 7 has no budget)
+    listed: list[int] = []
+    real = np.flatnonzero
+
+    def counting(array: Any) -> Any:
+        listed.append(len(array))
+        return real(array)
+
+    monkeypatch.setattr(catalogue.np, "flatnonzero", counting)
+    first = collection.features(table, filters, offset=0, limit=5)
+    assert first.indices.tolist() == expected[:5] and first.matched == len(expected)
+    assert 10_000 not in listed  # cut from the mask, a block at a time
+    for offset in (5, 100, 990, 2000):
+        page = collection.features(table, filters, offset=offset, limit=5)
+        assert page.indices.tolist() == expected[offset:offset + 5] and page.matched == len(expected)
+    assert listed.count(10_000) == 1  # listed once, at the second request, then sliced
 
 
 QUERYABLES = (Queryable("category", "string"), Queryable("budget", "number"))
