@@ -20,7 +20,6 @@ their checks and messages.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -80,36 +79,6 @@ def _kind(node: n.Node, frame: Frame) -> str | None:
     return None if kind is None else n._VALUE_TYPES[kind]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, float | int) and not isinstance(value, bool)
-
-
-def _equal_any(frame: Frame, name: str, wanted: list[Any], equal: bool) -> BoolArray | None:
-    """Where string column `name` equals one of `wanted` (`equal`), or where it holds a value that is
-    none of them (not `equal`): missing values are neither. From the frame's codes of the column; None
-    when the frame does not code it."""
-    found = frame.codes(name)
-    if found is None or not all(isinstance(w, str) for w in wanted):
-        return None
-    codes, lookup = found
-    chosen = [lookup[w] for w in wanted if w in lookup]
-    if equal:
-        if not chosen:
-            return np.zeros(len(codes), dtype=np.bool_)
-        if len(chosen) == 1:
-            return np.asarray(codes == chosen[0], dtype=np.bool_)
-        return np.isin(codes, chosen)
-    # Missing values are coded -1: "holds some other value" is a code >= 0 that is not chosen.
-    present = np.asarray(codes >= 0, dtype=np.bool_)
-    if not chosen:
-        return present
-    if len(chosen) == 1:
-        np.logical_and(present, codes != chosen[0], out=present)
-    else:
-        np.logical_and(present, ~np.isin(codes, chosen), out=present)
-    return present
-
-
 # Where a comparison of a number with NaN (a missing value) is TRUE: only `<>`.
 _NAN_TRUE = frozenset({"<>"})
 # The comparison that is TRUE where another is FALSE (both FALSE where a value is missing).
@@ -130,9 +99,9 @@ def _compare(node: n.Compare, frame: Frame, want: bool) -> BoolArray | None:
     assert isinstance(prop, n.Property)
     name = prop.name
     if kind == "string" and node.op in ("=", "<>"):
-        return _equal_any(frame, name, [literal.value], (node.op == "=") == want)
+        return frame.equal_any(name, [literal.value], (node.op == "=") == want)
     array = frame.numbers(name) if kind == "number" else None
-    if array is None or not _is_number(literal.value):
+    if array is None or not n.is_number(literal.value):
         return None
     # FALSE where the comparison is known and does not hold: where its opposite holds.
     op = node.op if want else _OPPOSITE[node.op]
@@ -151,5 +120,5 @@ def _in(node: n.In, frame: Frame, want: bool) -> BoolArray | None:
             isinstance(o, n.Literal) and o.kind == "string" for o in node.options):
         return None
     assert isinstance(node.value, n.Property)
-    return _equal_any(frame, node.value.name, [o.value for o in node.options if isinstance(o, n.Literal)],
-                      want)
+    return frame.equal_any(node.value.name, [o.value for o in node.options if isinstance(o, n.Literal)],
+                           want)

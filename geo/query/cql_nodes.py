@@ -218,7 +218,8 @@ def _compare(op: str, left: Value, right: Value) -> Value:
     return _condition(_COMPARE[op](left.data, right.data), left, right)
 
 
-def _is_number(data: Any) -> bool:
+def is_number(data: Any) -> bool:
+    """Whether a value is a number (an int or a float, not a bool)."""
     return isinstance(data, float | int) and not isinstance(data, bool)
 
 
@@ -228,7 +229,7 @@ def _numeric(op: str, left: Value, right: Value) -> Value | None:
     of the Series comparison: unknown where the column is missing (NaN)."""
     column, scalar = (left, right) if isinstance(left.data, pd.Series) else (right, left)
     data = column.data
-    if not (isinstance(data, pd.Series) and data.dtype == np.float64 and _is_number(scalar.data)):
+    if not (isinstance(data, pd.Series) and data.dtype == np.float64 and is_number(scalar.data)):
         return None
     array = data.to_numpy()
     values = _COMPARE[op](left.data if column is right else array, right.data if column is left else array)
@@ -238,23 +239,15 @@ def _numeric(op: str, left: Value, right: Value) -> Value | None:
     return Value("boolean", _boolean(known, unknown.copy(), data.index))
 
 
-def _coded_in(frame: Frame, column: Value, wanted: list[Any]) -> Value | None:
-    """Where a string column of the frame equals one of `wanted` (strings), from the frame's codes of
-    it (`Frame.codes`): unknown where the column is missing, as the comparison of the strings says;
-    None when the column is not one the frame codes."""
-    if column.source is None or column.missing is None or not all(isinstance(w, str) for w in wanted):
+def _coded_in(frame: Frame, column: Value, wanted: list[Any], equal: bool = True) -> Value | None:
+    """Where a string column of the frame equals one of `wanted` (`equal`) or holds another value (not
+    `equal`), from the frame's codes of it (`Frame.equal_any`): unknown where the column is missing, as
+    the comparison of the strings says; None when the column is not one the frame codes."""
+    if column.source is None or column.missing is None:
         return None
-    found = frame.codes(column.source)
-    if found is None:
+    values = frame.equal_any(column.source, wanted, equal)
+    if values is None:
         return None
-    codes, lookup = found
-    chosen = [lookup[w] for w in wanted if w in lookup]
-    if not chosen:
-        values = np.zeros(len(codes), dtype=np.bool_)
-    elif len(chosen) == 1:
-        values = codes == chosen[0]
-    else:
-        values = np.isin(codes, chosen)
     return Value("boolean", _boolean(values, column.missing.copy(), column.data.index))
 
 
@@ -263,12 +256,7 @@ def _coded_equal(op: str, frame: Frame, left: Value, right: Value) -> Value | No
     column, scalar = (left, right) if left.column else (right, left)
     if scalar.column:
         return None
-    equal = _coded_in(frame, column, [scalar.data])
-    if equal is None or op == "=":
-        return equal
-    array = equal.data.array
-    # <>: TRUE where known and not equal; the unknown rows stay unknown.
-    return Value("boolean", _boolean(~array._data & ~array._mask, array._mask, equal.data.index))
+    return _coded_in(frame, column, [scalar.data], op == "=")
 
 
 @dataclass(frozen=True, slots=True)

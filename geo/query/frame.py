@@ -178,6 +178,30 @@ class Frame:
             self._codes[name] = found
         return found
 
+    def equal_any(self, name: str, wanted: Sequence[Any], equal: bool = True) -> BoolArray | None:
+        """Where string column `name` equals one of `wanted` (`equal`), or where it holds a value that is
+        none of them (not `equal`): missing values are neither. From the column's codes (`codes`); None
+        when the frame does not code it or a wanted value is not a string."""
+        found = self.codes(name)
+        if found is None or not all(isinstance(w, str) for w in wanted):
+            return None
+        codes, lookup = found
+        chosen = [lookup[w] for w in wanted if w in lookup]
+        if equal:
+            if not chosen:
+                return np.zeros(len(codes), dtype=np.bool_)
+            if len(chosen) == 1:
+                return np.asarray(codes == chosen[0], dtype=np.bool_)
+            return np.isin(codes, chosen)
+        # Missing values are coded -1: "holds some other value" is a code >= 0 that is not chosen.
+        present = np.asarray(codes >= 0, dtype=np.bool_)
+        if not chosen:
+            return present
+        if len(chosen) == 1:
+            np.logical_and(present, codes != chosen[0], out=present)
+        else:
+            np.logical_and(present, ~np.isin(codes, chosen), out=present)
+        return present
 
     def numbers(self, name: str) -> FloatArray | None:
         """A number column as its float64 array, NaN where missing (read-only, kept per version), or
