@@ -14,8 +14,9 @@ nesting. Libraries were tried first and each read the standard differently:
 Where this reading goes beyond the letter, it is said at the rule. Keywords are case-insensitive
 (clause 8); property names are case-sensitive and may be written in double quotes.
 
-The commonest filters (`fast_json`: comparisons of a property with a literal, joined by AND alone or
-by OR alone) are read by one regular expression, to the same CQL2 JSON, without lark's parse.
+The commonest filters (`fast_terms`: comparisons of a property with a literal, joined by AND alone or
+by OR alone) are read by one regular expression, without lark's parse, to what the grammar reads them as
+(`fast_json`); `geo.query.cql.parse` tries it first.
 """
 
 from __future__ import annotations
@@ -431,10 +432,10 @@ def fast_terms(text: str) -> tuple[list[FastTerm], str | None] | None:
 
 
 def to_json(text: str) -> Any:
-    """CQL2 text as CQL2 JSON (dicts, lists and literals), or a TextError saying where it fails."""
-    fast = fast_json(text)
-    if fast is not None:
-        return fast
+    """CQL2 text as CQL2 JSON (dicts, lists and literals), or a TextError saying where it fails.
+
+    By the grammar: `geo.query.cql.parse` has already tried the fast reading (`fast_terms`), which gives
+    the same JSON (`fast_json`) for what it takes."""
     try:
         return _parser().parse(text)
     except UnexpectedInput as exc:
