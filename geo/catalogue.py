@@ -313,9 +313,8 @@ class Collection:
         def evaluated() -> BoolArray:
             return cql.evaluate(expression, table.frame(queryables))
         try:
-            # Hashed once here, not again by each lookup in the cache; the queryables (16 records) are
-            # hashed once per tuple (`_hashed`).
-            key = HashedKey(("cql", expression, _hashed(queryables)))
+            # Hashed once here, not again by each lookup in the cache.
+            key = HashedKey(("cql", expression, queryables))
         except TypeError:  # a literal that cannot be a key: evaluated every time
             return evaluated(), None
         return table.recent(key, evaluated), key
@@ -355,22 +354,6 @@ class Collection:
             raise InvalidInput(f"properties: {', '.join(unknown)} is not a property of {self.id}",
                                errors=[{"field": "properties", "message": f"unknown property {u!r}"}
                                        for u in unknown])
-
-
-# The queryables last hashed for a filter's key, and their HashedKey (a collection's tuple, the same
-# object every request).
-_last_queryables: tuple[tuple[Queryable, ...], HashedKey] | None = None
-
-
-def _hashed(queryables: tuple[Queryable, ...]) -> HashedKey:
-    """The queryables as a HashedKey, hashed again only when another tuple is asked for."""
-    global _last_queryables
-    last = _last_queryables
-    if last is not None and last[0] is queryables:
-        return last[1]
-    key = HashedKey(queryables)
-    _last_queryables = (queryables, key)  # one assignment: a reader sees both or neither
-    return key
 
 
 def _selection_key(filters: Filters) -> tuple[object, ...] | None:

@@ -21,7 +21,7 @@ come:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from types import UnionType
@@ -61,13 +61,24 @@ def _annotated(name: str, title: str, description: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Queryable:
-    """One property a filter may name."""
+    """One property a filter may name.
+
+    Its hash is computed once: a collection's queryables (a tuple of them) are part of the keys under
+    which each table version keeps its CQL2 frame and filter masks, looked up on every filtered request."""
 
     name: str
     kind: ScalarType
     title: str = ""
     enum: tuple[str, ...] = ()
     description: str = ""
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        fields = (self.name, self.kind, self.title, self.enum, self.description)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def schema(self) -> dict[str, Any]:
         """This property as a JSON Schema fragment."""

@@ -318,8 +318,6 @@ class FeatureTable:
         self._lock = threading.RLock()
         # Arrays of recent requests (`recent`): bounded, unlike `_derived`, because clients choose the keys.
         self._recent: SizedLRU[npt.NDArray[Any]] = SizedLRU(RECENT_ENTRIES, RECENT_BYTES)
-        # The queryables `frame` was last asked for, and their frame (one of those `derived` keeps).
-        self._last_frame: tuple[tuple[Queryable, ...], Frame] | None = None
         self.features: Sequence[Feature] = _Features(rows.encoded, slots)
         self.ids: Sequence[str] = _Listed(rows.ids, slots)
         self.encoded: Sequence[bytes] = _Listed(rows.encoded, slots)
@@ -680,19 +678,13 @@ class FeatureTable:
     def frame(self, queryables: tuple[Queryable, ...]) -> Frame:
         """Typed columns of these properties, built on first use and kept (CQL2 and sortby run on it);
         a later version moves the rows it kept and builds only its new ones."""
-        last = self._last_frame
-        if last is not None and last[0] is queryables:
-            # The same tuple as the last call (a collection's): no hash of its records again.
-            return last[1]
         def part(positions: IntArray) -> Frame:
             return Frame.build(self.decode(positions), self.ids_at(positions),
                                self._rows.geometries(self._slots[positions]), queryables)
         def carried(earlier: Frame, carry: Carry) -> Frame:
             return earlier.carried(carry, part(carry.fresh))
-        frame = self.derived(("frame", queryables),
-                             lambda: Frame.concat([part(chunk) for chunk in self._chunks()]), carried)
-        self._last_frame = (queryables, frame)  # one attribute: a reader sees both or neither
-        return frame
+        return self.derived(("frame", queryables),
+                            lambda: Frame.concat([part(chunk) for chunk in self._chunks()]), carried)
 
     def ids_at(self, positions: IntArray) -> list[str]:
         """The ids of the features at these positions."""
