@@ -320,7 +320,8 @@ def test_the_feed_lists_changes_in_order_with_a_cursor(site: Site) -> None:
     assert {c["seq"] for c in whole["changes"][4:]} <= {c["seq"] for c in by_time}
 
 
-@pytest.mark.parametrize("since", ["yesterday", "2026-05-10", "2026-05-10T00:00:00", "9" * 30, "-1"])
+@pytest.mark.parametrize("since", ["yesterday", "2026-05-10", "2026-05-10T00:00:00", "9" * 30, "-1",
+                                   "²", "١٢"])  # Unicode digits are no cursor
 def test_a_bad_since_is_a_400_naming_it(site: Site, since: str) -> None:
     """A time without its offset or a cursor this service never gave: 400 naming `since`."""
     answer = site.client.get("/changes", params={"since": since})

@@ -77,7 +77,7 @@ def start_of(store: ProjectStore, since: str | None) -> int:
     """The change number a feed request starts after. Blocking for a time (the store is asked)."""
     if since is None or since == "":
         return 0
-    if since.isdigit():
+    if since.isascii() and since.isdigit():
         if len(since) > 18:
             raise InvalidInput.about("since", "not a cursor this service gave")
         return int(since)
