@@ -501,6 +501,13 @@ class FeatureTable:
         from its feature alone); later versions compute it only for their new and changed rows."""
         return self._per_row(("features", key), lambda positions: compute(self.decode(positions)))
 
+    def geometry_rows(self, key: Hashable,
+                      compute: Callable[[npt.NDArray[np.object_]], npt.NDArray[Any]]) -> npt.NDArray[Any]:
+        """A per-row array of this version, `compute(geometries)` for an array of the rows' shapes (each
+        row's value from its geometry alone); later versions compute it only for their new and changed
+        rows. No feature is decoded (`rows` decodes them)."""
+        return self._per_row(("geometries", key), lambda positions: compute(self.geometries[positions]))
+
     def row_cache(self, key: Hashable) -> ObjectArray:
         """A per-row cache, None where nothing is kept yet; later versions keep the entries of their
         unchanged rows. Writers fill entries in place (two writing one entry write the same value)."""

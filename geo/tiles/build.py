@@ -54,16 +54,15 @@ POINT = np.dtype([("lon", np.float64), ("lat", np.float64)])
 
 def _points(table: FeatureTable) -> npt.NDArray[np.void]:
     """Each feature's point (lon, lat; NaN for a feature that is no point), kept per version and carried
-    over by later versions: clustering reads coordinates from here, not from shapely objects (getting
-    them from 100,000 geometries cost 9 ms a tile)."""
-    def compute(features: list[dict[str, Any]]) -> npt.NDArray[np.void]:
-        out = np.full(len(features), np.nan, dtype=POINT)
-        for i, feature in enumerate(features):
-            geometry = feature.get("geometry") or {}
-            if geometry.get("type") == "Point":
-                out[i] = tuple(geometry["coordinates"][:2])
+    over by later versions, from the table's shapes: clustering reads coordinates from here (getting
+    them from 100,000 geometries cost 9 ms a tile; this, once, about 20 ms)."""
+    def compute(shapes: npt.NDArray[np.object_]) -> npt.NDArray[np.void]:
+        out = np.full(len(shapes), np.nan, dtype=POINT)
+        points = (shapely.get_type_id(shapes) == shapely.GeometryType.POINT) & ~shapely.is_empty(shapes)
+        xy = shapely.get_coordinates(shapes[points])
+        out["lon"][points], out["lat"][points] = xy[:, 0], xy[:, 1]
         return out
-    return table.rows(("tile points",), compute)
+    return table.geometry_rows("tile points", compute)
 
 
 def _status_codes(table: FeatureTable, statuses: tuple[str, ...], rows: IntArray) -> npt.NDArray[np.int8]:
