@@ -120,6 +120,22 @@ def test_a_filter_goes_into_the_tile_urls(browser: Any, big_site: dict[str, Any]
         assert page.errors == []
 
 
+def test_the_pages_bbox_goes_into_the_tile_urls(browser: Any, big_site: dict[str, Any]) -> None:
+    """/map?bbox=... west of 70.5 E still selects more than the threshold: the tiles are asked with the
+    box, and their clusters and points count as many projects as /stats says are in it."""
+    box = "60,29,70.5,39"
+    expected = httpx.get(big_site["url"] + "/stats", params={"bbox": box}).json()["total"]["count"]
+    assert 5_000 < expected < PROJECTS  # above the threshold, and the box leaves some out
+    with recording_page(browser) as page:
+        page.goto(f"{big_site['url']}/map?bbox={box}")
+        page.wait_for_function(READY, timeout=30_000, polling=50)
+        assert page.evaluate("() => GeoMap.view.tiled.active") is True
+        tiles = [u for u in page.requested if TILES in u]
+        assert tiles and all("bbox=60%2C29%2C70.5%2C39" in u for u in tiles)
+        page.wait_for_function(f"() => ({CLUSTERED})() + GeoMap.state.points === {expected}", timeout=10_000)
+        assert page.errors == []
+
+
 def test_a_filter_selecting_few_projects_uses_geojson(browser: Any, big_site: dict[str, Any]) -> None:
     """/map?status=planned selects fewer than the threshold: the page draws them as GeoJSON markers, as
     a small store's map does, and asks for no tile."""

@@ -15,8 +15,9 @@
 (function () {
   "use strict";
 
-  // Item parameters that only make sense for pages of items, not for tiles.
-  var NOT_FOR_TILES = ["bbox", "limit", "offset", "sortby", "properties", "f"];
+  // Item parameters that only make sense for pages of items, not for tiles (a page's `bbox` does: the
+  // tiles keep only what is in it).
+  var NOT_FOR_TILES = ["limit", "offset", "sortby", "properties", "f"];
   // Debounce of the redraws asked for by single changes (the feed may bring many at once).
   var REDRAW_MS = 300;
 
@@ -216,12 +217,17 @@
     return s;
   };
 
-  TiledProjects.prototype.tileUrl = function () {
-    var query = new URLSearchParams(), params = this.params || {};
+  // The map's parameters that select projects (those a tile, or the name search, takes too).
+  TiledProjects.prototype.selecting = function () {
+    var params = this.params || {}, out = {};
     Object.keys(params).forEach(function (k) {
-      if (NOT_FOR_TILES.indexOf(k) < 0) query.set(k, params[k]);
+      if (NOT_FOR_TILES.indexOf(k) < 0) out[k] = params[k];
     });
-    var text = query.toString();
+    return out;
+  };
+
+  TiledProjects.prototype.tileUrl = function () {
+    var text = new URLSearchParams(this.selecting()).toString();
     // VectorGrid reads {x}-like names in the whole template: braces in values stay encoded (%7B).
     return this.url + (text ? "?" + text : "");
   };
@@ -289,10 +295,7 @@
   }
 
   TiledProjects.prototype.names = function (text, done) {
-    var self = this, cfg = this.view.cfg, params = {}, query;
-    Object.keys(this.params || {}).forEach(function (k) {
-      if (NOT_FOR_TILES.indexOf(k) < 0) params[k] = self.params[k];
-    });
+    var cfg = this.view.cfg, params = this.selecting(), query;
     var like = "CASEI(name) LIKE CASEI(" + likePrefix(text) + ")";
     params.filter = params.filter && (params["filter-lang"] || "cql2-text") === "cql2-text"
       ? "(" + params.filter + ") AND " + like : like;
