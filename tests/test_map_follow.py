@@ -154,6 +154,7 @@ def test_two_maps_see_a_project_created_changed_and_deleted_without_reloading(
         page.wait_for_function("() => document.getElementById('geo-live').textContent"
                                " === 'Live: 3 changes since you opened the map'", timeout=SOON_MS)
         assert page.evaluate("() => window.__sameDocument") is True
+        assert page.evaluate("() => GeoMap.follow.log.length") == 0  # applied at once: nothing kept
         _clean(page)
     assert _legend(page_a, "planned") == planned and _legend(page_a, "proposed") == proposed
     live = page_a.locator("#geo-live")

@@ -118,12 +118,12 @@
       if (change.collection !== "projects") return;
       self.state.changes += 1;
       if (Date.parse(change.at) >= self.openedOnServer - 1000) self.state.since_opened += 1;
-      self.log.push({change: change, ticket: ticket});
+      // Kept only while a load is in progress (replay() applies them after it); on a drawn map they
+      // are applied below, and a later load's answer holds them.
+      if (!view.state.ready) self.log.push({change: change, ticket: ticket});
       self.dirty = true;
     });
-    // Entries received before the current load began are in that load's answer: no longer needed.
-    this.log = this.log.filter(function (entry) { return entry.ticket >= view.state.loads; });
-    if (!view.state.ready) return;  // a load in progress: replay() applies them after it
+    if (!view.state.ready) return;
     if (!view.needsReload()) changes.forEach(function (change) { self.apply(change); });
     if (more || !this.dirty) return;
     this.dirty = false;
@@ -145,7 +145,8 @@
 
   Follower.prototype.replay = function (ticket) {
     var self = this, again = this.log.filter(function (entry) { return entry.ticket >= ticket; });
-    this.log = again;
+    // Applied now, what this load's answer may lack; only a newer load still under way needs any later.
+    this.log = again.filter(function (entry) { return entry.ticket > ticket; });
     // A page that reloads instead (needsReload) keeps `dirty`: the next answer reloads it once more,
     // since this load may have asked before those changes were made.
     if (!again.length || this.view.needsReload()) return;
