@@ -94,12 +94,14 @@ _INSERT = sql.SQL(
     "VALUES (%s, (SELECT coalesce(max(position), 0) + 1 FROM projects), %s::json, {geom}, {values}) "
     "ON CONFLICT (id) DO NOTHING RETURNING 1").format(names=_NAMES, values=_VALUES,
                                                       geom=_GEOM.format(sql.Placeholder()))
+# The project an Idempotency-Key made within the window, and its request hash.
+_SEEN = ("SELECT fid, request_hash FROM project_changes WHERE idem = %s "
+         "AND at >= now() - make_interval(secs => %s) ORDER BY at DESC LIMIT 1")
 # An add in one statement (one round trip): the Idempotency-Key looked up within the window (`seen`), and
 # the row inserted only when the key was not seen and the id is neither a project nor in the change log
 # (ids are never reused). Answers the project the key made (and its request hash), and whether it inserted.
 _ADD = sql.SQL(
-    "WITH seen AS (SELECT fid, request_hash FROM project_changes WHERE idem = %s "
-    "AND at >= now() - make_interval(secs => %s) ORDER BY at DESC LIMIT 1), "
+    "WITH seen AS (" + _SEEN + "), "
     "ins AS (INSERT INTO projects (id, position, doc, geom, {names}) "
     "SELECT %s, (SELECT coalesce(max(position), 0) + 1 FROM projects), %s::json, {geom}, {values} "
     "WHERE NOT EXISTS (SELECT 1 FROM seen) "
@@ -107,8 +109,6 @@ _ADD = sql.SQL(
     "ON CONFLICT (id) DO NOTHING RETURNING 1) "
     "SELECT (SELECT fid FROM seen), (SELECT request_hash FROM seen), EXISTS (SELECT 1 FROM ins)"
 ).format(names=_NAMES, values=_VALUES, geom=_GEOM.format(sql.Placeholder()))
-_SEEN = ("SELECT fid, request_hash FROM project_changes WHERE idem = %s "
-         "AND at >= now() - make_interval(secs => %s) ORDER BY at DESC LIMIT 1")
 _UPDATE = sql.SQL(
     "UPDATE projects SET doc = %s::json, geom = {geom}, {sets}, row_version = row_version + 1, "
     "updated_at = clock_timestamp() WHERE id = %s").format(sets=_SETS, geom=_GEOM.format(sql.Placeholder()))
