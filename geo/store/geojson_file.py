@@ -199,6 +199,15 @@ def _window_start() -> int:
     return time.time_ns() // 1_000_000 - IDEMPOTENCY_WINDOW_S * 1000
 
 
+def _record_created(w: ledger.Writer, table: FeatureTable, fids: Iterable[str], at_ms: int) -> None:
+    """Record `fids` of `table` as created by nobody, after the ledger's last change (at `at_ms`, or at
+    that change's time if later: the record's times never go back)."""
+    last, last_at = w.tip()
+    at_ms = max(at_ms, last_at)
+    w.record(ledger.Row(last + 1 + n, at_ms, "create", fid, None, None, None, table.get(fid))
+             for n, fid in enumerate(fids))
+
+
 def _by(meta: WriteMeta | None) -> WriteMeta | None:
     """`meta` with only who writes: an Idempotency-Key is an add's alone."""
     return None if meta is None else WriteMeta(by=meta.by)
@@ -692,14 +701,12 @@ class GeoJSONFileStore:
         if not len(s.table):
             return  # nothing to record: an empty store gets its ledger with its first write
         w = self._ledger()
-        last, last_at = w.tip()
-        known = w.all_fids() if last else set()
+        known = w.all_fids() if w.tip()[0] else set()
         missing = [fid for fid in s.table.ids if fid not in known]
         if not missing:
             return
-        at_ms = max(last_at, (s.base[3] // 1_000_000) if s.base is not None else time.time_ns() // 1_000_000)
-        w.record(ledger.Row(last + 1 + n, at_ms, "create", fid, None, None, None, s.table.get(fid))
-                 for n, fid in enumerate(missing))
+        _record_created(w, s.table, missing,
+                        (s.base[3] // 1_000_000) if s.base is not None else time.time_ns() // 1_000_000)
         log.info("recorded %d projects of %s that its ledger did not know as created", len(missing),
                  self.path)
 
@@ -828,9 +835,8 @@ class GeoJSONFileStore:
             return [(f["id"], f, "create") for f in batch]
 
         # The key is not used here (see the Protocol): only `by` is recorded.
-        plain = None if meta is None else WriteMeta(by=meta.by)
-        self._commit_line(absent, lambda entries, at_ms, jm: journal.encode_batch(batch, at_ms, jm), plain,
-                          f"the {len(batch)} new projects were not written")
+        self._commit_line(absent, lambda entries, at_ms, jm: journal.encode_batch(batch, at_ms, jm),
+                          _by(meta), f"the {len(batch)} new projects were not written")
         return batch
 
     def replace(self, fid: str, feature: Feature, if_match: str | None = None,
@@ -870,9 +876,9 @@ class GeoJSONFileStore:
                 raise Conflict(f"The project {fid!r} exists: only a deleted project can be restored.")
             w = self._known_ledger()
             last = None if w is None else w.last_doc(fid)
-            if last is None or last[1] is None:
+            if last is None:
                 raise NotFound(f"There is no project {fid!r}, and there never was.")
-            return [(fid, last[1], "restore")]
+            return [(fid, last, "restore")]
 
         (entry,) = self._commit("add", fid, check, _by(meta))
         restored = entry[1]
@@ -955,11 +961,7 @@ class GeoJSONFileStore:
             # After the file: a crash between the two leaves projects the ledger does not know, which the
             # next start records as created (`_baseline`).
             if len(loaded):
-                w = self._ledger()
-                last, last_at = w.tip()
-                at_ms = max(time.time_ns() // 1_000_000, last_at)
-                w.record(ledger.Row(last + 1 + n, at_ms, "create", fid, None, None, None, loaded.get(fid))
-                         for n, fid in enumerate(loaded.ids))
+                _record_created(self._ledger(), loaded, loaded.ids, time.time_ns() // 1_000_000)
         return len(loaded)
 
     def _put_in_place(self, s: _State, tmp: Path, st: os.stat_result, version: str) -> None:

@@ -282,13 +282,9 @@ class Writer:
         row = self._conn.execute(_SEEN, (idem, not_before_ms)).fetchone()
         return None if row is None else (str(row[0]), row[1])
 
-    def last_doc(self, fid: str) -> tuple[str, dict[str, Any] | None] | None:
-        """The op of `fid`'s last change and its last recorded version (None: it never existed)."""
-        row = self._conn.execute("SELECT op FROM changes WHERE fid = ? ORDER BY seq DESC LIMIT 1",
-                                 (fid,)).fetchone()
-        if row is None:
-            return None
+    def last_doc(self, fid: str) -> dict[str, Any] | None:
+        """`fid`'s last recorded version (None: it was never recorded)."""
         doc = self._conn.execute(
             "SELECT doc FROM changes WHERE fid = ? AND doc IS NOT NULL ORDER BY seq DESC LIMIT 1",
             (fid,)).fetchone()
-        return str(row[0]), None if doc is None else orjson.loads(doc[0])
+        return None if doc is None else cast(dict[str, Any], orjson.loads(doc[0]))
