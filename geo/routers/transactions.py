@@ -218,20 +218,18 @@ def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard:
     Blocking: run it in a worker thread."""
     store = catalogue.store
     try:
-        if meta.idempotency_key is not None:
-            earlier = store.idempotent(meta)  # before the guard: the retry's own project is no duplicate
-            if earlier is not None:
-                raise earlier
         if guard:
             name, category = checked.properties["name"], checked.properties["category"]
             match = find_duplicate(store.snapshot(), name, category, shapely.geometry.shape(checked.geometry))
             if match is not None:
-                # A concurrent first request with this key may have written its project since the look
-                # above: that project is this retry's, not a duplicate.
-                later = store.idempotent(meta) if meta.idempotency_key is not None else None
-                if later is not None:
-                    raise later
+                # A retry's own project (one its Idempotency-Key made, maybe by a concurrent first request)
+                # is no duplicate: it is answered as the replay it is.
+                earlier = store.idempotent(meta) if meta.idempotency_key is not None else None
+                if earlier is not None:
+                    raise earlier
                 raise refuse(match, name, f"{base}/collections/projects/items/{match.of}")
+        # A retry the guard let through (off, or its project not found) is recognised by the store, under
+        # its lock, as the add of a key already used (Replayed).
         return store.add(feature, meta), False
     except Replayed as replayed:
         fid = idempotency.check_replay(replayed, meta.request_hash)
