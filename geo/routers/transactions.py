@@ -246,8 +246,7 @@ WRITE_ATTEMPTS = 3
 
 
 def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: object, *,
-             patch: bool, by: str | None = None, change: StatusChangeRequest | None = None,
-             base: str = "") -> Feature:
+             patch: bool, by: str | None = None, change: StatusChangeRequest | None = None) -> Feature:
     """PUT (`body` is the whole client feature) and PATCH (`body` is a merge patch): build the next
     version of the stored feature, check it, and store it. Blocking: run it in a worker thread.
 
@@ -265,10 +264,7 @@ def _rewrite(catalogue: Catalogue, feature_id: str, if_match: str | None, body: 
     for _attempt in range(WRITE_ATTEMPTS):
         # Off the event loop, snapshot() first re-reads a file another process changed; after a collision
         # the store has already installed the version it collided with.
-        found = store.snapshot().get(feature_id)
-        if found is None and if_match is None:
-            raise missing(catalogue, "projects", feature_id, base)  # 404, or 410 for a deleted project
-        current = check_write(feature_id, found, if_match)
+        current = check_write(feature_id, store.snapshot().get(feature_id), if_match)
         client_feature = _patched(body, current) if patch else body
         new = replace_project(current, check_feature(client_feature, catalogue.place),
                               catalogue.province_names(), by=by, change=change)
@@ -291,8 +287,11 @@ async def replace_item(
     """Replace a project with a new GeoJSON Feature (same checks as POST; id and created_at stay)."""
     _require_editable(coll)
     body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
-    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=False,
-                                  by=key_name(request), change=change, base=base_url(request))
+    try:
+        new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=False,
+                                      by=key_name(request), change=change)
+    except NotFound:
+        raise await missing_here(request, coll.id, feature_id) from None  # 410 when deleted before
     return _written(request, coll, new)
 
 
@@ -351,8 +350,11 @@ async def update_item(
     _require_editable(coll)
     _check_patch_type(request)
     body, change = take_change(_body_in_crs84(request, await read_json(request, settings.max_body_bytes)))
-    new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=True,
-                                  by=key_name(request), change=change, base=base_url(request))
+    try:
+        new = await run_in_threadpool(_rewrite, catalogue, feature_id, if_match, body, patch=True,
+                                      by=key_name(request), change=change)
+    except NotFound:
+        raise await missing_here(request, coll.id, feature_id) from None  # 410 when deleted before
     return _written(request, coll, new)
 
 
