@@ -23,6 +23,7 @@ from geo.openapi import problem_responses
 from geo.query.params import rfc3339
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep, base_url
+from geo.routers.lifecycle import ITEMS
 from geo.store.base import ProjectStore
 from geo.store.changes import OPS
 
@@ -104,7 +105,7 @@ async def changes(request: Request, catalogue: CatalogueDep, since: Since = None
     found = found[:limit]
     cursor = str(found[-1].seq if found else start)
     base = base_url(request)
-    items = f"{base}/collections/projects/items"
+    items = f"{base}{ITEMS}"
     self_query = urlencode({k: v for k, v in (("since", since), ("limit", limit)) if v is not None})
     links = [{"href": f"{base}{PATH}?{self_query}", "rel": "self", "type": "application/json",
               "title": "This page of changes"}]

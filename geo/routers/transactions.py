@@ -43,7 +43,7 @@ from geo.projects import client_view, merge_patch, new_project, replace_project
 from geo.responses import GEOJSON, GeoJSONResponse
 from geo.routers.deps import CatalogueDep, CollectionDep, SettingsDep, base_url
 from geo.routers.direct import direct_route
-from geo.routers.lifecycle import missing, missing_here
+from geo.routers.lifecycle import ITEMS, missing, missing_here
 from geo.settings import Settings
 from geo.store.base import RETRY_AFTER_S, Feature, check_write, etag_of
 from geo.store.changes import Replayed, WriteMeta
@@ -227,7 +227,7 @@ def _add(catalogue: Catalogue, feature: Feature, checked: CheckedFeature, guard:
                 earlier = store.idempotent(meta) if meta.idempotency_key is not None else None
                 if earlier is not None:
                     raise earlier
-                raise refuse(match, name, f"{base}/collections/projects/items/{match.of}")
+                raise refuse(match, name, f"{base}{ITEMS}/{match.of}")
         # A retry the guard let through (off, or its project not found) is recognised by the store, under
         # its lock, as the add of a key already used (Replayed).
         return store.add(feature, meta), False
