@@ -12,11 +12,12 @@ import morecantile
 import numpy as np
 import numpy.typing as npt
 
+from geo.crs import EPSG
 from geo.errors import NotFound
 
 TMS_ID = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
-CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
+CRS_3857 = f"{EPSG}3857"
 # Tile pixel space of an MVT (the format's usual 4096 units a side).
 EXTENT = 4096
 # The deepest zoom served: 18 is about 0.6 m a pixel, finer than any project's position.

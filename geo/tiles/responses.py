@@ -15,8 +15,9 @@ from starlette.types import ASGIApp
 
 from geo.catalogue import Catalogue
 from geo.http.responsecache import ResponseCache
+from geo.tiles.grid import TMS_ID
 
-TILE_PATH = re.compile(r"^/collections/([^/]+)/tiles/WebMercatorQuad/[0-9]{1,2}/[0-9]{1,9}/[0-9]{1,9}$")
+TILE_PATH = re.compile(rf"^/collections/([^/]+)/tiles/{TMS_ID}/[0-9]{{1,2}}/[0-9]{{1,9}}/[0-9]{{1,9}}$")
 # Tiles are small (a few kB; the largest, provinces at low zooms, tens of kB): one over this is not kept.
 MAX_TILE = 1 << 20
 # Most tiles kept whatever their size.

@@ -21,6 +21,7 @@ from jinja2 import Template
 
 from geo.models import Status
 from geo.schema import PROJECT_SCHEMA, Schema
+from geo.tiles.grid import TMS_ID
 from geo.web import assets
 
 STATUS_COLOURS: dict[str, str] = {
@@ -197,7 +198,7 @@ def build_map(options: MapOptions, embedded: Mapping[str, Any] | None = None) ->
                  "changes": "/changes" if embedded is None else None},
         "follow_s": options.follow_s,
         "tiles": None if embedded is not None else {
-            "url": "/collections/{id}/tiles/WebMercatorQuad/{z}/{y}/{x}", "above": options.tiled_above},
+            "url": f"/collections/{{id}}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}", "above": options.tiled_above},
         "limit": options.limit,
         "filter_fields": filter_fields(PROJECT_SCHEMA),
         "filters": {k: list(v) for k, v in options.filters.items()},
