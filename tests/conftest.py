@@ -6,10 +6,10 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi import FastAPI
@@ -18,6 +18,9 @@ from fastapi.testclient import TestClient
 from geo import provinces
 from geo.app import create_app
 from geo.settings import Settings
+
+if TYPE_CHECKING:
+    from geo.store.postgis import PostGISStore
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-1"
@@ -140,6 +143,23 @@ def pg_url() -> Iterator[str]:
 
     with pg_schema() as url:
         yield url
+
+
+@pytest.fixture
+def stores(pg_url: str) -> Iterator[Callable[..., PostGISStore]]:
+    """Opens PostGIS store objects on the test's schema (as servers do); closes them after the test."""
+    from geo.store.postgis import PostGISStore  # here: the other tests need no database driver
+
+    opened: list[PostGISStore] = []
+
+    def open_store(url: str = pg_url, **options: float) -> PostGISStore:
+        store = PostGISStore(url, **options)  # type: ignore[arg-type]
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
 
 
 def point_feature(lon: float = 69.1723, lat: float = 34.5281, **props: object) -> dict[str, object]:

@@ -17,8 +17,9 @@ import os
 import secrets
 import socket
 import threading
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -171,3 +172,12 @@ class Outage:
         """Stop the proxy (and cut what goes through it)."""
         self.cut()
         self._listener.close()
+
+
+def wait_for(check: Callable[[], bool], within_s: float) -> float:
+    """Seconds until `check()` held (asked every 5 ms); fails past `within_s`."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < within_s, f"not within {within_s} s"
+        time.sleep(0.005)
+    return time.monotonic() - start

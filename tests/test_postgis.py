@@ -32,36 +32,12 @@ from geo.settings import Settings
 from geo.store.base import etag_of
 from geo.store.migrate import masked, migrations
 from geo.store.postgis import PostGISStore
-from tests.pg import Outage, schema_of
+from tests.pg import Outage, schema_of, wait_for
 
 
 def _feature(fid: str, name: str | None = None, **props: object) -> dict[str, object]:
     return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [69.1, 34.5]},
             "properties": {"name": name or fid, "category": "water", "status": "planned", **props}}
-
-
-@pytest.fixture
-def stores(pg_url: str) -> Iterator[Callable[..., PostGISStore]]:
-    """Opens store objects on the test's schema (as servers do); closes them after the test."""
-    opened: list[PostGISStore] = []
-
-    def open_store(url: str = pg_url, **options: float) -> PostGISStore:
-        store = PostGISStore(url, **options)  # type: ignore[arg-type]
-        opened.append(store)
-        return store
-
-    yield open_store
-    for store in opened:
-        store.close()
-
-
-def _wait_for(check: Callable[[], bool], within_s: float) -> float:
-    """Seconds until `check()` held; fails past `within_s`."""
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < within_s, f"not within {within_s} s"
-        time.sleep(0.005)
-    return time.monotonic() - start
 
 
 # --- the schema ---
@@ -166,10 +142,10 @@ def test_a_write_on_another_server_is_seen_through_notify_within_a_second(
     watcher = stores(poll_s=60)
     writer = stores(poll_s=60)
     writer.add(_feature("a"))
-    took = _wait_for(lambda: "a" in watcher.snapshot().position, within_s=1.0)
+    took = wait_for(lambda: "a" in watcher.snapshot().position, within_s=1.0)
     assert watcher.snapshot().version == writer.snapshot().version
     writer.replace("a", _feature("a", "renamed"))
-    _wait_for(lambda: watcher.snapshot().get("a")["properties"]["name"] == "renamed", within_s=1.0)
+    wait_for(lambda: watcher.snapshot().get("a")["properties"]["name"] == "renamed", within_s=1.0)
     print(f"seen through NOTIFY after {took * 1000:.1f} ms")
 
 
@@ -182,7 +158,7 @@ def test_a_change_whose_notification_was_missed_is_read_by_the_poll(
         conn.execute("INSERT INTO projects (id, position, doc, geom) VALUES ('x', 1, %s::json, "
                      "ST_SetSRID(ST_MakePoint(69.1, 34.5), 4326))", (doc,))
         conn.execute("INSERT INTO project_changes (op, fid, doc) VALUES ('add', 'x', %s::json)", (doc,))
-    _wait_for(lambda: "x" in polling.snapshot().position, within_s=1.0)
+    wait_for(lambda: "x" in polling.snapshot().position, within_s=1.0)
     time.sleep(0.3)
     assert "x" not in deaf.snapshot().position  # no notification came: the 60 s poll has not run
     assert "x" in deaf.refresh().position
@@ -195,7 +171,7 @@ def test_a_change_that_is_not_a_feature_is_logged_once_and_the_last_snapshot_kep
     version = store.snapshot().version
     with psycopg.connect(pg_url) as conn:
         conn.execute("""INSERT INTO project_changes (op, fid, doc) VALUES ('add', 'y', '{"type": "Nope"}')""")
-    _wait_for(lambda: "not a GeoJSON Feature" in caplog.text, within_s=2)
+    wait_for(lambda: "not a GeoJSON Feature" in caplog.text, within_s=2)
     time.sleep(0.3)  # several polls
     assert caplog.text.count("could not be applied") == 1
     assert store.snapshot().version == version and list(store.snapshot().ids) == ["a"]
@@ -268,7 +244,7 @@ def test_two_servers_with_the_same_etag_exactly_one_wins(stores: Callable[..., P
         threads = [threading.Thread(target=write, args=(s, n)) for s, n in ((first, "one"), (second, "two"))]
         for thread in threads:
             thread.start()
-        _wait_for(lambda: _waiting_on_the_lock(pg_url) == 2, within_s=10)
+        wait_for(lambda: _waiting_on_the_lock(pg_url) == 2, within_s=10)
         holder.rollback()
     for thread in threads:
         thread.join(30)
@@ -389,7 +365,7 @@ def test_a_database_outage_is_a_503_for_writes_reads_go_on_and_it_recovers_witho
         outage.restore()
         # Back without a restart: the listener reads what it missed, and writes succeed again.
         store = client.app.state.catalogue.store  # type: ignore[attr-defined]
-        _wait_for(lambda: "meanwhile" in store.snapshot().position, within_s=15)
+        wait_for(lambda: "meanwhile" in store.snapshot().position, within_s=15)
         _retrying(lambda: store.add(_feature("after")), within_s=15)
         names = [f["properties"]["name"] for f in client.get(items).json()["features"]]
         assert names == ["before", "meanwhile", "after"]
@@ -440,14 +416,14 @@ def test_a_connection_lost_during_the_commit_is_a_503_that_does_not_claim_nothin
         holder.execute("SELECT pg_advisory_xact_lock(4242)")
         writer = threading.Thread(target=write)
         writer.start()
-        _wait_for(lambda: _waiting_on_the_lock(pg_url) == 1, within_s=10)  # in the COMMIT, held
+        wait_for(lambda: _waiting_on_the_lock(pg_url) == 1, within_s=10)  # in the COMMIT, held
         outage.cut()
         holder.rollback()
     writer.join(30)
     message = str(failure[0]) if failure else ""
     assert "not known" in message and "nothing was written" not in message
     outage.restore()
-    _wait_for(lambda: "x" in store.snapshot().position, within_s=15)  # it was committed after all
+    wait_for(lambda: "x" in store.snapshot().position, within_s=15)  # it was committed after all
 
 
 def test_a_write_over_a_row_that_is_not_a_feature_is_refused(stores: Callable[..., PostGISStore],
@@ -486,5 +462,5 @@ def test_geo_serve_on_postgis_starts_writes_and_stops_cleanly(pg_url: str, setti
                                "AND pid <> pg_backend_pid()", (schema_of(pg_url),)).fetchone()
             return row == (0,)
 
-        _wait_for(sessions_left, within_s=5)  # the server's sessions end with it (a backend exits soon after)
+        wait_for(sessions_left, within_s=5)  # the server's sessions end with it (a backend exits soon after)
     assert "Traceback" not in log.read_text()

@@ -22,7 +22,7 @@ from geo.store.changes import Replayed, WriteMeta
 from geo.store.copy import copy
 from geo.store.migrate import migrations
 from geo.store.postgis import PostGISStore
-from tests.pg import Outage, pg_schema, schema_of
+from tests.pg import Outage, pg_schema, schema_of, wait_for
 
 
 def _feature(fid: str, name: str | None = None, status: str = "planned") -> dict[str, object]:
@@ -32,28 +32,6 @@ def _feature(fid: str, name: str | None = None, status: str = "planned") -> dict
 
 def _keyed(key: str, by: str = "alice") -> WriteMeta:
     return WriteMeta(by=by, idempotency_key=key, request_hash=f"hash-of-{key}")
-
-
-@pytest.fixture
-def stores(pg_url: str) -> Iterator[Callable[..., PostGISStore]]:
-    """Opens store objects on the test's schema (as servers do); closes them after the test."""
-    opened: list[PostGISStore] = []
-
-    def open_store(url: str = pg_url, **options: float) -> PostGISStore:
-        store = PostGISStore(url, **options)  # type: ignore[arg-type]
-        opened.append(store)
-        return store
-
-    yield open_store
-    for store in opened:
-        store.close()
-
-
-def _wait_for(check: Callable[[], bool], within_s: float) -> None:
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < within_s, f"not within {within_s} s"
-        time.sleep(0.005)
 
 
 # --- migration 0002 over what an older version wrote ---
@@ -207,7 +185,7 @@ def test_two_servers_adding_with_one_key_while_both_wait_on_the_lock_store_one_p
         threads = [threading.Thread(target=post, args=(s, f)) for s, f in ((first, "x"), (second, "y"))]
         for thread in threads:
             thread.start()
-        _wait_for(lambda: _waiting_on_the_lock(pg_url) == 2, within_s=10)
+        wait_for(lambda: _waiting_on_the_lock(pg_url) == 2, within_s=10)
         holder.rollback()
     for thread in threads:
         thread.join(30)
@@ -230,9 +208,9 @@ def test_a_restore_is_followed_by_another_server_with_the_same_bytes(
     one.add(_feature("c"))
     tag = etag_of(one.snapshot().get("b"))
     one.delete("b", meta=WriteMeta(by="admin"))
-    _wait_for(lambda: list(two.snapshot().ids) == ["a", "c"], within_s=5)
+    wait_for(lambda: list(two.snapshot().ids) == ["a", "c"], within_s=5)
     two.restore("b", WriteMeta(by="admin"))
-    _wait_for(lambda: list(one.snapshot().ids) == ["a", "c", "b"], within_s=5)  # at the end
+    wait_for(lambda: list(one.snapshot().ids) == ["a", "c", "b"], within_s=5)  # at the end
     assert etag_of(one.snapshot().get("b")) == tag  # the very document, so the same ETag
     with psycopg.connect(pg_url) as conn:
         log = conn.execute("SELECT op, kind, by, doc IS NULL FROM project_changes WHERE fid = 'b' "
