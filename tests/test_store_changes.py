@@ -21,7 +21,7 @@ import pytest
 from geo.errors import Conflict, NotFound, PreconditionFailed
 from geo.store.base import ProjectStore
 from geo.store.changes import Change, Replayed, WriteMeta
-from tests.test_store_contract import KINDS, Backend
+from tests.test_store_contract import KINDS, Backend, empty_backend
 
 ALICE = WriteMeta(by="alice")
 
@@ -29,17 +29,8 @@ ALICE = WriteMeta(by="alice")
 @pytest.fixture(params=KINDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """An empty store of each kind (as tests/test_store_contract.py's `backend`)."""
-    if request.param == "file":
-        b = Backend("file", str(tmp_path / "p.geojson"))
+    with empty_backend(request.param, tmp_path) as b:
         yield b
-        b.close()
-        return
-    from tests.pg import pg_schema
-
-    with pg_schema() as url:
-        b = Backend("postgis", url)
-        yield b
-        b.close()
 
 
 def _feature(fid: str, name: str | None = None, status: str = "planned") -> dict[str, object]:

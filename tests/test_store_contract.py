@@ -172,11 +172,11 @@ class Backend:
             store.close()
 
 
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """An empty store of each kind."""
-    if request.param == "file":
-        b = Backend("file", str(tmp_path / "p.geojson"))
+@contextmanager
+def empty_backend(kind: str, folder: Path) -> Iterator[Backend]:
+    """An empty store of `kind` ("file": in `folder`; "postgis": on a fresh schema), closed afterwards."""
+    if kind == "file":
+        b = Backend("file", str(folder / "p.geojson"))
         yield b
         b.close()
         return
@@ -186,6 +186,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         b = Backend("postgis", url)
         yield b
         b.close()
+
+
+@pytest.fixture(params=KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An empty store of each kind."""
+    with empty_backend(request.param, tmp_path) as b:
+        yield b
 
 
 def _feature(fid: str, name: str | None = None) -> dict[str, object]:
