@@ -124,6 +124,19 @@ def test_history_lists_every_change_with_who_and_what(site: Site) -> None:
     assert all(e["at"].endswith("Z") for e in events)
 
 
+def test_an_imported_project_was_created_by_the_key_that_imported_it(site: Site) -> None:
+    """A CSV imported with the editor's key: the project's history and the feed name the editor."""
+    data = b"name,category,status,lon,lat\nImported school,school,proposed,69.2,34.52\n"
+    report = site.client.post("/collections/projects/import", params={"dry_run": "false"}, content=data,
+                              headers={**site.editor, "Content-Type": "text/csv"}).json()
+    assert report["written"] is True and len(report["ids"]) == 1, report
+    fid = report["ids"][0]
+    events = site.client.get(f"{ITEMS}/{fid}/history").json()["events"]
+    assert [(e["op"], e["by"]) for e in events] == [("create", EDITOR)]
+    created = [c for c in site.feed(limit=1000)["changes"] if c["id"] == fid]
+    assert [(c["op"], c["by"]) for c in created] == [("create", EDITOR)]
+
+
 def test_an_item_links_to_its_history(site: Site) -> None:
     """Each project links to its history as `history`; a never-made id has none (404)."""
     fid = site.post(_school("Linked school")).json()["id"]

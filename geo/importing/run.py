@@ -24,6 +24,7 @@ from geo.importing.sources import Kind, SourceRow, Table, read_table
 from geo.projects import new_project
 from geo.provinces import iso_provinces
 from geo.query.featuretable import FeatureTable
+from geo.store.changes import WriteMeta
 
 EXAMPLE_REASON = f"an example row (its name starts with {EXAMPLE_MARK!r})"
 
@@ -31,12 +32,14 @@ EXAMPLE_REASON = f"an example row (its name starts with {EXAMPLE_MARK!r})"
 @dataclass(frozen=True)
 class ImportOptions:
     """How to import: a dry run writes nothing; `all_or_nothing` writes nothing if a row is rejected;
-    `allow_duplicates` imports duplicates (they are reported either way); `mapping` is column -> target."""
+    `allow_duplicates` imports duplicates (they are reported either way); `mapping` is column -> target;
+    `by` is who imports (a key's name), recorded in each project's history."""
 
     dry_run: bool = True
     all_or_nothing: bool = False
     allow_duplicates: bool = False
     mapping: Mapping[str, str] = field(default_factory=dict)
+    by: str | None = None
 
 
 @dataclass
@@ -113,12 +116,12 @@ def import_table(table: Table, catalogue: Catalogue, options: ImportOptions,
             if not options.allow_duplicates:
                 continue
         duplicates.add(key, geom, f"row {row.number}")
-        features.append(new_project(checked, names))
+        features.append(new_project(checked, names, by=options.by))
     report.valid = len(features)
     refused = options.all_or_nothing and bool(report.rejected)
     report.imported = 0 if refused else len(features)
     if not options.dry_run and features and not refused:
-        stored = store.add_many(features)
+        stored = store.add_many(features, WriteMeta(by=options.by))
         report.ids = [str(f["id"]) for f in stored]
         report.written = True
     return ImportResult(report, table, rejected_rows)

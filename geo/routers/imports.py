@@ -23,6 +23,7 @@ from geo.importing.sources import MEDIA_TYPES, kind_of
 from geo.openapi import problem_responses
 from geo.responses import JSONResponse
 from geo.routers.deps import CatalogueDep, SettingsDep
+from geo.routers.transactions import key_name
 
 router = APIRouter(tags=["Import"])
 
@@ -96,7 +97,8 @@ async def import_projects(
     if not projects.editable:
         raise ReadOnly("projects is read-only here: nothing can be imported.", headers={"Allow": ""})
     options = ImportOptions(dry_run=dry_run, all_or_nothing=all_or_nothing,
-                            allow_duplicates=allow_duplicates, mapping=_mapping(column_map))
+                            allow_duplicates=allow_duplicates, mapping=_mapping(column_map),
+                            by=key_name(request))
     data = await read_upload(request, settings.max_import_bytes, settings.body_timeout_s)
     kind = kind_of(data, request.headers.get("content-type"), filename)
     # Reading and checking thousands of rows, and the write's fsync, are blocking: off the event loop.
