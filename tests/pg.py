@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
@@ -181,3 +181,27 @@ def wait_for(check: Callable[[], bool], within_s: float) -> float:
         assert time.monotonic() - start < within_s, f"not within {within_s} s"
         time.sleep(0.005)
     return time.monotonic() - start
+
+
+def waiting_on_the_lock(url: str) -> int:
+    """How many of this test's sessions (its schema is their application name) wait on an advisory lock."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND "
+                           "wait_event_type = 'Lock' AND wait_event = 'advisory'", (schema_of(url),)
+                           ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def behind_the_lock(url: str, lock_key: int, calls: Sequence[Callable[[], None]]) -> None:
+    """Run each of `calls` in a thread of its own while advisory lock `lock_key` (a store's write lock) is
+    held, let it go once every one of them waits on it (so they contend by construction, not by luck),
+    and wait for them to end."""
+    with psycopg.connect(url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+        threads = [threading.Thread(target=call) for call in calls]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: waiting_on_the_lock(url) == len(calls), within_s=10)
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)

@@ -7,6 +7,7 @@ of its own (tests/pg.py `pg_url`); without a database they skip (fail in CI).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from geo.settings import Settings
 from geo.store.base import etag_of
 from geo.store.migrate import masked, migrations
 from geo.store.postgis import PostGISStore
-from tests.pg import Outage, schema_of, wait_for
+from tests.pg import Outage, behind_the_lock, schema_of, wait_for, waiting_on_the_lock
 
 
 def _feature(fid: str, name: str | None = None, **props: object) -> dict[str, object]:
@@ -213,14 +214,6 @@ def test_reads_never_touch_the_database(stores: Callable[..., PostGISStore], pg_
 
 # --- If-Match across servers ---
 
-def _waiting_on_the_lock(pg_url: str) -> int:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND "
-                           "wait_event_type = 'Lock' AND wait_event = 'advisory'", (schema_of(pg_url),)
-                           ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def test_two_servers_with_the_same_etag_exactly_one_wins(stores: Callable[..., PostGISStore],
                                                          pg_url: str) -> None:
     """Both writes are made to wait on the write lock, held by a third session, so that both are in
@@ -239,15 +232,8 @@ def test_two_servers_with_the_same_etag_exactly_one_wins(stores: Callable[..., P
         except PreconditionFailed:
             outcome[name] = "412"
 
-    with psycopg.connect(pg_url) as holder:
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (first.lock_key,))
-        threads = [threading.Thread(target=write, args=(s, n)) for s, n in ((first, "one"), (second, "two"))]
-        for thread in threads:
-            thread.start()
-        wait_for(lambda: _waiting_on_the_lock(pg_url) == 2, within_s=10)
-        holder.rollback()
-    for thread in threads:
-        thread.join(30)
+    behind_the_lock(pg_url, first.lock_key, [functools.partial(write, first, "one"),
+                                             functools.partial(write, second, "two")])
     assert sorted(outcome.values()) == ["412", "won"]
     winner = next(name for name, result in outcome.items() if result == "won")
     with psycopg.connect(pg_url) as conn:
@@ -416,7 +402,7 @@ def test_a_connection_lost_during_the_commit_is_a_503_that_does_not_claim_nothin
         holder.execute("SELECT pg_advisory_xact_lock(4242)")
         writer = threading.Thread(target=write)
         writer.start()
-        wait_for(lambda: _waiting_on_the_lock(pg_url) == 1, within_s=10)  # in the COMMIT, held
+        wait_for(lambda: waiting_on_the_lock(pg_url) == 1, within_s=10)  # in the COMMIT, held
         outage.cut()
         holder.rollback()
     writer.join(30)

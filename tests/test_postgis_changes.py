@@ -8,7 +8,7 @@ The behaviour both stores share is in tests/test_store_changes.py. Each test has
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from collections.abc import Callable, Iterator
 
@@ -22,7 +22,7 @@ from geo.store.changes import Replayed, WriteMeta
 from geo.store.copy import copy
 from geo.store.migrate import migrations
 from geo.store.postgis import PostGISStore
-from tests.pg import Outage, pg_schema, schema_of, wait_for
+from tests.pg import Outage, behind_the_lock, pg_schema, wait_for
 
 
 def _feature(fid: str, name: str | None = None, status: str = "planned") -> dict[str, object]:
@@ -153,14 +153,6 @@ def test_a_key_older_than_the_window_is_forgotten(stores: Callable[..., PostGISS
                     ("b", "alice", "create", "alice\nk1", "hash-of-k1")]
 
 
-def _waiting_on_the_lock(pg_url: str) -> int:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND "
-                           "wait_event_type = 'Lock' AND wait_event = 'advisory'", (schema_of(pg_url),)
-                           ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def test_two_servers_adding_with_one_key_while_both_wait_on_the_lock_store_one_project(
         stores: Callable[..., PostGISStore], pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both adds are seen waiting on the write lock (held by a third session) before it is let go: in
@@ -180,15 +172,8 @@ def test_two_servers_adding_with_one_key_while_both_wait_on_the_lock_store_one_p
             outcome[fid] = f"replayed {exc.fid}"
             seen[fid] = store.snapshot().get(exc.fid) is not None
 
-    with psycopg.connect(pg_url) as holder:
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (first.lock_key,))
-        threads = [threading.Thread(target=post, args=(s, f)) for s, f in ((first, "x"), (second, "y"))]
-        for thread in threads:
-            thread.start()
-        wait_for(lambda: _waiting_on_the_lock(pg_url) == 2, within_s=10)
-        holder.rollback()
-    for thread in threads:
-        thread.join(30)
+    behind_the_lock(pg_url, first.lock_key, [functools.partial(post, first, "x"),
+                                             functools.partial(post, second, "y")])
     winner = next(fid for fid, result in outcome.items() if result == "stored")
     loser = "y" if winner == "x" else "x"
     assert outcome == {winner: "stored", loser: f"replayed {winner}"}
